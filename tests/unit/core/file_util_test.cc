@@ -1,0 +1,52 @@
+#include "workers/engine/core/file_util.h"
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "workers/engine/core/mapped_file.h"
+
+namespace squeeze {
+namespace {
+
+std::string TempDir() {
+  std::string dir = ::testing::TempDir() + "/file_util_test";
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+TEST(FileUtilTest, AtomicWriteThenReadAndMap) {
+  const std::string path = TempDir() + "/a.bin";
+  ASSERT_TRUE(WriteFileAtomically(path, "hello").ok());
+  auto text = ReadFileToString(path);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "hello");
+  auto mapped = MappedFile::Open(path);
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  ASSERT_EQ((*mapped)->size(), 5u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>((*mapped)->data()), 5), "hello");
+}
+
+TEST(FileUtilTest, UncommittedWriterLeavesNothing) {
+  const std::string dir = TempDir() + "/uncommitted";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    auto w = AtomicFileWriter::Create(dir + "/x");
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(w->Append("partial").ok());
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
+TEST(FileUtilTest, MissingFileIsNotFoundAndNamed) {
+  auto r = ReadFileToString("/nonexistent/dir/file");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(r.status().message().find("/nonexistent/dir/file"), std::string::npos);
+  auto m = MappedFile::Open("/nonexistent/dir/file");
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace squeeze

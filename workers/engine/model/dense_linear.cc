@@ -1,0 +1,115 @@
+#include "workers/engine/model/dense_linear.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "workers/engine/core/half.h"
+
+namespace squeeze {
+
+absl::StatusOr<std::unique_ptr<DenseLinear>> DenseLinear::Create(TensorView weight,
+                                                                 std::vector<float> bias) {
+  if (weight.shape.size() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("linear weight must be 2-D, got shape ", ShapeString(weight.shape)));
+  }
+  if (weight.dtype != DType::kF32 && weight.dtype != DType::kF16 && weight.dtype != DType::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat("linear weight dtype ", DTypeName(weight.dtype),
+                                                   " is not F32, F16 or BF16"));
+  }
+  if (static_cast<size_t>(weight.numel()) * DTypeSize(weight.dtype) != weight.nbytes) {
+    return absl::InvalidArgumentError(absl::StrCat("linear weight shape ", ShapeString(weight.shape),
+                                                   " does not match ", weight.nbytes, " bytes"));
+  }
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != weight.shape[0]) {
+    return absl::InvalidArgumentError(absl::StrCat("bias has ", bias.size(), " values, expected ",
+                                                   weight.shape[0]));
+  }
+  if (weight.dtype == DType::kF32 && reinterpret_cast<uintptr_t>(weight.data) % alignof(float) != 0) {
+    // Unaligned fp32 data cannot be used in place; copy it.
+    std::vector<float> copy(static_cast<size_t>(weight.numel()));
+    if (!copy.empty()) std::memcpy(copy.data(), weight.data, weight.nbytes);
+    weight = OwnedF32(std::move(copy), weight.shape);
+  }
+  return std::unique_ptr<DenseLinear>(new DenseLinear(std::move(weight), std::move(bias)));
+}
+
+std::unique_ptr<DenseLinear> DenseLinear::FromMatrix(MatrixRM weight, std::vector<float> bias) {
+  const int64_t out = weight.rows(), in = weight.cols();
+  std::vector<float> values(weight.data(), weight.data() + weight.size());
+  return std::unique_ptr<DenseLinear>(
+      new DenseLinear(OwnedF32(std::move(values), {out, in}), std::move(bias)));
+}
+
+DenseLinear::DenseLinear(TensorView weight, std::vector<float> bias)
+    : weight_(std::move(weight)), bias_(std::move(bias)), out_(weight_.shape[0]), in_(weight_.shape[1]) {}
+
+void DenseLinear::WidenRows(int64_t row_begin, int64_t row_end, float* dst) const {
+  const int64_t n = (row_end - row_begin) * in_;
+  const auto* src = static_cast<const uint8_t*>(weight_.data) + row_begin * in_ * DTypeSize(weight_.dtype);
+  switch (weight_.dtype) {
+    case DType::kF32:
+      std::memcpy(dst, src, n * sizeof(float));
+      break;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        dst[i] = F16ToFloat(h);
+      }
+      break;
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        dst[i] = Bf16ToFloat(h);
+      }
+      break;
+    default:
+      break;  // excluded by Create
+  }
+}
+
+void DenseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
+  ConstMapMatrixRM X(x, n_rows, in_);
+  MapMatrixRM Y(y, n_rows, out_);
+  // Split the output features over threads; each chunk computes a column
+  // block of Y with Eigen's (single-threaded) GEMM, so results do not depend
+  // on the pool size.
+  const int64_t min_chunk = std::max<int64_t>(16, (1 << 16) / std::max<int64_t>(1, in_));
+  pool.ParallelFor(out_, min_chunk, [&](int64_t begin, int64_t end) {
+    const int64_t rows = end - begin;
+    if (weight_.dtype == DType::kF32) {
+      ConstMapMatrixRM W(static_cast<const float*>(weight_.data) + begin * in_, rows, in_);
+      Y.middleCols(begin, rows).noalias() = X * W.transpose();
+    } else {
+      MatrixRM W(rows, in_);
+      WidenRows(begin, end, W.data());
+      Y.middleCols(begin, rows).noalias() = X * W.transpose();
+    }
+    if (!bias_.empty()) {
+      Eigen::Map<const Eigen::RowVectorXf> b(bias_.data() + begin, rows);
+      Y.middleCols(begin, rows).rowwise() += b;
+    }
+  });
+}
+
+MatrixRM DenseLinear::DenseWeight() const {
+  MatrixRM w(out_, in_);
+  WidenRows(0, out_, w.data());
+  return w;
+}
+
+std::string DenseLinear::kind() const {
+  std::string name(DTypeName(weight_.dtype));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return "dense_" + name;
+}
+
+int64_t DenseLinear::StorageBytes() const {
+  return static_cast<int64_t>(weight_.nbytes + bias_.size() * sizeof(float));
+}
+
+}  // namespace squeeze

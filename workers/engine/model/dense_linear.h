@@ -1,0 +1,49 @@
+// DenseLinear: an uncompressed weight stored as F32, F16 or BF16.
+//
+// F32 weights are used in place (zero copy when the view is 4-byte aligned,
+// e.g. a memory-mapped safetensors file). F16/BF16 weights stay in their
+// stored dtype (half the memory) and are widened to fp32 tile by tile inside
+// Forward. Reference: y = x * DenseWeight()^T + b.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/model/linear.h"
+
+namespace squeeze {
+
+class DenseLinear final : public LinearLayer {
+ public:
+  // `weight` is 2-D [out, in] with dtype F32, F16 or BF16; `bias` is empty or
+  // has `out` values. The view's owner is retained.
+  static absl::StatusOr<std::unique_ptr<DenseLinear>> Create(TensorView weight,
+                                                             std::vector<float> bias = {});
+  // Owns an fp32 copy of `weight`.
+  static std::unique_ptr<DenseLinear> FromMatrix(MatrixRM weight, std::vector<float> bias = {});
+
+  int64_t in_features() const override { return in_; }
+  int64_t out_features() const override { return out_; }
+  void Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const override;
+  MatrixRM DenseWeight() const override;
+  absl::Span<const float> bias() const override { return bias_; }
+  std::string kind() const override;
+  int64_t StorageBytes() const override;
+
+  DType dtype() const { return weight_.dtype; }
+  // The stored weight bytes (row-major [out, in] of dtype()).
+  const TensorView& weight_view() const { return weight_; }
+
+ private:
+  DenseLinear(TensorView weight, std::vector<float> bias);
+  // Writes rows [row_begin, row_end) of W as fp32 into `dst` (row-major).
+  void WidenRows(int64_t row_begin, int64_t row_end, float* dst) const;
+
+  TensorView weight_;
+  std::vector<float> bias_;
+  int64_t out_ = 0;
+  int64_t in_ = 0;
+};
+
+}  // namespace squeeze

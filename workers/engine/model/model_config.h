@@ -1,0 +1,35 @@
+// Hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2).
+// Names follow llama2.c; the HF config.json key each comes from is noted.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace squeeze {
+
+struct ModelConfig {
+  std::string architecture = "LlamaForCausalLM";  // config.json "architectures"[0]
+  std::string model_type = "llama";               // "llama" | "mistral" | "qwen2"
+  int dim = 0;             // hidden_size
+  int hidden_dim = 0;      // intermediate_size (SwiGLU width)
+  int n_layers = 0;        // num_hidden_layers
+  int n_heads = 0;         // num_attention_heads
+  int n_kv_heads = 0;      // num_key_value_heads (== n_heads without GQA)
+  int head_dim = 0;        // head_dim, else hidden_size / num_attention_heads
+  int vocab_size = 0;      // vocab_size
+  int max_seq_len = 0;     // max_position_embeddings
+  float rope_theta = 10000.0f;  // rope_theta
+  float norm_eps = 1e-5f;       // rms_norm_eps
+  bool tie_word_embeddings = false;  // lm_head shares the embedding matrix
+  bool attention_bias = false;       // q/k/v projections carry biases (Qwen2)
+  int bos_token_id = 1;
+  int eos_token_id = 2;
+  int sliding_window = 0;  // Mistral; 0 = full attention
+
+  // Checks sizes are positive and consistent (dim == n_heads * head_dim is NOT
+  // required: Qwen/Mistral variants may differ; n_heads % n_kv_heads == 0 is).
+  absl::Status Validate() const;
+};
+
+}  // namespace squeeze
