@@ -112,4 +112,17 @@ int64_t DenseLinear::StorageBytes() const {
   return static_cast<int64_t>(weight_.nbytes + bias_.size() * sizeof(float));
 }
 
+std::vector<std::pair<std::string, TensorView>> DenseLinear::StoredTensors() const {
+  std::vector<std::pair<std::string, TensorView>> out{{"weight", weight_}};
+  if (!bias_.empty()) {
+    TensorView b;
+    b.dtype = DType::kF32;
+    b.shape = {static_cast<int64_t>(bias_.size())};
+    b.data = bias_.data();
+    b.nbytes = bias_.size() * sizeof(float);
+    out.emplace_back("bias", std::move(b));
+  }
+  return out;
+}
+
 }  // namespace squeeze

@@ -30,6 +30,7 @@ class DenseLinear final : public LinearLayer {
   absl::Span<const float> bias() const override { return bias_; }
   std::string kind() const override;
   int64_t StorageBytes() const override;
+  std::vector<std::pair<std::string, TensorView>> StoredTensors() const override;
 
   DType dtype() const { return weight_.dtype; }
   // The stored weight bytes (row-major [out, in] of dtype()).

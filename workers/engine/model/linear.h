@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/types/span.h"
 #include "workers/engine/core/tensor.h"
@@ -41,6 +43,11 @@ class LinearLayer {
 
   // Bytes the weights (and scales, indices, bias) occupy in memory.
   virtual int64_t StorageBytes() const = 0;
+
+  // The tensors this layer is saved as, named relative to its module
+  // ("weight", "bias"; packed kinds add e.g. "weight_packed", "weight_scale").
+  // Views alias the layer's memory and stay valid while the layer lives.
+  virtual std::vector<std::pair<std::string, TensorView>> StoredTensors() const = 0;
 
   // Number of weights that are not structurally zero (== in*out when dense).
   virtual int64_t NonZeroWeights() const { return in_features() * out_features(); }
