@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/half.h"
+#include "workers/kernels/cpu/transformer_ops.h"
 
 namespace squeeze {
 
@@ -75,11 +76,10 @@ void DenseLinear::WidenRows(int64_t row_begin, int64_t row_end, float* dst) cons
 void DenseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
   ConstMapMatrixRM X(x, n_rows, in_);
   MapMatrixRM Y(y, n_rows, out_);
-  // Split the output features over threads; each chunk computes a column
-  // block of Y with Eigen's (single-threaded) GEMM, so results do not depend
-  // on the pool size.
-  const int64_t min_chunk = std::max<int64_t>(16, (1 << 16) / std::max<int64_t>(1, in_));
-  pool.ParallelFor(out_, min_chunk, [&](int64_t begin, int64_t end) {
+  // Split the output features into chunks whose width depends only on the
+  // shape; each chunk computes a column block of Y with Eigen's
+  // (single-threaded) GEMM, so results do not depend on the pool size.
+  kernels::ForEachColumnChunk(out_, in_, pool, [&](int64_t begin, int64_t end) {
     const int64_t rows = end - begin;
     if (weight_.dtype == DType::kF32) {
       ConstMapMatrixRM W(static_cast<const float*>(weight_.data) + begin * in_, rows, in_);

@@ -1,0 +1,542 @@
+#include "server/coordinator/coordinator.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/objectstore/manifest.h"
+#include "server/objectstore/sha256.h"
+#include "workers/engine/core/status_macros.h"
+
+namespace squeeze::server {
+namespace {
+
+class SystemClock : public Clock {
+ public:
+  int64_t MonotonicMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  int64_t UnixMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+// Memory a job may need on a worker: the fp32 model, a compressed copy and
+// calibration activations; deliberately generous for small models.
+constexpr int64_t kMemoryOverheadBytes = 64ll << 20;
+constexpr int kMaxEventsPerBatch = 256;
+
+}  // namespace
+
+Clock* RealClock() {
+  static SystemClock clock;
+  return &clock;
+}
+
+bool IsTerminal(v1::JobState s) { return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED; }
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(CoordinatorOptions options,
+                                                               std::unique_ptr<store::ObjectStore> objects) {
+  if (options.lease_ttl_ms <= 0) return absl::InvalidArgumentError("lease TTL must be positive");
+  if (options.default_max_attempts <= 0) return absl::InvalidArgumentError("max attempts must be positive");
+  SQ_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(options.data_dir + "/jobs.db"));
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), std::move(store), std::move(objects)));
+  SQ_RETURN_IF_ERROR(c->Recover());
+  if (c->options_.start_reaper) c->reaper_ = std::thread([p = c.get()] { p->ReaperLoop(); });
+  return c;
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, std::unique_ptr<JobStore> store,
+                         std::unique_ptr<store::ObjectStore> objects)
+    : options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : RealClock()),
+      store_(std::move(store)),
+      objects_(std::move(objects)) {
+  std::random_device rd;
+  id_state_ = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(clock_->UnixMs()) ^
+              (static_cast<uint64_t>(::getpid()) << 16);
+}
+
+Coordinator::~Coordinator() {
+  Shutdown();
+  stop_reaper_ = true;
+  if (reaper_.joinable()) reaper_.join();
+}
+
+void Coordinator::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    shutdown_ = true;
+  }
+  queue_cv_.notify_all();
+  events_cv_.notify_all();
+}
+
+absl::Status Coordinator::Recover() {
+  std::lock_guard<std::mutex> lk(mu_);
+  SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> running, store_->InState(v1::RUNNING));
+  const int64_t deadline = clock_->MonotonicMs() + options_.lease_ttl_ms;
+  for (const StoredJob& j : running) {
+    leases_[j.lease_id] = Lease{j.job.job_id(), j.worker_id, deadline};
+  }
+  return absl::OkStatus();
+}
+
+std::string Coordinator::NewId(const char* prefix) {
+  // splitmix64 over a random seed: unique enough for ids, cheap, no locking
+  // beyond mu_ (callers hold it).
+  uint64_t z = (id_state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return absl::StrFormat("%s%016x", prefix, z);
+}
+
+absl::Status Coordinator::AddEvent(StoredJob& job, v1::JobEvent event) {
+  job.job.set_last_seq(job.job.last_seq() + 1);
+  event.set_job_id(job.job.job_id());
+  event.set_seq(job.job.last_seq());
+  event.set_time_ms(clock_->UnixMs());
+  last_seq_[job.job.job_id()] = job.job.last_seq();
+  return store_->AppendEvent(event);
+}
+
+absl::Status Coordinator::SetState(StoredJob& job, v1::JobState state, const std::string& message) {
+  job.job.set_state(state);
+  if (IsTerminal(state)) {
+    job.job.set_end_time_ms(clock_->UnixMs());
+    if (!job.lease_id.empty()) leases_.erase(job.lease_id);
+    job.lease_id.clear();
+    ForgetJobCaches(job.job.job_id());
+  }
+  v1::JobEvent e;
+  e.set_kind(v1::JobEvent::STATE);
+  e.set_state(state);
+  e.set_message(message);
+  return AddEvent(job, std::move(e));
+}
+
+void Coordinator::ForgetJobCaches(const std::string& job_id) {
+  for (auto it = stage_start_.begin(); it != stage_start_.end();) {
+    if (it->first.compare(0, job_id.size(), job_id) == 0 && it->first.size() > job_id.size() &&
+        it->first[job_id.size()] == '\0') {
+      it = stage_start_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+absl::StatusOr<StoredJob> Coordinator::MustGet(const std::string& job_id) {
+  if (job_id.empty()) return absl::InvalidArgumentError("job_id is required");
+  SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, store_->Get(job_id));
+  if (!j) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  return *std::move(j);
+}
+
+// ---------------------------------------------------------------- submit
+
+absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
+  if (r.recipe_yaml().empty()) return absl::InvalidArgumentError("recipe_yaml: empty recipe");
+  if (r.model_digest().empty()) return absl::InvalidArgumentError("model_digest: required (upload the model first)");
+  if (r.max_attempts() < 0) return absl::InvalidArgumentError("max_attempts: must be >= 0");
+  // Inputs must exist and be manifests before anything is queued.
+  int64_t model_bytes = 0;
+  const std::pair<const char*, const std::string*> refs[] = {
+      {"model_digest", &r.model_digest()}, {"calib_digest", &r.calib_digest()}, {"eval_digest", &r.eval_digest()}};
+  for (const auto& [field, digest] : refs) {
+    if (digest->empty()) continue;
+    if (!store::IsSha256Hex(*digest)) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": \"", *digest, "\" is not a sha256 digest"));
+    }
+    absl::StatusOr<std::string> json = objects_->Get(*digest);
+    if (!json.ok()) {
+      return absl::NotFoundError(absl::StrCat(field, ": ", *digest, " is not in the object store (upload it first)"));
+    }
+    absl::StatusOr<store::Manifest> m = store::Manifest::FromJson(*json);
+    if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", *digest, " is not a manifest"));
+    if (digest == &r.model_digest()) model_bytes = m->TotalBytes();
+  }
+  if (options_.validate_recipe) {
+    absl::Status s = options_.validate_recipe(r.recipe_yaml());
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("recipe: ", s.message()));
+  }
+
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!r.idempotency_key().empty()) {
+    SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> existing, store_->FindByIdempotencyKey(r.idempotency_key()));
+    if (existing) return existing->job;
+  }
+  StoredJob j;
+  v1::Job& job = j.job;
+  job.set_job_id(NewId("job-"));
+  job.set_state(v1::QUEUED);
+  job.set_recipe_yaml(r.recipe_yaml());
+  job.set_model_digest(r.model_digest());
+  job.set_calib_digest(r.calib_digest());
+  job.set_eval_digest(r.eval_digest());
+  *job.mutable_labels() = r.labels();
+  job.set_priority(r.priority());
+  job.set_seed(r.seed());
+  job.set_create_time_ms(clock_->UnixMs());
+  job.set_max_attempts(r.max_attempts() > 0 ? r.max_attempts() : options_.default_max_attempts);
+  job.set_requires_gpu(r.requires_gpu());
+  job.set_memory_estimate_bytes(3 * model_bytes + kMemoryOverheadBytes);
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  SQ_RETURN_IF_ERROR(store_->Insert(j, r.idempotency_key()));
+  v1::JobEvent e;
+  e.set_kind(v1::JobEvent::STATE);
+  e.set_state(v1::QUEUED);
+  e.set_message("submitted");
+  SQ_RETURN_IF_ERROR(AddEvent(j, std::move(e)));
+  SQ_RETURN_IF_ERROR(store_->Update(j));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  queue_cv_.notify_all();
+  events_cv_.notify_all();
+  return job;
+}
+
+absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
+  return j.job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsRequest& r) {
+  int page = r.page_size() <= 0 ? 100 : std::min(r.page_size(), 1000);
+  int64_t before = 0;
+  if (!r.page_token().empty() && !absl::SimpleAtoi(r.page_token(), &before)) {
+    return absl::InvalidArgumentError("page_token: malformed");
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  v1::ListJobsResponse out;
+  int64_t last_row = 0;
+  while (out.jobs_size() < page) {
+    SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> rows, store_->List(r.state(), before, 256));
+    if (rows.empty()) {
+      last_row = 0;
+      break;
+    }
+    for (StoredJob& j : rows) {
+      before = j.row;
+      bool match = true;
+      for (const auto& [k, v] : r.label_selector()) {
+        auto it = j.job.labels().find(k);
+        if (it == j.job.labels().end() || it->second != v) match = false;
+      }
+      if (!match) continue;
+      *out.add_jobs() = std::move(j.job);
+      last_row = j.row;
+      if (out.jobs_size() == page) break;
+    }
+  }
+  if (out.jobs_size() == page && last_row > 1) out.set_next_page_token(absl::StrCat(last_row));
+  return out;
+}
+
+absl::StatusOr<v1::Job> Coordinator::Cancel(const std::string& job_id) {
+  std::unique_lock<std::mutex> lk(mu_);
+  SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
+  if (IsTerminal(j.job.state()) || j.cancel_requested) return j.job;
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  if (j.job.state() == v1::QUEUED) {
+    SQ_RETURN_IF_ERROR(SetState(j, v1::CANCELLED, "cancelled while queued"));
+  } else {
+    j.cancel_requested = true;
+    v1::JobEvent e;
+    e.set_kind(v1::JobEvent::LOG);
+    e.set_state(j.job.state());
+    e.set_message("cancel requested; the worker stops at the next layer boundary");
+    SQ_RETURN_IF_ERROR(AddEvent(j, std::move(e)));
+  }
+  SQ_RETURN_IF_ERROR(store_->Update(j));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  events_cv_.notify_all();
+  return j.job;
+}
+
+absl::StatusOr<WatchBatch> Coordinator::WaitEvents(const std::string& job_id, int64_t after_seq, int64_t wait_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(wait_ms, 0));
+  std::unique_lock<std::mutex> lk(mu_);
+  while (true) {
+    auto it = last_seq_.find(job_id);
+    if (it == last_seq_.end()) {
+      SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
+      it = last_seq_.emplace(job_id, j.job.last_seq()).first;
+    }
+    if (it->second > after_seq) break;
+    if (shutdown_ || std::chrono::steady_clock::now() >= deadline) break;
+    events_cv_.wait_until(lk, deadline);
+  }
+  WatchBatch batch;
+  SQ_ASSIGN_OR_RETURN(batch.events, store_->EventsAfter(job_id, after_seq, kMaxEventsPerBatch));
+  const int64_t last_sent = batch.events.empty() ? after_seq : batch.events.back().seq();
+  SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
+  batch.done = IsTerminal(j.job.state()) && last_sent >= j.job.last_seq();
+  batch.shutting_down = shutdown_;
+  return batch;
+}
+
+absl::StatusOr<v1::GetReportResponse> Coordinator::GetReport(const std::string& job_id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
+  if (j.job.state() != v1::SUCCEEDED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " is ", v1::JobState_Name(j.job.state()), "; reports exist for SUCCEEDED jobs"));
+  }
+  v1::GetReportResponse out;
+  out.set_job_id(job_id);
+  out.set_report_json(j.report_json);
+  out.set_artifact_digest(j.job.artifact_digest());
+  return out;
+}
+
+// ---------------------------------------------------------------- workers
+
+absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(const v1::Capabilities& caps) {
+  if (caps.cpu_cores() <= 0) return absl::InvalidArgumentError("capabilities.cpu_cores: must be positive");
+  if (caps.ram_bytes() <= 0) return absl::InvalidArgumentError("capabilities.ram_bytes: must be positive");
+  std::lock_guard<std::mutex> lk(mu_);
+  v1::RegisterWorkerResponse out;
+  out.set_worker_id(NewId("worker-"));
+  workers_[out.worker_id()] = Worker{caps};
+  out.set_lease_ttl_ms(options_.lease_ttl_ms);
+  out.set_heartbeat_interval_ms(std::max<int64_t>(options_.lease_ttl_ms / 4, 50));
+  return out;
+}
+
+absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string& worker_id, int64_t wait_ms,
+                                                               const std::function<bool()>& give_up) {
+  const int64_t wait = std::clamp<int64_t>(wait_ms, 0, options_.max_lease_wait_ms);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait);
+  std::unique_lock<std::mutex> lk(mu_);
+  auto w = workers_.find(worker_id);
+  if (w == workers_.end()) {
+    return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is not registered (register again)"));
+  }
+  const v1::Capabilities caps = w->second.caps;
+  while (true) {
+    if (shutdown_) return std::optional<v1::Task>();
+    SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> next, store_->NextQueued(caps.gpus_size() > 0, caps.ram_bytes()));
+    if (next) {
+      StoredJob& j = *next;
+      j.lease_id = NewId("lease-");
+      j.worker_id = worker_id;
+      j.job.set_attempts(j.job.attempts() + 1);
+      if (j.job.start_time_ms() == 0) j.job.set_start_time_ms(clock_->UnixMs());
+      SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+      SQ_RETURN_IF_ERROR(SetState(j, v1::RUNNING,
+                                  absl::StrCat("leased to ", worker_id, " (attempt ", j.job.attempts(), " of ",
+                                               j.job.max_attempts(), ")")));
+      SQ_RETURN_IF_ERROR(store_->Update(j));
+      SQ_RETURN_IF_ERROR(tx.Commit());
+      leases_[j.lease_id] = Lease{j.job.job_id(), worker_id, clock_->MonotonicMs() + options_.lease_ttl_ms};
+      v1::Task t;
+      t.set_job_id(j.job.job_id());
+      t.set_lease_id(j.lease_id);
+      t.set_attempt(j.job.attempts());
+      t.set_recipe_yaml(j.job.recipe_yaml());
+      t.set_model_digest(j.job.model_digest());
+      t.set_calib_digest(j.job.calib_digest());
+      t.set_eval_digest(j.job.eval_digest());
+      t.set_seed(j.job.seed());
+      t.set_lease_ttl_ms(options_.lease_ttl_ms);
+      lk.unlock();
+      events_cv_.notify_all();
+      return std::optional<v1::Task>(std::move(t));
+    }
+    if (std::chrono::steady_clock::now() >= deadline || (give_up && give_up())) return std::optional<v1::Task>();
+    // Wake at least every 200 ms to notice a cancelled RPC.
+    queue_cv_.wait_until(lk, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)));
+  }
+}
+
+absl::StatusOr<std::optional<StoredJob>> Coordinator::JobForLease(const std::string& lease_id) {
+  auto it = leases_.find(lease_id);
+  if (lease_id.empty() || it == leases_.end()) return std::optional<StoredJob>();
+  SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, store_->Get(it->second.job_id));
+  if (!j || j->lease_id != lease_id || j->job.state() != v1::RUNNING) {
+    leases_.erase(it);
+    return std::optional<StoredJob>();
+  }
+  return j;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& r) {
+  std::unique_lock<std::mutex> lk(mu_);
+  v1::HeartbeatResponse out;
+  SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, JobForLease(r.lease_id()));
+  if (!j) {
+    out.set_lease_valid(false);
+    return out;
+  }
+  const int64_t now = clock_->MonotonicMs();
+  leases_[r.lease_id()].deadline_ms = now + options_.lease_ttl_ms;
+  out.set_lease_valid(true);
+  out.set_cancel(j->cancel_requested);
+  if (r.progress_size() == 0) return out;
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  for (const v1::Progress& p : r.progress()) {
+    v1::JobEvent e;
+    e.set_kind(v1::JobEvent::PROGRESS);
+    e.set_state(v1::RUNNING);
+    e.set_stage(p.stage());
+    e.set_unit(p.unit());
+    e.set_current(p.current());
+    e.set_total(p.total());
+    e.set_message(p.message());
+    *e.mutable_metrics() = p.metrics();
+    // ETA: the stage's observed rate since its first report, applied to what is left.
+    auto [it, inserted] = stage_start_.try_emplace(absl::StrCat(j->job.job_id(), std::string(1, '\0'), p.stage()),
+                                                   std::make_pair(now, p.current()));
+    const auto [t0, c0] = it->second;
+    double eta = -1;
+    if (p.total() > 0 && p.current() >= p.total()) {
+      eta = 0;
+    } else if (p.current() > c0 && now > t0) {
+      eta = (now - t0) / 1000.0 / static_cast<double>(p.current() - c0) * static_cast<double>(p.total() - p.current());
+    }
+    e.set_eta_seconds(eta);
+    SQ_RETURN_IF_ERROR(AddEvent(*j, std::move(e)));
+  }
+  SQ_RETURN_IF_ERROR(store_->Update(*j));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  events_cv_.notify_all();
+  return out;
+}
+
+absl::StatusOr<v1::TaskAck> Coordinator::CompleteTask(const v1::CompleteTaskRequest& r) {
+  // Verify the artifact outside the lock: it reads the object store.
+  if (!store::IsSha256Hex(r.artifact_digest())) {
+    return absl::InvalidArgumentError("artifact_digest: not a sha256 digest");
+  }
+  SQ_ASSIGN_OR_RETURN(std::string manifest_json, objects_->Get(r.artifact_digest()));
+  SQ_ASSIGN_OR_RETURN(store::Manifest manifest, store::Manifest::FromJson(manifest_json));
+  for (const auto& f : manifest.files) {
+    if (!objects_->Contains(f.sha256)) {
+      return absl::FailedPreconditionError(absl::StrCat("artifact file ", f.path, " was not uploaded"));
+    }
+  }
+  std::unique_lock<std::mutex> lk(mu_);
+  v1::TaskAck ack;
+  SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, JobForLease(r.lease_id()));
+  if (!j) {
+    ack.set_accepted(false);
+    return ack;
+  }
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  j->job.set_artifact_digest(r.artifact_digest());
+  j->report_json = r.report_json();
+  SQ_RETURN_IF_ERROR(SetState(*j, v1::SUCCEEDED, absl::StrCat("artifact ", r.artifact_digest())));
+  SQ_RETURN_IF_ERROR(store_->Update(*j));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  events_cv_.notify_all();
+  ack.set_accepted(true);
+  ack.set_state(v1::SUCCEEDED);
+  return ack;
+}
+
+absl::Status Coordinator::Requeue(StoredJob& j, const std::string& why, bool charge_attempt) {
+  leases_.erase(j.lease_id);
+  j.lease_id.clear();
+  j.worker_id.clear();
+  if (!charge_attempt) j.job.set_attempts(std::max(0, j.job.attempts() - 1));
+  if (j.cancel_requested) return SetState(j, v1::CANCELLED, absl::StrCat("cancelled (", why, ")"));
+  if (j.job.attempts() >= j.job.max_attempts()) {
+    j.job.set_error(absl::StrCat(why, " (after ", j.job.attempts(), " attempts)"));
+    return SetState(j, v1::FAILED, j.job.error());
+  }
+  ForgetJobCaches(j.job.job_id());
+  return SetState(j, v1::QUEUED, absl::StrCat(why, "; requeued"));
+}
+
+absl::StatusOr<v1::TaskAck> Coordinator::FailTask(const v1::FailTaskRequest& r) {
+  std::unique_lock<std::mutex> lk(mu_);
+  v1::TaskAck ack;
+  SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, JobForLease(r.lease_id()));
+  if (!j) return ack;
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  if (r.cancelled() || j->cancel_requested) {
+    j->cancel_requested = true;
+    SQ_RETURN_IF_ERROR(Requeue(*j, "stopped by the worker", true));
+  } else if (r.retryable()) {
+    SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("worker error: ", r.error()), true));
+  } else {
+    j->job.set_error(r.error());
+    leases_.erase(j->lease_id);
+    SQ_RETURN_IF_ERROR(SetState(*j, v1::FAILED, r.error()));
+  }
+  SQ_RETURN_IF_ERROR(store_->Update(*j));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  queue_cv_.notify_all();
+  events_cv_.notify_all();
+  ack.set_accepted(true);
+  ack.set_state(j->job.state());
+  return ack;
+}
+
+absl::StatusOr<v1::TaskAck> Coordinator::ReleaseTask(const v1::ReleaseTaskRequest& r) {
+  std::unique_lock<std::mutex> lk(mu_);
+  v1::TaskAck ack;
+  SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, JobForLease(r.lease_id()));
+  if (!j) return ack;
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("released by the worker: ", r.reason()), false));
+  SQ_RETURN_IF_ERROR(store_->Update(*j));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  queue_cv_.notify_all();
+  events_cv_.notify_all();
+  ack.set_accepted(true);
+  ack.set_state(j->job.state());
+  return ack;
+}
+
+absl::StatusOr<int> Coordinator::ExpireLeases() {
+  std::unique_lock<std::mutex> lk(mu_);
+  const int64_t now = clock_->MonotonicMs();
+  std::vector<std::string> expired;
+  for (const auto& [id, lease] : leases_) {
+    if (lease.deadline_ms <= now) expired.push_back(id);
+  }
+  if (expired.empty()) return 0;
+  int n = 0;
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  for (const std::string& id : expired) {
+    const Lease lease = leases_[id];
+    SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, JobForLease(id));
+    if (!j) continue;
+    SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("lease expired on ", lease.worker_id), true));
+    SQ_RETURN_IF_ERROR(store_->Update(*j));
+    ++n;
+  }
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  lk.unlock();
+  queue_cv_.notify_all();
+  events_cv_.notify_all();
+  return n;
+}
+
+void Coordinator::ReaperLoop() {
+  const auto period = std::chrono::milliseconds(std::clamp<int64_t>(options_.lease_ttl_ms / 10, 20, 1000));
+  while (!stop_reaper_) {
+    std::this_thread::sleep_for(period);
+    absl::StatusOr<int> n = ExpireLeases();
+    if (!n.ok()) fprintf(stderr, "squeeze-coordinator: lease expiry failed: %s\n", n.status().ToString().c_str());
+  }
+}
+
+}  // namespace squeeze::server

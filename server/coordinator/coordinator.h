@@ -1,0 +1,145 @@
+// Coordinator: the job state machine, the scheduler and the lease table, on top
+// of the durable JobStore and the ObjectStore. Transport-free (the gRPC
+// services in service_impl.* translate), so tests drive it directly.
+//
+// States: QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED (and RUNNING ->
+// QUEUED when a lease expires, fails retryably or is released).
+// Invariants:
+//   - every accepted mutation is committed to SQLite before the call returns,
+//     so kill -9 loses nothing that a caller was told about;
+//   - a job is leased to at most one worker at a time; a result is accepted only
+//     with the job's current lease id, so no job completes twice;
+//   - lease deadlines live in memory on a monotonic clock; after a restart every
+//     RUNNING job's lease gets a fresh full TTL (its worker may still be alive);
+//   - each job's events carry seq 1, 2, 3, ... with no gaps.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/coordinator/job_store.h"
+#include "server/objectstore/object_store.h"
+#include "squeeze/v1/service.pb.h"
+#include "squeeze/v1/worker.pb.h"
+
+namespace squeeze::server {
+
+// Time source; tests substitute a manual clock to expire leases.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t MonotonicMs() = 0;  // lease deadlines
+  virtual int64_t UnixMs() = 0;       // timestamps shown to users
+};
+Clock* RealClock();
+
+struct CoordinatorOptions {
+  std::string data_dir;               // jobs.db and objects/ live here
+  int64_t lease_ttl_ms = 30'000;      // a worker must heartbeat within this
+  int default_max_attempts = 3;       // leases per job before it fails
+  int64_t max_lease_wait_ms = 30'000; // cap on a LeaseTask long-poll
+  // Validates a recipe at submit time; InvalidArgument names the YAML path.
+  std::function<absl::Status(const std::string& recipe_yaml)> validate_recipe;
+  Clock* clock = nullptr;             // nullptr = RealClock()
+  bool start_reaper = true;           // background thread expiring leases
+};
+
+struct WatchBatch {
+  std::vector<v1::JobEvent> events;
+  bool done = false;  // the job is terminal and `events` reaches its last event
+  bool shutting_down = false;
+};
+
+class Coordinator {
+ public:
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Open(CoordinatorOptions options,
+                                                           std::unique_ptr<store::ObjectStore> objects);
+  ~Coordinator();
+
+  // CompressionService.
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
+  // Events with seq > after_seq, waiting up to `wait_ms` for the first one.
+  absl::StatusOr<WatchBatch> WaitEvents(const std::string& job_id, int64_t after_seq, int64_t wait_ms);
+  absl::StatusOr<v1::GetReportResponse> GetReport(const std::string& job_id);
+
+  // WorkerService.
+  absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::Capabilities& caps);
+  // nullopt when nothing matched within wait_ms (or `give_up` turned true).
+  absl::StatusOr<std::optional<v1::Task>> LeaseTask(const std::string& worker_id, int64_t wait_ms,
+                                                    const std::function<bool()>& give_up = {});
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+  absl::StatusOr<v1::TaskAck> CompleteTask(const v1::CompleteTaskRequest& request);
+  absl::StatusOr<v1::TaskAck> FailTask(const v1::FailTaskRequest& request);
+  absl::StatusOr<v1::TaskAck> ReleaseTask(const v1::ReleaseTaskRequest& request);
+
+  // Requeues (or fails, when attempts are spent) every job whose lease expired.
+  // Returns how many expired. Called by the reaper thread; tests call it directly.
+  absl::StatusOr<int> ExpireLeases();
+
+  // Wakes every waiter; later waits return at once.
+  void Shutdown();
+
+  store::ObjectStore& objects() { return *objects_; }
+  int64_t lease_ttl_ms() const { return options_.lease_ttl_ms; }
+
+ private:
+  struct Lease {
+    std::string job_id;
+    std::string worker_id;
+    int64_t deadline_ms;  // monotonic
+  };
+  struct Worker {
+    v1::Capabilities caps;
+  };
+
+  Coordinator(CoordinatorOptions options, std::unique_ptr<JobStore> store,
+              std::unique_ptr<store::ObjectStore> objects);
+  absl::Status Recover();
+  // Appends an event to `job` (bumping last_seq) inside the caller's transaction.
+  absl::Status AddEvent(StoredJob& job, v1::JobEvent event);
+  absl::Status SetState(StoredJob& job, v1::JobState state, const std::string& message);
+  // Ends the job's lease (map and row); requeues or fails per the rules.
+  absl::Status Requeue(StoredJob& job, const std::string& why, bool charge_attempt);
+  absl::StatusOr<StoredJob> MustGet(const std::string& job_id);
+  absl::StatusOr<std::optional<StoredJob>> JobForLease(const std::string& lease_id);
+  void ForgetJobCaches(const std::string& job_id);
+  std::string NewId(const char* prefix);
+  void ReaperLoop();
+
+  CoordinatorOptions options_;
+  Clock* clock_;
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<store::ObjectStore> objects_;
+
+  std::mutex mu_;
+  std::condition_variable queue_cv_;   // a job became QUEUED
+  std::condition_variable events_cv_;  // an event was appended
+  std::map<std::string, Lease> leases_;              // by lease id
+  std::map<std::string, Worker> workers_;            // by worker id
+  std::unordered_map<std::string, int64_t> last_seq_;  // cache of job.last_seq
+  // (job_id + '\0' + stage) -> (first seen monotonic ms, first current) for ETA.
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> stage_start_;
+  uint64_t id_state_;
+  bool shutdown_ = false;
+
+  std::thread reaper_;
+  std::atomic<bool> stop_reaper_{false};
+};
+
+bool IsTerminal(v1::JobState state);
+
+}  // namespace squeeze::server

@@ -1,0 +1,205 @@
+#include "server/coordinator/job_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "workers/engine/core/status_macros.h"
+
+namespace squeeze::server {
+namespace {
+
+// Migration i brings the schema from version i to i+1. Append only.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT UNIQUE,
+  state INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  requires_gpu INTEGER NOT NULL,
+  mem_estimate INTEGER NOT NULL,
+  lease_id TEXT,
+  worker_id TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  report_json TEXT,
+  job BLOB NOT NULL);
+CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);
+CREATE INDEX jobs_lease ON jobs(lease_id);
+CREATE TABLE events(
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event BLOB NOT NULL,
+  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
+)sql",
+};
+
+constexpr char kColumns[] = "id, lease_id, worker_id, cancel_requested, report_json, job";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
+  SQ_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  std::unique_ptr<JobStore> store(new JobStore(std::move(db)));
+  SQ_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+absl::Status JobStore::Migrate() {
+  SQ_ASSIGN_OR_RETURN(Statement q, db_->Prepare("PRAGMA user_version"));
+  SQ_ASSIGN_OR_RETURN(bool row, q.Step());
+  int version = row ? static_cast<int>(q.Int(0)) : 0;
+  constexpr int kCount = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+  static_assert(kCount == kSchemaVersion);
+  if (version > kCount) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", version, " is newer than this coordinator (", kCount, ")"));
+  }
+  for (; version < kCount; ++version) {
+    SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*db_));
+    SQ_RETURN_IF_ERROR(db_->Exec(kMigrations[version]));
+    SQ_RETURN_IF_ERROR(db_->Exec(absl::StrCat("PRAGMA user_version = ", version + 1)));
+    SQ_RETURN_IF_ERROR(tx.Commit());
+  }
+  schema_version_ = version;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::Query(Statement& stmt) {
+  std::vector<StoredJob> out;
+  while (true) {
+    SQ_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    StoredJob j;
+    j.row = stmt.Int(0);
+    j.lease_id = stmt.Text(1);
+    j.worker_id = stmt.Text(2);
+    j.cancel_requested = stmt.Int(3) != 0;
+    j.report_json = stmt.Text(4);
+    if (!j.job.ParseFromString(stmt.Text(5))) {
+      return absl::DataLossError(absl::StrCat("jobs row ", j.row, ": undecodable job record"));
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) {
+  SQ_ASSIGN_OR_RETURN(
+      Statement s,
+      db_->Prepare("INSERT INTO jobs(job_id, idempotency_key, state, priority, requires_gpu, mem_estimate, "
+                   "lease_id, worker_id, cancel_requested, report_json, job) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
+  s.Bind(1, j.job.job_id());
+  if (idempotency_key.empty()) {
+    s.BindNull(2);
+  } else {
+    s.Bind(2, idempotency_key);
+  }
+  s.Bind(3, static_cast<int64_t>(j.job.state()))
+      .Bind(4, static_cast<int64_t>(j.job.priority()))
+      .Bind(5, static_cast<int64_t>(j.job.requires_gpu()))
+      .Bind(6, j.job.memory_estimate_bytes())
+      .Bind(7, j.lease_id)
+      .Bind(8, j.worker_id)
+      .Bind(9, static_cast<int64_t>(j.cancel_requested))
+      .Bind(10, j.report_json)
+      .BindBlob(11, j.job.SerializeAsString());
+  SQ_RETURN_IF_ERROR(s.Run());
+  SQ_ASSIGN_OR_RETURN(Statement q, db_->Prepare("SELECT last_insert_rowid()"));
+  SQ_ASSIGN_OR_RETURN(bool row, q.Step());
+  j.row = row ? q.Int(0) : 0;
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::Update(const StoredJob& j) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("UPDATE jobs SET state=?, priority=?, lease_id=?, worker_id=?, "
+                                                "cancel_requested=?, report_json=?, job=? WHERE job_id=?"));
+  s.Bind(1, static_cast<int64_t>(j.job.state()))
+      .Bind(2, static_cast<int64_t>(j.job.priority()))
+      .Bind(3, j.lease_id)
+      .Bind(4, j.worker_id)
+      .Bind(5, static_cast<int64_t>(j.cancel_requested))
+      .Bind(6, j.report_json)
+      .BindBlob(7, j.job.SerializeAsString())
+      .Bind(8, j.job.job_id());
+  SQ_RETURN_IF_ERROR(s.Run());
+  if (db_->Changes() != 1) return absl::NotFoundError(absl::StrCat("job ", j.job.job_id(), " not found"));
+  return absl::OkStatus();
+}
+
+namespace {
+absl::StatusOr<std::optional<StoredJob>> First(absl::StatusOr<std::vector<StoredJob>> rows) {
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<StoredJob>();
+  return std::optional<StoredJob>(std::move(rows->front()));
+}
+}  // namespace
+
+absl::StatusOr<std::optional<StoredJob>> JobStore::Get(const std::string& job_id) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE job_id=?")));
+  s.Bind(1, job_id);
+  return First(Query(s));
+}
+
+absl::StatusOr<std::optional<StoredJob>> JobStore::FindByIdempotencyKey(const std::string& key) {
+  SQ_ASSIGN_OR_RETURN(Statement s,
+                      db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE idempotency_key=?")));
+  s.Bind(1, key);
+  return First(Query(s));
+}
+
+absl::StatusOr<std::optional<StoredJob>> JobStore::FindByLease(const std::string& lease_id) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE lease_id=?")));
+  s.Bind(1, lease_id);
+  return First(Query(s));
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::InState(v1::JobState state) {
+  SQ_ASSIGN_OR_RETURN(Statement s,
+                      db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE state=? ORDER BY id")));
+  s.Bind(1, static_cast<int64_t>(state));
+  return Query(s);
+}
+
+absl::StatusOr<std::optional<StoredJob>> JobStore::NextQueued(bool worker_has_gpu, int64_t worker_ram_bytes) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat(
+                                       "SELECT ", kColumns,
+                                       " FROM jobs WHERE state=? AND (requires_gpu=0 OR ?) AND mem_estimate<=? "
+                                       "ORDER BY priority DESC, id ASC LIMIT 1")));
+  s.Bind(1, static_cast<int64_t>(v1::QUEUED)).Bind(2, static_cast<int64_t>(worker_has_gpu)).Bind(3, worker_ram_bytes);
+  return First(Query(s));
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::List(v1::JobState state, int64_t before_row, int limit) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat("SELECT ", kColumns,
+                                                             " FROM jobs WHERE (?=0 OR state=?) AND (?=0 OR id<?) "
+                                                             "ORDER BY id DESC LIMIT ?")));
+  s.Bind(1, static_cast<int64_t>(state))
+      .Bind(2, static_cast<int64_t>(state))
+      .Bind(3, before_row)
+      .Bind(4, before_row)
+      .Bind(5, static_cast<int64_t>(limit));
+  return Query(s);
+}
+
+absl::Status JobStore::AppendEvent(const v1::JobEvent& event) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("INSERT INTO events(job_id, seq, event) VALUES(?,?,?)"));
+  s.Bind(1, event.job_id()).Bind(2, event.seq()).BindBlob(3, event.SerializeAsString());
+  return s.Run();
+}
+
+absl::StatusOr<std::vector<v1::JobEvent>> JobStore::EventsAfter(const std::string& job_id, int64_t after_seq,
+                                                                int limit) {
+  SQ_ASSIGN_OR_RETURN(Statement s,
+                      db_->Prepare("SELECT event FROM events WHERE job_id=? AND seq>? ORDER BY seq LIMIT ?"));
+  s.Bind(1, job_id).Bind(2, after_seq).Bind(3, static_cast<int64_t>(limit));
+  std::vector<v1::JobEvent> out;
+  while (true) {
+    SQ_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    v1::JobEvent e;
+    if (!e.ParseFromString(s.Text(0))) return absl::DataLossError("undecodable event record");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace squeeze::server

@@ -1,0 +1,26 @@
+// A model and its tokenizer loaded together, as the offline CLI commands and
+// the stage runner need them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/model/model.h"
+#include "workers/engine/tokenizer/tokenizer.h"
+
+namespace squeeze {
+
+struct LoadedModel {
+  Model model;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string tokenizer_path;
+};
+
+// LoadModel(model_path) (HF directory or llama2.c .bin) and the tokenizer at
+// tokenizer_path, or FindTokenizerFor(model_path) when it is empty. Checks the
+// tokenizer's vocabulary fits the model's. Errors name the file.
+absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& model_path,
+                                                  const std::string& tokenizer_path = "");
+
+}  // namespace squeeze

@@ -1,0 +1,209 @@
+#include "workers/engine/formats/checkpoint_tensors.h"
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "workers/engine/core/status_macros.h"
+#include "workers/engine/formats/linear_loaders.h"
+#include "workers/engine/model/dense_linear.h"
+
+namespace squeeze {
+namespace {
+
+// Allowed output widths of a linear layer: exactly `exact` when > 0, else a
+// positive multiple of `unit` up to `max` (structured pruning keeps whole
+// heads / channels).
+struct Rows {
+  int64_t max = 0;
+  int64_t unit = 1;
+  int64_t exact = 0;
+
+  bool Allows(int64_t out) const {
+    if (exact > 0) return out == exact;
+    return out > 0 && out <= max && out % unit == 0;
+  }
+  std::string Expected(int64_t in) const {
+    if (exact > 0) return ShapeString({exact, in});
+    const std::string note = unit > 1 ? absl::StrCat(" (or fewer whole heads of ", unit, " rows)")
+                                      : std::string(" (or fewer rows, if pruned)");
+    return ShapeString({max, in}) + note;
+  }
+};
+
+class Builder {
+ public:
+  explicit Builder(CheckpointTensors& ck) : ck_(ck) {}
+
+  std::string FileOf(const std::string& name) const {
+    auto it = ck_.tensors.find(name);
+    return it != ck_.tensors.end() ? it->second.file : DefaultFile();
+  }
+  std::string DefaultFile() const {
+    return ck_.tensors.empty() ? std::string("checkpoint") : ck_.tensors.begin()->second.file;
+  }
+
+  absl::Status TensorError(const std::string& name, absl::string_view what) const {
+    return absl::InvalidArgumentError(absl::StrCat(FileOf(name), ": tensor ", name, ": ", what));
+  }
+
+  // The tensor `name` (InvalidArgument when absent); marks it used.
+  absl::StatusOr<const TensorView*> Get(const std::string& name) {
+    auto it = ck_.tensors.find(name);
+    if (it == ck_.tensors.end()) return TensorError(name, "missing from the checkpoint");
+    used_.insert(name);
+    return &it->second.view;
+  }
+  bool Has(const std::string& name) const { return ck_.tensors.count(name) > 0; }
+
+  absl::Status CheckFloat(const std::string& name, const TensorView& v) const {
+    if (v.dtype != DType::kF32 && v.dtype != DType::kF16 && v.dtype != DType::kBF16) {
+      return TensorError(name, absl::StrCat("dtype ", DTypeName(v.dtype), ", expected F32, F16 or BF16"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<const TensorView*> GetShaped(const std::string& name, const std::vector<int64_t>& expected) {
+    SQ_ASSIGN_OR_RETURN(const TensorView* v, Get(name));
+    SQ_RETURN_IF_ERROR(CheckFloat(name, *v));
+    if (v->shape != expected) {
+      return TensorError(name, absl::StrCat("shape ", ShapeString(v->shape), ", expected ", ShapeString(expected)));
+    }
+    return v;
+  }
+
+  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n) {
+    SQ_ASSIGN_OR_RETURN(const TensorView* v, GetShaped(name, {n}));
+    return ToFloat32(*v, absl::StrCat(FileOf(name), ": tensor ", name));
+  }
+
+  // A linear module: dense ("<module>.weight" [+ ".bias"]) or a registered
+  // compressed kind. Its [out, in] must satisfy `rows` and `in`; q/k/v biases
+  // are required when `bias_required`.
+  absl::StatusOr<std::unique_ptr<LinearLayer>> Linear(const std::string& module, Rows rows, int64_t in,
+                                                      bool bias_required) {
+    auto kind_it = ck_.linear_kinds.find(module);
+    if (kind_it != ck_.linear_kinds.end() && !absl::StartsWith(kind_it->second, "dense_")) {
+      return CompressedLinear(module, kind_it->second, rows, in, bias_required);
+    }
+    const std::string wname = module + ".weight";
+    SQ_ASSIGN_OR_RETURN(const TensorView* w, Get(wname));
+    SQ_RETURN_IF_ERROR(CheckFloat(wname, *w));
+    if (w->shape.size() != 2 || w->shape[1] != in || !rows.Allows(w->shape[0])) {
+      return TensorError(wname, absl::StrCat("shape ", ShapeString(w->shape), ", expected ", rows.Expected(in)));
+    }
+    const int64_t out = w->shape[0];
+    std::vector<float> bias;
+    const std::string bname = module + ".bias";
+    if (bias_required || Has(bname)) {
+      SQ_ASSIGN_OR_RETURN(bias, Vector(bname, out));
+    }
+    auto layer = DenseLinear::Create(*w, std::move(bias));
+    if (!layer.ok()) return TensorError(wname, layer.status().message());
+    return std::unique_ptr<LinearLayer>(std::move(layer).value());
+  }
+
+  absl::Status CheckAllUsed() const {
+    for (const auto& [name, t] : ck_.tensors) {
+      if (used_.count(name) || absl::EndsWith(name, ".rotary_emb.inv_freq")) continue;
+      if (name == "lm_head.weight" && ck_.config.tie_word_embeddings) continue;
+      return absl::InvalidArgumentError(absl::StrCat(t.file, ": tensor ", name,
+                                                     ": unexpected tensor (not part of a ",
+                                                     ck_.config.architecture, " with this config)"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<std::unique_ptr<LinearLayer>> CompressedLinear(const std::string& module,
+                                                                const std::string& kind, Rows rows,
+                                                                int64_t in, bool bias_required) {
+    const std::string prefix = module + ".";
+    std::map<std::string, TensorView> parts;
+    std::string file = DefaultFile();
+    for (auto it = ck_.tensors.lower_bound(prefix); it != ck_.tensors.end() && absl::StartsWith(it->first, prefix);
+         ++it) {
+      const std::string suffix = it->first.substr(prefix.size());
+      if (absl::StrContains(suffix, ".")) continue;  // a submodule, not this layer's tensor
+      parts[suffix] = it->second.view;
+      file = it->second.file;
+      used_.insert(it->first);
+    }
+    auto fail = [&](absl::string_view what) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": module ", module, " (kind ", kind, "): ", what));
+    };
+    if (parts.empty()) return fail("no tensors");
+    LinearLoader loader = FindLinearLoader(kind);
+    if (!loader) return fail("no loader is registered for this kind (see linear_loaders.h)");
+    auto layer = loader(kind, parts);
+    if (!layer.ok()) return fail(layer.status().message());
+    if (*layer == nullptr) return fail("loader returned no layer");
+    const int64_t out = (*layer)->out_features();
+    if ((*layer)->in_features() != in || !rows.Allows(out)) {
+      return fail(absl::StrCat("shape ", ShapeString({out, (*layer)->in_features()}), ", expected ",
+                               rows.Expected(in)));
+    }
+    if (bias_required && static_cast<int64_t>((*layer)->bias().size()) != out) {
+      return fail(absl::StrCat("has ", (*layer)->bias().size(), " bias values, expected ", out));
+    }
+    return std::move(layer).value();
+  }
+
+  CheckpointTensors& ck_;
+  std::set<std::string> used_;
+};
+
+}  // namespace
+
+absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
+  const ModelConfig& c = ck.config;
+  Builder b(ck);
+  if (absl::Status s = c.Validate(); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(b.DefaultFile(), ": ", s.message()));
+  }
+  Model m;
+  m.config = c;
+
+  {
+    const std::string name = "model.embed_tokens.weight";
+    SQ_ASSIGN_OR_RETURN(const TensorView* v, b.GetShaped(name, {c.vocab_size, c.dim}));
+    SQ_ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*v, absl::StrCat(b.FileOf(name), ": tensor ", name)));
+    m.embedding = ConstMapMatrixRM(values.data(), c.vocab_size, c.dim);
+  }
+
+  const int64_t hd = c.head_dim;
+  const bool qkv_bias = c.attention_bias;
+  m.blocks.resize(c.n_layers);
+  for (int l = 0; l < c.n_layers; ++l) {
+    TransformerBlock& blk = m.blocks[l];
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    SQ_ASSIGN_OR_RETURN(blk.attn_norm, b.Vector(p + "input_layernorm.weight", c.dim));
+    SQ_ASSIGN_OR_RETURN(blk.ffn_norm, b.Vector(p + "post_attention_layernorm.weight", c.dim));
+
+    const std::string q = p + "self_attn.q_proj", k = p + "self_attn.k_proj";
+    SQ_ASSIGN_OR_RETURN(blk.q_proj, b.Linear(q, Rows{c.n_heads * hd, hd}, c.dim, qkv_bias));
+    SQ_ASSIGN_OR_RETURN(blk.k_proj, b.Linear(k, Rows{c.n_kv_heads * hd, hd}, c.dim, qkv_bias));
+    const int64_t q_out = blk.q_proj->out_features(), kv_out = blk.k_proj->out_features();
+    if ((q_out / hd) % (kv_out / hd) != 0) {
+      return b.TensorError(k + ".weight", absl::StrCat("has ", kv_out / hd, " key/value heads, which does not divide the ",
+                                                       q_out / hd, " query heads of ", q));
+    }
+    SQ_ASSIGN_OR_RETURN(blk.v_proj, b.Linear(p + "self_attn.v_proj", Rows{0, 1, kv_out}, c.dim, qkv_bias));
+    SQ_ASSIGN_OR_RETURN(blk.o_proj, b.Linear(p + "self_attn.o_proj", Rows{0, 1, c.dim}, q_out, false));
+
+    SQ_ASSIGN_OR_RETURN(blk.gate_proj, b.Linear(p + "mlp.gate_proj", Rows{c.hidden_dim, 1}, c.dim, false));
+    const int64_t h = blk.gate_proj->out_features();
+    SQ_ASSIGN_OR_RETURN(blk.up_proj, b.Linear(p + "mlp.up_proj", Rows{0, 1, h}, c.dim, false));
+    SQ_ASSIGN_OR_RETURN(blk.down_proj, b.Linear(p + "mlp.down_proj", Rows{0, 1, c.dim}, h, false));
+  }
+
+  SQ_ASSIGN_OR_RETURN(m.final_norm, b.Vector("model.norm.weight", c.dim));
+  if (!c.tie_word_embeddings) {
+    SQ_ASSIGN_OR_RETURN(m.lm_head, b.Linear("lm_head", Rows{0, 1, c.vocab_size}, c.dim, false));
+  }
+  SQ_RETURN_IF_ERROR(b.CheckAllUsed());
+  return m;
+}
+
+}  // namespace squeeze

@@ -1,0 +1,51 @@
+// A checkpoint as a set of HF-named tensors plus its config, independent of
+// the file format it came from, and the one place that turns it into a Model.
+//
+// Both loaders (HF safetensors, llama2.c .bin) produce CheckpointTensors with
+// HF names ("model.layers.0.self_attn.q_proj.weight", ...) and q/k rows in the
+// HF half-split RoPE layout; BuildModel validates every shape and builds the
+// Model, so both forms go through the same checks.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/core/tensor.h"
+#include "workers/engine/model/model.h"
+#include "workers/engine/model/model_config.h"
+
+namespace squeeze {
+
+struct SourceTensor {
+  TensorView view;
+  std::string file;  // where it came from, for error messages
+};
+
+struct CheckpointTensors {
+  ModelConfig config;
+  std::map<std::string, SourceTensor> tensors;  // HF names
+  // module name -> LinearLayer kind recorded by SaveModel ("dense_f32",
+  // "int4_g128", ...); modules not listed are dense.
+  std::map<std::string, std::string> linear_kinds;
+};
+
+// Builds a Model: linear weights become DenseLinear (F32 zero copy, F16/BF16
+// kept in their dtype), embedding / norms / biases are widened to fp32.
+//
+// Shape rules ([out, in]; per-layer widths may be smaller than the config's
+// for structurally pruned models, but only by whole heads / channels):
+//   q_proj [hq*head_dim, dim], 0 < hq <= n_heads
+//   k_proj, v_proj [hkv*head_dim, dim], 0 < hkv <= n_kv_heads, hq % hkv == 0
+//   o_proj [dim, hq*head_dim]
+//   gate_proj, up_proj [h, dim], 0 < h <= hidden_dim;  down_proj [dim, h]
+//   embed_tokens, lm_head [vocab, dim]; norms [dim]; "<module>.bias" [out].
+// q/k/v biases are required when config.attention_bias; any other bias is
+// optional. Linear modules of a non-dense kind (linear_kinds) are built by the
+// loader registered for that kind (linear_loaders.h) from their
+// "<module>.<suffix>" tensors and must satisfy the same [out, in] rules. Missing, mis-shaped or unexpected tensors are InvalidArgument
+// naming the file and the tensor. An lm_head.weight present in a tied model
+// is ignored (transformers does the same). "*.rotary_emb.inv_freq" is ignored.
+absl::StatusOr<Model> BuildModel(CheckpointTensors checkpoint);
+
+}  // namespace squeeze

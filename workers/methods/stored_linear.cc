@@ -1,0 +1,52 @@
+#include "workers/methods/stored_linear.h"
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "workers/engine/model/dense_linear.h"
+#include "workers/methods/quant/packed_int_linear.h"
+
+namespace squeeze {
+
+absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
+    const std::string& module, const std::map<std::string, TensorView>& tensors) {
+  if (tensors.count("weight_packed")) {
+    auto layer = PackedIntLinear::FromStored(module, tensors);
+    if (!layer.ok()) return layer.status();
+    return std::unique_ptr<LinearLayer>(std::move(*layer));
+  }
+  auto w = tensors.find("weight");
+  if (w == tensors.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(module, ": no weight or weight_packed tensor"));
+  }
+  std::vector<float> bias;
+  if (auto b = tensors.find("bias"); b != tensors.end()) {
+    auto values = ToFloat32(b->second, absl::StrCat(module, ".bias"));
+    if (!values.ok()) return values.status();
+    bias = std::move(*values);
+  }
+  auto layer = DenseLinear::Create(w->second, std::move(bias));
+  if (!layer.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(module, ": ", layer.status().message()));
+  }
+  return std::unique_ptr<LinearLayer>(std::move(*layer));
+}
+
+std::map<std::string, std::map<std::string, TensorView>> GroupTensorsByModule(
+    const std::map<std::string, TensorView>& all, const std::vector<std::string>& modules) {
+  std::map<std::string, std::map<std::string, TensorView>> out;
+  for (const std::string& m : modules) {
+    const std::string prefix = m + ".";
+    for (auto it = all.lower_bound(prefix); it != all.end() && absl::StartsWith(it->first, prefix); ++it) {
+      const std::string rest = it->first.substr(prefix.size());
+      if (rest.find('.') != std::string::npos) continue;  // a child module's tensor
+      out[m][rest] = it->second;
+    }
+  }
+  return out;
+}
+
+}  // namespace squeeze

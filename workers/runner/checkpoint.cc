@@ -1,0 +1,100 @@
+#include "workers/runner/checkpoint.h"
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "workers/engine/core/file_util.h"
+#include "workers/engine/core/status_macros.h"
+#include "workers/engine/formats/safetensors.h"
+#include "workers/methods/stored_linear.h"
+
+namespace squeeze {
+namespace {
+
+using nlohmann::json;
+
+std::string TensorsPath(const std::string& dir) { return dir + "/checkpoint.safetensors"; }
+std::string JsonPath(const std::string& dir) { return dir + "/checkpoint.json"; }
+
+}  // namespace
+
+absl::Status SaveRunCheckpoint(const std::string& work_dir, const json& fingerprint, Model& model,
+                               const std::set<std::string>& modules, const CheckpointPosition& position) {
+  SQ_RETURN_IF_ERROR(MakeDirs(work_dir));
+  std::vector<SafetensorsEntry> entries;
+  for (const LinearSlot& s : model.AllLinears()) {
+    if (!modules.count(s.name)) continue;
+    for (auto& [suffix, view] : (*s.slot)->StoredTensors()) {
+      entries.push_back(StoredAs(absl::StrCat(s.name, ".", suffix), view));
+    }
+  }
+  SQ_RETURN_IF_ERROR(WriteSafetensors(TensorsPath(work_dir), std::move(entries), {{"format", "squeeze-checkpoint"}}));
+  json j = {{"version", 1},
+            {"fingerprint", fingerprint},
+            {"stage", position.stage},
+            {"next_layer", position.next_layer},
+            {"modules", std::vector<std::string>(modules.begin(), modules.end())},
+            {"report", position.report}};
+  return WriteFileAtomically(JsonPath(work_dir), j.dump(1) + "\n");
+}
+
+absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::string& work_dir,
+                                                                    const json& fingerprint, Model& model,
+                                                                    std::set<std::string>* modules) {
+  const std::string jpath = JsonPath(work_dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(jpath, ec)) return std::optional<CheckpointPosition>();
+  SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(jpath));
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 || !j.contains("fingerprint") ||
+      !j["stage"].is_number_integer() || !j["next_layer"].is_number_integer() || !j["modules"].is_array() ||
+      !j["report"].is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat(jpath, ": not a valid squeeze runner checkpoint"));
+  }
+  if (j["fingerprint"] != fingerprint) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        jpath, ": checkpoint of another run (recipe, model, seed or data differ); use another work dir or "
+               "remove it. Checkpoint: ", j["fingerprint"].dump(), " this run: ", fingerprint.dump()));
+  }
+  SQ_ASSIGN_OR_RETURN(SafetensorsFile st, ReadSafetensors(TensorsPath(work_dir)));
+  std::vector<std::string> names;
+  for (const json& m : j["modules"]) {
+    if (!m.is_string()) return absl::InvalidArgumentError(absl::StrCat(jpath, ": bad module list"));
+    names.push_back(m.get<std::string>());
+  }
+  auto grouped = GroupTensorsByModule(st.tensors, names);
+  std::map<std::string, LinearSlot> slots;
+  for (const LinearSlot& s : model.AllLinears()) slots[s.name] = s;
+  for (const std::string& m : names) {
+    auto it = slots.find(m);
+    if (it == slots.end()) return absl::InvalidArgumentError(absl::StrCat(jpath, ": unknown module ", m));
+    auto layer = LinearFromStoredTensors(m, grouped[m]);
+    if (!layer.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", layer.status().message()));
+    }
+    if ((*layer)->in_features() != (*it->second.slot)->in_features() ||
+        (*layer)->out_features() != (*it->second.slot)->out_features()) {
+      return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", m, " has the wrong shape"));
+    }
+    *it->second.slot = std::move(*layer);
+    modules->insert(m);
+  }
+  CheckpointPosition p;
+  p.stage = j["stage"].get<int>();
+  p.next_layer = j["next_layer"].get<int>();
+  p.report = j["report"];
+  return std::optional<CheckpointPosition>(std::move(p));
+}
+
+absl::Status RemoveRunCheckpoint(const std::string& work_dir) {
+  std::error_code ec;
+  std::filesystem::remove(JsonPath(work_dir), ec);
+  if (ec) return absl::InternalError(absl::StrCat(JsonPath(work_dir), ": ", ec.message()));
+  std::filesystem::remove(TensorsPath(work_dir), ec);
+  if (ec) return absl::InternalError(absl::StrCat(TensorsPath(work_dir), ": ", ec.message()));
+  std::filesystem::remove(work_dir, ec);  // only when empty; errors ignored
+  return absl::OkStatus();
+}
+
+}  // namespace squeeze

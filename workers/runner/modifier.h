@@ -1,0 +1,89 @@
+// Modifier: one compression method as the stage runner applies it (the plug-in
+// point for every method of issues 3, 4 and 5).
+//
+// The runner walks the model block by block. For each block (a "layer" in
+// progress events) and each modifier of the current stage, it hands the
+// modifier a LayerContext: the block's linear slots that the modifier's
+// targets select (in execution order q, k, v, o, gate, up, down) and, when
+// the modifier needs calibration data, the inputs those linears see on the
+// calibration set with every earlier block already compressed (the
+// sequential scheme of GPTQ / SparseGPT / llm-compressor). The modifier
+// replaces slots in place (a masked dense layer, a PackedIntLinear, later a
+// sparse or factorized kind) and reports per-module figures.
+//
+// Block-level methods (AWQ / SmoothQuant scaling through the RMSNorm,
+// structured pruning of heads) get the whole block through ctx.model.
+// The untied lm_head is offered as a final pseudo-layer (layer == n_layers)
+// without calibration inputs.
+//
+// Methods must be deterministic: the same inputs give the same bits (this is
+// what makes checkpoint / resume byte-identical).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "workers/engine/core/tensor.h"
+#include "workers/engine/core/thread_pool.h"
+#include "workers/engine/calib/activation_stats.h"
+#include "workers/engine/model/model.h"
+#include "workers/runner/target_match.h"
+
+namespace squeeze {
+
+// Calibration statistics of one block's linear inputs (engine/calib/
+// activation_stats.h), gathered over the whole calibration set with every
+// earlier block already compressed. Index = BlockLinear (forward.h); q/k/v
+// share one input, as do gate/up, so their entries point to the same stats.
+// xtx() is filled only when a modifier of the stage asked for it.
+struct LayerInputs {
+  std::array<const ActivationStats*, 7> stats{};
+  int64_t n_sequences = 0;
+};
+
+struct LayerContext {
+  Model* model = nullptr;
+  int layer = 0;  // block index; == n_layers for the untied lm_head
+  // Selected slots of this layer, in execution order. Slot index within the
+  // block: 0..6 as BlockLinear (forward.h); -1 for lm_head.
+  struct Target {
+    LinearSlot slot;
+    int which = -1;
+  };
+  std::vector<Target> targets;
+  const LayerInputs* inputs = nullptr;  // non-null iff needs_calibration()
+  ThreadPool* pool = nullptr;
+  uint64_t seed = 0;
+};
+
+// Figures for one module after a modifier ran (reported in progress events
+// and report.json). Metric names in use: "sparsity" (fraction of zero
+// weights), "rel_error" (||W - W_hat||_F / ||W||_F), "max_abs_error",
+// "bits" (per weight including scales), "bytes_before", "bytes_after".
+struct ModuleReport {
+  std::string module;
+  std::string modifier;
+  std::string kind;  // layer kind after the modifier
+  std::map<std::string, double> metrics;
+};
+
+class Modifier {
+ public:
+  virtual ~Modifier() = default;
+  virtual std::string type() const = 0;  // e.g. "MagnitudePruningModifier"
+  virtual const TargetMatcher& matcher() const = 0;
+  virtual bool needs_calibration() const { return false; }
+  // With needs_calibration(): whether the X^T X Hessian is needed (GPTQ,
+  // SparseGPT) or per-channel norms / maxima suffice (Wanda, AWQ).
+  virtual bool needs_xtx() const { return false; }
+  // Applies the method to ctx.targets (never empty); appends one report per
+  // module it changed.
+  virtual absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) = 0;
+};
+
+}  // namespace squeeze

@@ -1,0 +1,446 @@
+#include "workers/runner/stage_runner.h"
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "workers/engine/calib/activation_stats.h"
+#include "workers/engine/calib/sequential.h"
+#include "workers/engine/core/file_util.h"
+#include "workers/engine/core/status_macros.h"
+#include "workers/engine/formats/model_io.h"
+#include "workers/engine/model/forward.h"
+#include "workers/engine/tokenizer/tokenizer.h"
+#include "workers/runner/checkpoint.h"
+#include "workers/runner/compressed_model.h"
+#include "workers/runner/perplexity.h"
+
+namespace squeeze {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Sizes of a model: parameters, non-zero parameters, in-memory bytes.
+json ModelSize(Model& model) {
+  int64_t params = 0, nonzero = 0, bytes = 0, linear_params = 0, linear_nonzero = 0, linear_bytes = 0;
+  params += model.embedding.size();
+  nonzero += (model.embedding.array() != 0.0f).count();
+  bytes += model.embedding.size() * static_cast<int64_t>(sizeof(float));
+  auto add_vec = [&](const std::vector<float>& v) {
+    params += static_cast<int64_t>(v.size());
+    for (float x : v) nonzero += x != 0.0f;
+    bytes += static_cast<int64_t>(v.size() * sizeof(float));
+  };
+  for (const TransformerBlock& b : model.blocks) {
+    add_vec(b.attn_norm);
+    add_vec(b.ffn_norm);
+  }
+  add_vec(model.final_norm);
+  for (const LinearSlot& s : model.AllLinears()) {
+    const LinearLayer& l = **s.slot;
+    const MatrixRM w = l.DenseWeight();
+    const int64_t n = w.size(), nz = (w.array() != 0.0f).count();
+    linear_params += n + static_cast<int64_t>(l.bias().size());
+    linear_nonzero += nz;
+    for (float x : l.bias()) linear_nonzero += x != 0.0f;
+    linear_bytes += l.StorageBytes();
+  }
+  return {{"params", params + linear_params},
+          {"nonzero_params", nonzero + linear_nonzero},
+          {"memory_bytes", bytes + linear_bytes},
+          {"linear_params", linear_params},
+          {"linear_nonzero_params", linear_nonzero},
+          {"linear_memory_bytes", linear_bytes}};
+}
+
+// Mean of each metric over a layer's module reports.
+std::map<std::string, double> MeanMetrics(const std::vector<ModuleReport>& reports) {
+  std::map<std::string, double> sum;
+  std::map<std::string, int> count;
+  for (const ModuleReport& r : reports) {
+    for (const auto& [k, v] : r.metrics) {
+      sum[k] += v;
+      ++count[k];
+    }
+  }
+  for (auto& [k, v] : sum) v /= count[k];
+  return sum;
+}
+
+json LayerJson(int layer, const std::vector<ModuleReport>& reports) {
+  json modules = json::array();
+  for (const ModuleReport& r : reports) {
+    json m = {{"name", r.module}, {"modifier", r.modifier}, {"kind", r.kind}};
+    for (const auto& [k, v] : r.metrics) m[k] = v;
+    modules.push_back(std::move(m));
+  }
+  json mean = json::object();
+  for (const auto& [k, v] : MeanMetrics(reports)) mean[k] = v;
+  return {{"layer", layer}, {"modules", std::move(modules)}, {"mean", std::move(mean)}};
+}
+
+std::string LayerMessage(int layer, int n_layers, const std::vector<ModuleReport>& reports) {
+  std::string m = layer < n_layers ? absl::StrCat("layer ", layer) : std::string("lm_head");
+  absl::StrAppend(&m, ": ", reports.size(), " modules");
+  const auto mean = MeanMetrics(reports);
+  if (auto it = mean.find("sparsity"); it != mean.end()) absl::StrAppend(&m, absl::StrFormat(", sparsity %.3f", it->second));
+  if (auto it = mean.find("rel_error"); it != mean.end()) absl::StrAppend(&m, absl::StrFormat(", rel_error %.4f", it->second));
+  return m;
+}
+
+// The targets of `modifier` in layer unit `layer` (n_layers = lm_head).
+std::vector<LayerContext::Target> SelectTargets(Model& model, int layer, const Modifier& modifier) {
+  std::vector<LayerContext::Target> out;
+  const int n_layers = static_cast<int>(model.blocks.size());
+  if (layer < n_layers) {
+    std::vector<LinearSlot> slots = model.BlockLinears(layer);
+    for (int i = 0; i < static_cast<int>(slots.size()); ++i) {
+      if (modifier.matcher().Matches(slots[i].name)) out.push_back({slots[i], i});
+    }
+  } else if (model.lm_head && modifier.matcher().Matches("lm_head")) {
+    out.push_back({LinearSlot{"lm_head", -1, &model.lm_head}, -1});
+  }
+  return out;
+}
+
+class Runner {
+ public:
+  Runner(const Recipe& recipe, const RunOptions& options, ProgressSink& progress, RunControl& control)
+      : recipe_(recipe), options_(options), progress_(progress), control_(control) {}
+
+  absl::StatusOr<RunResult> Run();
+
+ private:
+  absl::Status Emit(const std::string& stage, const std::string& unit, int64_t i, int64_t n, std::string message,
+                    std::map<std::string, double> metrics = {}) {
+    ProgressEvent e{stage, unit, i, n, std::move(message), std::move(metrics)};
+    progress_.OnProgress(e);
+    return absl::OkStatus();
+  }
+  // Checks the control at a layer boundary; a stop writes the checkpoint.
+  absl::Status AtBoundary(int stage, int next_layer);
+  absl::Status ApplyLayer(int stage, int layer, std::vector<std::unique_ptr<Modifier>>& mods,
+                          const LayerInputs* inputs);
+  absl::StatusOr<std::vector<std::vector<int>>> CalibrationSequences();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTok();
+  absl::Status RunStage(int s, int start_layer);
+  absl::Status WriteArtifacts(const json& report);
+
+  const Recipe& recipe_;
+  const RunOptions& options_;
+  ProgressSink& progress_;
+  RunControl& control_;
+  ThreadPool* pool_ = nullptr;
+  std::unique_ptr<ThreadPool> own_pool_;
+  uint64_t seed_ = 0;
+  std::string work_dir_;
+  json fingerprint_;
+  Model model_;
+  std::set<std::string> changed_;  // modules replaced so far
+  json stages_report_ = json::array();
+  std::optional<std::vector<std::vector<int>>> calib_;
+  std::string tokenizer_path_;
+};
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Runner::LoadTok() {
+  if (tokenizer_path_.empty()) {
+    auto p = FindTokenizerFor(options_.model_path);
+    if (!p.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a tokenizer is needed to read calibration / evaluation text: ", p.status().message()));
+    }
+    tokenizer_path_ = *p;
+  }
+  return LoadTokenizer(tokenizer_path_);
+}
+
+absl::StatusOr<std::vector<std::vector<int>>> Runner::CalibrationSequences() {
+  if (calib_) return *calib_;
+  if (options_.calib_text_path.empty()) {
+    return absl::FailedPreconditionError(
+        "this recipe has modifiers that need calibration data, but no calibration text was given "
+        "(squeeze run --calib FILE)");
+  }
+  SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(options_.calib_text_path));
+  SQ_ASSIGN_OR_RETURN(auto tok, LoadTok());
+  const std::vector<int> ids = tok->Encode(text, /*add_bos=*/false);
+  const int64_t len = std::max<int64_t>(
+      2, std::min<int64_t>(recipe_.calibration.max_seq_length, model_.config.max_seq_len));
+  // Consecutive windows of len - 1 tokens, each after a BOS token.
+  std::vector<std::vector<int>> seqs;
+  for (size_t p = 0; p < ids.size() && static_cast<int64_t>(seqs.size()) < recipe_.calibration.num_calibration_samples;
+       p += len - 1) {
+    std::vector<int> s;
+    if (tok->bos_id() >= 0) s.push_back(tok->bos_id());
+    for (size_t i = p; i < ids.size() && static_cast<int64_t>(s.size()) < len; ++i) s.push_back(ids[i]);
+    if (s.size() >= 2) seqs.push_back(std::move(s));
+  }
+  if (seqs.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(options_.calib_text_path, ": calibration text is empty"));
+  }
+  calib_ = std::move(seqs);
+  return *calib_;
+}
+
+absl::Status Runner::AtBoundary(int stage, int next_layer) {
+  if (control_.cancel_requested()) return absl::CancelledError("cancelled at a layer boundary");
+  if (!control_.stop_requested()) return absl::OkStatus();
+  CheckpointPosition pos;
+  pos.stage = stage;
+  pos.next_layer = next_layer;
+  pos.report = stages_report_;
+  SQ_RETURN_IF_ERROR(SaveRunCheckpoint(work_dir_, fingerprint_, model_, changed_, pos));
+  return absl::AbortedError(absl::StrCat(kStoppedPrefix, ": stage ", recipe_.stages[stage].name, ", ",
+                                         next_layer, " layers done; checkpoint in ", work_dir_,
+                                         "; run again with the same work dir to resume"));
+}
+
+absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_ptr<Modifier>>& mods,
+                                const LayerInputs* inputs) {
+  std::vector<ModuleReport> reports;
+  for (auto& m : mods) {
+    LayerContext ctx;
+    ctx.model = &model_;
+    ctx.layer = layer;
+    ctx.targets = SelectTargets(model_, layer, *m);
+    if (ctx.targets.empty()) continue;
+    ctx.inputs = m->needs_calibration() ? inputs : nullptr;
+    if (m->needs_calibration() && inputs == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          m->type(), ": lm_head cannot be calibrated; add lm_head to its ignore list"));
+    }
+    ctx.pool = pool_;
+    ctx.seed = seed_;
+    SQ_RETURN_IF_ERROR(m->ApplyToLayer(ctx, &reports));
+  }
+  for (const ModuleReport& r : reports) changed_.insert(r.module);
+  const int n_layers = static_cast<int>(model_.blocks.size());
+  stages_report_[stage]["layers"].push_back(LayerJson(layer, reports));
+  return Emit(recipe_.stages[stage].name, "layer", layer + 1,
+              stages_report_[stage]["n_layers"].get<int64_t>(), LayerMessage(layer, n_layers, reports),
+              MeanMetrics(reports));
+}
+
+absl::Status Runner::RunStage(int s, int start_layer) {
+  const RecipeStage& stage = recipe_.stages[s];
+  SQ_ASSIGN_OR_RETURN(auto mods, BuildStageModifiers(stage));
+  const int n_layers = static_cast<int>(model_.blocks.size());
+  bool head = false, calibrated = false, xtx = false;
+  for (auto& m : mods) {
+    head = head || !SelectTargets(model_, n_layers, *m).empty();
+    calibrated = calibrated || m->needs_calibration();
+    xtx = xtx || (m->needs_calibration() && m->needs_xtx());
+  }
+  const int units = n_layers + (head ? 1 : 0);
+  if (static_cast<int>(stages_report_.size()) <= s) {
+    json modifiers = json::array();
+    for (const RecipeModifier& m : stage.modifiers) modifiers.push_back(m.type);
+    stages_report_.push_back({{"name", stage.name}, {"modifiers", modifiers}, {"n_layers", units},
+                              {"layers", json::array()}});
+  }
+  if (!calibrated) {
+    for (int l = start_layer; l < units; ++l) {
+      SQ_RETURN_IF_ERROR(AtBoundary(s, l));
+      SQ_RETURN_IF_ERROR(ApplyLayer(s, l, mods, nullptr));
+    }
+    return absl::OkStatus();
+  }
+  SQ_ASSIGN_OR_RETURN(auto seqs, CalibrationSequences());
+  std::array<std::unique_ptr<ActivationStats>, kNumBlockLinears> stats;
+  SequentialHooks hooks;
+  hooks.on_input = [&](const LinearInput& in) {
+    if (in.layer < start_layer) return;
+    auto& st = stats[static_cast<int>(in.which)];
+    if (!st) st = std::make_unique<ActivationStats>(in.cols, xtx);
+    // q/k/v (gate/up) share one input: count it once, on the first of them.
+    if (in.which == BlockLinear::kK || in.which == BlockLinear::kV || in.which == BlockLinear::kUp) return;
+    st->Add(in.x, in.rows, *pool_);
+  };
+  hooks.on_block_done = [&](int layer, Model&) -> absl::StatusOr<bool> {
+    if (layer < start_layer) return false;
+    SQ_RETURN_IF_ERROR(AtBoundary(s, layer));
+    LayerInputs inputs;
+    inputs.n_sequences = static_cast<int64_t>(seqs.size());
+    for (int w = 0; w < kNumBlockLinears; ++w) {
+      int src = w;
+      if (w == static_cast<int>(BlockLinear::kK) || w == static_cast<int>(BlockLinear::kV)) src = 0;
+      if (w == static_cast<int>(BlockLinear::kUp)) src = static_cast<int>(BlockLinear::kGate);
+      inputs.stats[w] = stats[src].get();
+    }
+    SQ_RETURN_IF_ERROR(ApplyLayer(s, layer, mods, &inputs));
+    for (auto& st : stats) st.reset();
+    return true;
+  };
+  SQ_RETURN_IF_ERROR(RunSequentialCalibration(model_, seqs, hooks, *pool_));
+  if (head) {
+    SQ_RETURN_IF_ERROR(AtBoundary(s, n_layers));
+    SQ_RETURN_IF_ERROR(ApplyLayer(s, n_layers, mods, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::WriteArtifacts(const json& report_without_files) {
+  const std::string out = options_.output_dir;
+  const std::string tmp = out + ".partial";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  SQ_RETURN_IF_ERROR(SaveModel(model_, tmp));
+  if (!tokenizer_path_.empty() || FindTokenizerFor(options_.model_path).ok()) {
+    if (tokenizer_path_.empty()) tokenizer_path_ = *FindTokenizerFor(options_.model_path);
+    SQ_ASSIGN_OR_RETURN(std::string tok, ReadFileToString(tokenizer_path_));
+    SQ_RETURN_IF_ERROR(WriteFileAtomically(tmp + "/" + fs::path(tokenizer_path_).filename().string(), tok));
+  }
+  SQ_RETURN_IF_ERROR(WriteFileAtomically(tmp + "/recipe.yaml", SerializeRecipe(recipe_)));
+  json report = report_without_files;
+  json files = json::object();
+  for (const auto& de : fs::directory_iterator(tmp)) {
+    files[de.path().filename().string()] = static_cast<int64_t>(de.file_size());
+  }
+  report["files_bytes"] = files;  // sizes of the other files (report.json excluded)
+  SQ_RETURN_IF_ERROR(WriteFileAtomically(tmp + "/report.json", report.dump(2) + "\n"));
+  if (fs::exists(out, ec)) {
+    fs::remove(out, ec);  // an empty directory (checked at the start)
+    if (ec) return absl::InternalError(absl::StrCat(out, ": ", ec.message()));
+  }
+  fs::rename(tmp, out, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename ", tmp, " to ", out, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunResult> Runner::Run() {
+  const auto t_total = Clock::now();
+  RunResult result;
+  if (options_.model_path.empty()) return absl::InvalidArgumentError("no model path given");
+  if (options_.output_dir.empty()) return absl::InvalidArgumentError("no output directory given");
+  std::error_code ec;
+  if (fs::exists(options_.output_dir, ec) &&
+      (!fs::is_directory(options_.output_dir, ec) || !fs::is_empty(options_.output_dir, ec))) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.output_dir, ": output directory exists and is not empty"));
+  }
+  if (options_.threads > 0) {
+    own_pool_ = std::make_unique<ThreadPool>(options_.threads);
+    pool_ = own_pool_.get();
+  } else {
+    pool_ = &ThreadPool::Default();
+  }
+  seed_ = recipe_.calibration.seed.value_or(options_.seed);
+  work_dir_ = options_.work_dir.empty() ? options_.output_dir + ".work" : options_.work_dir;
+  const std::string recipe_text = SerializeRecipe(recipe_);
+  fingerprint_ = {{"recipe", recipe_text},
+                  {"model", options_.model_path},
+                  {"seed", seed_},
+                  {"calib", options_.calib_text_path},
+                  {"eval", options_.eval_text_path},
+                  {"eval_max_tokens", options_.eval_max_tokens},
+                  {"eval_seq_len", options_.eval_seq_len}};
+  // Validate every stage's modifiers before any work.
+  for (const RecipeStage& s : recipe_.stages) SQ_RETURN_IF_ERROR(BuildStageModifiers(s).status());
+
+  auto t = Clock::now();
+  SQ_RETURN_IF_ERROR(Emit("load", "model", 0, 1, absl::StrCat("loading ", options_.model_path)));
+  SQ_ASSIGN_OR_RETURN(model_, LoadCompressedModel(options_.model_path));
+  SQ_RETURN_IF_ERROR(ValidateModel(model_));
+  SQ_RETURN_IF_ERROR(Emit("load", "model", 1, 1, "model loaded"));
+  const json size_before = ModelSize(model_);
+  result.timings_s["load"] = Seconds(t);
+
+  // Perplexity before (always recomputed, also on resume: deterministic).
+  std::vector<int> eval_tokens;
+  json ppl = nullptr;
+  const int eval_len = std::max(2, std::min(options_.eval_seq_len, model_.config.max_seq_len));
+  if (!options_.eval_text_path.empty()) {
+    t = Clock::now();
+    SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(options_.eval_text_path));
+    SQ_ASSIGN_OR_RETURN(auto tok, LoadTok());
+    eval_tokens = tok->Encode(text, /*add_bos=*/true);
+    if (options_.eval_max_tokens > 0 && static_cast<int64_t>(eval_tokens.size()) > options_.eval_max_tokens) {
+      eval_tokens.resize(options_.eval_max_tokens);
+    }
+    SQ_RETURN_IF_ERROR(Emit("eval", "eval", 0, 2, "perplexity before"));
+    SQ_ASSIGN_OR_RETURN(PerplexityResult before, WindowedPerplexity(model_, eval_tokens, eval_len, *pool_));
+    ppl = {{"before", before.perplexity}, {"nll_before", before.mean_nll}, {"tokens", before.tokens_scored},
+           {"window", eval_len}};
+    SQ_RETURN_IF_ERROR(Emit("eval", "eval", 1, 2, absl::StrFormat("perplexity before: %.4f", before.perplexity),
+                            {{"perplexity_before", before.perplexity}}));
+    result.timings_s["eval_before"] = Seconds(t);
+  }
+
+  SQ_ASSIGN_OR_RETURN(std::optional<CheckpointPosition> pos,
+                      LoadRunCheckpoint(work_dir_, fingerprint_, model_, &changed_));
+  int first_stage = 0, first_layer = 0;
+  if (pos) {
+    if (pos->stage < 0 || pos->stage > static_cast<int>(recipe_.stages.size()) || pos->next_layer < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(work_dir_, "/checkpoint.json: bad position"));
+    }
+    result.resumed = true;
+    first_stage = pos->stage;
+    first_layer = pos->next_layer;
+    stages_report_ = pos->report;
+  }
+  for (int s = first_stage; s < static_cast<int>(recipe_.stages.size()); ++s) {
+    t = Clock::now();
+    SQ_RETURN_IF_ERROR(RunStage(s, s == first_stage ? first_layer : 0));
+    result.timings_s["stage:" + recipe_.stages[s].name] = Seconds(t);
+  }
+
+  json report = {{"format", "squeeze-report-v1"},
+                 {"model", {{"architecture", model_.config.architecture},
+                            {"n_layers", model_.config.n_layers},
+                            {"dim", model_.config.dim},
+                            {"hidden_dim", model_.config.hidden_dim},
+                            {"vocab_size", model_.config.vocab_size}}},
+                 {"seed", seed_},
+                 {"stages", stages_report_},
+                 {"size", {{"before", size_before}, {"after", ModelSize(model_)}}}};
+  if (!options_.eval_text_path.empty()) {
+    t = Clock::now();
+    SQ_RETURN_IF_ERROR(Emit("eval", "eval", 1, 2, "perplexity after"));
+    SQ_ASSIGN_OR_RETURN(PerplexityResult after, WindowedPerplexity(model_, eval_tokens, eval_len, *pool_));
+    ppl["after"] = after.perplexity;
+    ppl["nll_after"] = after.mean_nll;
+    SQ_RETURN_IF_ERROR(Emit("eval", "eval", 2, 2, absl::StrFormat("perplexity after: %.4f", after.perplexity),
+                            {{"perplexity_after", after.perplexity}}));
+    result.timings_s["eval_after"] = Seconds(t);
+  }
+  report["perplexity"] = ppl;
+  report["perplexity_method"] =
+      "windowed (runner/perplexity.h stopgap until engine/eval lands): non-overlapping windows, nats -> exp";
+
+  t = Clock::now();
+  SQ_RETURN_IF_ERROR(Emit("save", "model", 0, 1, absl::StrCat("writing ", options_.output_dir)));
+  SQ_RETURN_IF_ERROR(WriteArtifacts(report));
+  SQ_RETURN_IF_ERROR(Emit("save", "model", 1, 1, "artifacts written"));
+  result.timings_s["save"] = Seconds(t);
+  SQ_RETURN_IF_ERROR(RemoveRunCheckpoint(work_dir_));
+  SQ_ASSIGN_OR_RETURN(std::string written, ReadFileToString(options_.output_dir + "/report.json"));
+  result.report = json::parse(written);
+  result.output_dir = options_.output_dir;
+  result.timings_s["total"] = Seconds(t_total);
+  return result;
+}
+
+}  // namespace
+
+bool IsStoppedWithCheckpoint(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted && absl::StartsWith(status.message(), kStoppedPrefix);
+}
+
+absl::StatusOr<RunResult> RunRecipe(const Recipe& recipe, const RunOptions& options, ProgressSink& progress,
+                                    RunControl& control) {
+  Runner runner(recipe, options, progress, control);
+  return runner.Run();
+}
+
+}  // namespace squeeze

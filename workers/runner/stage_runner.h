@@ -1,0 +1,110 @@
+// The stage runner: applies a recipe to a model, layer by layer, and writes
+// the compressed model as an HF-style artifact directory. Plain C++ (no gRPC):
+// `squeeze run` calls it in-process and squeeze-worker calls it for a lease.
+//
+// Flow: load the model (dense or a runner artifact) -> [perplexity before, if
+// eval text] -> for each stage: for each block (then the untied lm_head):
+// apply the stage's modifiers to the modules they target -> [perplexity after]
+// -> write output_dir:
+//   config.json, model.safetensors   SaveModel (packed layers stored as is)
+//   <tokenizer file>                 copied from beside the input model
+//   recipe.yaml                      SerializeRecipe(recipe)
+//   report.json                      per stage / layer / module figures, sizes,
+//                                    perplexities; no timings, no paths
+// Stages whose modifiers need calibration data run the sequential scheme of
+// engine/calib/sequential.h over the calibration text.
+//
+// Determinism: same recipe + model + calibration / eval text + seed => the
+// same bytes in every artifact file. Timings are returned in RunResult only.
+//
+// Stop / resume: RunControl::RequestStop() (SIGTERM) makes the runner stop at
+// the next layer boundary, write a checkpoint into work_dir (the modules
+// changed so far + the position + the report so far) and return a status
+// for which IsStoppedWithCheckpoint() is true. Calling RunRecipe again with
+// the same recipe, model, seed and work_dir resumes there and produces
+// artifacts byte-identical to an uninterrupted run. RequestCancel() stops at
+// the next boundary with CancelledError and writes nothing.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "workers/runner/recipe.h"
+
+namespace squeeze {
+
+struct RunOptions {
+  std::string model_path;       // HF directory or llama2.c .bin
+  std::string output_dir;       // created; must not exist or be empty
+  std::string calib_text_path;  // optional; needed only by calibrated modifiers
+  std::string eval_text_path;   // optional; perplexity before / after
+  // Checkpoints go here. Empty: "<output_dir>.work". Removed on success.
+  std::string work_dir;
+  uint64_t seed = 0;            // the recipe's `seed`, when given, wins
+  int64_t eval_max_tokens = 16384;  // tokens of eval text scored (0 = all)
+  int eval_seq_len = 256;       // perplexity window (capped at the model's context)
+  int threads = 0;              // 0: ThreadPool::Default()
+};
+
+// A progress event. unit "layer": i of n blocks done in `stage` (n includes
+// the lm_head pseudo-layer when it is targeted). Other units: "model"
+// (load / save) and "eval". metrics: figures of the layer just done
+// (mean over its modules).
+struct ProgressEvent {
+  std::string stage;
+  std::string unit;
+  int64_t i = 0;
+  int64_t n = 0;
+  std::string message;
+  std::map<std::string, double> metrics;
+};
+
+class ProgressSink {
+ public:
+  virtual ~ProgressSink() = default;
+  virtual void OnProgress(const ProgressEvent& event) = 0;
+};
+
+class NullProgressSink final : public ProgressSink {
+ public:
+  void OnProgress(const ProgressEvent&) override {}
+};
+
+// Thread-safe: any thread (a signal-watching thread, a heartbeat reply) may
+// request; the runner polls at layer boundaries.
+class RunControl {
+ public:
+  void RequestStop() { stop_.store(true); }
+  void RequestCancel() { cancel_.store(true); }
+  bool stop_requested() const { return stop_.load(); }
+  bool cancel_requested() const { return cancel_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> cancel_{false};
+};
+
+struct RunResult {
+  std::string output_dir;
+  nlohmann::json report;  // == the report.json written
+  bool resumed = false;   // started from a checkpoint
+  // Wall-clock seconds per phase ("load", "eval_before", "stage:<name>",
+  // "eval_after", "save", "total"). Never written into the artifact.
+  std::map<std::string, double> timings_s;
+};
+
+absl::StatusOr<RunResult> RunRecipe(const Recipe& recipe, const RunOptions& options, ProgressSink& progress,
+                                    RunControl& control);
+
+// True for the status RunRecipe returns after a graceful stop that saved a
+// checkpoint (an AbortedError whose message starts with kStoppedPrefix).
+inline constexpr char kStoppedPrefix[] = "stopped at a layer boundary";
+bool IsStoppedWithCheckpoint(const absl::Status& status);
+
+}  // namespace squeeze

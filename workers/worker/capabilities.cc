@@ -1,0 +1,40 @@
+#include "workers/worker/capabilities.h"
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "absl/strings/str_format.h"
+
+namespace squeeze::worker {
+
+HostCapabilities DetectCapabilities(const std::string& work_dir) {
+  HostCapabilities c;
+  c.cpu_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  c.avx2 = __builtin_cpu_supports("avx2");
+  c.avx512f = __builtin_cpu_supports("avx512f");
+  c.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+#endif
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) c.ram_bytes = static_cast<int64_t>(pages) * page;
+  struct statvfs vfs;
+  if (::statvfs(work_dir.c_str(), &vfs) == 0) {
+    c.disk_free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+  }
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) == 0) c.hostname = host;
+  return c;
+}
+
+std::string Describe(const HostCapabilities& c) {
+  return absl::StrFormat("%d cores%s%s%s, %.1f GiB RAM, %.1f GiB free disk, %d GPUs", c.cpu_cores,
+                         c.avx2 ? " avx2" : "", c.avx512f ? " avx512f" : "", c.avx512_vnni ? " avx512vnni" : "",
+                         c.ram_bytes / 1073741824.0, c.disk_free_bytes / 1073741824.0,
+                         static_cast<int>(c.gpus.size()));
+}
+
+}  // namespace squeeze::worker

@@ -1,0 +1,30 @@
+// What this machine offers to the scheduler: cores, SIMD features (cpuid), RAM,
+// free disk under the work dir, GPUs. Plain C++; the worker turns it into a
+// squeeze.v1.Capabilities message.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace squeeze::worker {
+
+struct HostCapabilities {
+  int cpu_cores = 0;
+  bool avx2 = false;
+  bool avx512f = false;
+  bool avx512_vnni = false;
+  int64_t ram_bytes = 0;
+  int64_t disk_free_bytes = 0;
+  struct Gpu {
+    std::string name;
+    int64_t memory_bytes = 0;
+  };
+  std::vector<Gpu> gpus;  // none on CPU-only builds
+  std::string hostname;
+};
+
+HostCapabilities DetectCapabilities(const std::string& work_dir);
+std::string Describe(const HostCapabilities& caps);
+
+}  // namespace squeeze::worker

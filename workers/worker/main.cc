@@ -1,0 +1,62 @@
+// squeeze-worker: pulls compression tasks from a coordinator and runs them.
+//
+//   squeeze-worker --coordinator localhost:50051 --work-dir /var/lib/squeeze-worker
+//
+// Exit status: 0 after --once, 143 after SIGTERM/SIGINT (the running task is
+// checkpointed at a layer boundary and its lease released), 2 on bad flags or
+// an unusable work dir.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "client/lib/service_client.h"
+#include "workers/worker/worker.h"
+
+ABSL_FLAG(std::string, coordinator, "", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)");
+ABSL_FLAG(std::string, work_dir, "squeeze-worker", "cache and scratch directory");
+ABSL_FLAG(int32_t, threads, 0, "engine threads (0 = all cores)");
+ABSL_FLAG(bool, once, false, "exit after one task");
+ABSL_FLAG(int64_t, lease_wait_ms, 10000, "long-poll duration for a lease (ms)");
+ABSL_FLAG(int64_t, pace_ms, 0, "sleep this long at every layer boundary (tests and demos only)");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("squeeze-worker --coordinator ADDR --work-dir DIR");
+  absl::ParseCommandLine(argc, argv);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);  // sent by main itself to end the signal thread
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  squeeze::worker::WorkerOptions options;
+  options.coordinator = absl::GetFlag(FLAGS_coordinator);
+  if (options.coordinator.empty()) options.coordinator = squeeze::client::DefaultServerAddress();
+  options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.once = absl::GetFlag(FLAGS_once);
+  options.lease_wait_ms = absl::GetFlag(FLAGS_lease_wait_ms);
+  options.pace_ms = absl::GetFlag(FLAGS_pace_ms);
+  squeeze::worker::Worker worker(options);
+
+  std::atomic<bool> signalled{false};
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig == SIGUSR1) return;  // main is done
+    signalled = true;
+    std::fprintf(stderr, "squeeze-worker: signal %d, stopping at the next layer boundary\n", sig);
+    worker.RequestStop();
+  });
+  auto result = worker.Run();
+  if (!signalled) pthread_kill(stopper.native_handle(), SIGUSR1);  // wake it so it can be joined
+  stopper.join();
+  if (!result.ok()) {
+    std::fprintf(stderr, "squeeze-worker: %s\n", result.status().ToString().c_str());
+    return 2;
+  }
+  return signalled ? 143 : 0;
+}

@@ -1,0 +1,381 @@
+#include "workers/worker/worker.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "workers/engine/core/file_util.h"
+#include "workers/engine/core/status_macros.h"
+
+namespace squeeze::worker {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+void Log(const std::string& msg) { std::fprintf(stderr, "squeeze-worker: %s\n", msg.c_str()); }
+
+bool Retryable(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kAlreadyExists:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// Renews the lease every interval and forwards progress as soon as it arrives
+// (at most one heartbeat per 100 ms). The reply's cancel or a lost lease
+// cancels the run.
+class Heartbeat {
+ public:
+  Heartbeat(client::ServiceClient& client, std::string lease_id, int64_t interval_ms, RunControl& control)
+      : client_(client), lease_id_(std::move(lease_id)), interval_ms_(interval_ms), control_(control) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Heartbeat() { Stop(); }
+
+  void Push(v1::Progress p) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      pending_.push_back(std::move(p));
+      while (pending_.size() > 4096) pending_.pop_front();  // coordinator down for long: keep the newest
+    }
+    cv_.notify_one();
+  }
+  // Sends what is pending once more, then ends the thread.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  bool cancelled() const { return cancelled_; }
+  bool lost() const { return lost_; }
+
+ private:
+  void Loop() {
+    auto last_sent = Clock::now() - std::chrono::hours(1);
+    while (true) {
+      std::vector<v1::Progress> batch;
+      bool stopping;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait_until(lk, last_sent + std::chrono::milliseconds(interval_ms_),
+                       [&] { return stopping_ || !pending_.empty(); });
+        stopping = stopping_;
+        // Coalesce bursts: no more than one heartbeat per 100 ms unless due.
+        const auto earliest = last_sent + std::chrono::milliseconds(100);
+        if (!stopping && !pending_.empty() && Clock::now() < earliest) {
+          lk.unlock();
+          std::this_thread::sleep_until(earliest);
+          lk.lock();
+        }
+        batch.assign(pending_.begin(), pending_.end());
+        pending_.clear();
+      }
+      if (stopping && batch.empty()) return;
+      v1::HeartbeatRequest r;
+      r.set_lease_id(lease_id_);
+      for (auto& p : batch) *r.add_progress() = std::move(p);
+      v1::HeartbeatResponse reply;
+      auto ctx = client::ServiceClient::UnaryContext();
+      const absl::Status s = client::FromGrpc(client_.workers().Heartbeat(ctx.get(), r, &reply));
+      last_sent = Clock::now();
+      if (s.ok()) {
+        if (!reply.lease_valid()) {
+          lost_ = true;
+          control_.RequestCancel();
+        } else if (reply.cancel()) {
+          cancelled_ = true;
+          control_.RequestCancel();
+        }
+      } else {
+        // Coordinator unreachable (restarting?): keep the progress for later.
+        std::lock_guard<std::mutex> lk(mu_);
+        for (auto it = r.progress().rbegin(); it != r.progress().rend(); ++it) pending_.push_front(*it);
+      }
+      if (stopping) return;
+    }
+  }
+
+  client::ServiceClient& client_;
+  const std::string lease_id_;
+  const int64_t interval_ms_;
+  RunControl& control_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<v1::Progress> pending_;
+  bool stopping_ = false;
+  std::atomic<bool> cancelled_{false}, lost_{false};
+  std::thread thread_;
+};
+
+class ForwardingSink : public ProgressSink {
+ public:
+  ForwardingSink(Heartbeat& hb, int64_t pace_ms) : hb_(hb), pace_ms_(pace_ms) {}
+  void OnProgress(const ProgressEvent& e) override {
+    v1::Progress p;
+    p.set_stage(e.stage);
+    p.set_unit(e.unit);
+    p.set_current(e.i);
+    p.set_total(e.n);
+    p.set_message(e.message);
+    for (const auto& [k, v] : e.metrics) (*p.mutable_metrics())[k] = v;
+    hb_.Push(std::move(p));
+    if (pace_ms_ > 0 && e.unit == "layer") std::this_thread::sleep_for(std::chrono::milliseconds(pace_ms_));
+  }
+
+ private:
+  Heartbeat& hb_;
+  int64_t pace_ms_;
+};
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options)
+    : options_(std::move(options)), client_(options_.coordinator), caps_(DetectCapabilities(options_.work_dir)) {}
+
+Worker::~Worker() = default;
+
+void Worker::RequestStop() {
+  stop_ = true;
+  std::lock_guard<std::mutex> lk(mu_);
+  if (control_) control_->RequestStop();
+  if (lease_ctx_) lease_ctx_->TryCancel();
+}
+
+absl::Status Worker::Register() {
+  v1::RegisterWorkerRequest r;
+  v1::Capabilities* c = r.mutable_capabilities();
+  c->set_cpu_cores(caps_.cpu_cores);
+  c->set_avx2(caps_.avx2);
+  c->set_avx512f(caps_.avx512f);
+  c->set_avx512_vnni(caps_.avx512_vnni);
+  c->set_ram_bytes(caps_.ram_bytes);
+  c->set_disk_free_bytes(caps_.disk_free_bytes);
+  c->set_hostname(caps_.hostname);
+  for (const auto& g : caps_.gpus) {
+    auto* gpu = c->add_gpus();
+    gpu->set_name(g.name);
+    gpu->set_memory_bytes(g.memory_bytes);
+  }
+  v1::RegisterWorkerResponse reply;
+  auto ctx = client::ServiceClient::UnaryContext();
+  SQ_RETURN_IF_ERROR(client::FromGrpc(client_.workers().RegisterWorker(ctx.get(), r, &reply)));
+  worker_id_ = reply.worker_id();
+  heartbeat_interval_ms_ = std::max<int64_t>(reply.heartbeat_interval_ms(), 50);
+  Log(absl::StrCat("registered as ", worker_id_, " with ", options_.coordinator, " (", Describe(caps_),
+                   "; lease TTL ", reply.lease_ttl_ms(), " ms)"));
+  return absl::OkStatus();
+}
+
+absl::Status Worker::RetryUnreachable(const std::function<absl::Status()>& call) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(options_.result_retry_ms);
+  while (true) {
+    absl::Status s = call();
+    if (!client::IsUnreachable(s) || Clock::now() > deadline) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
+absl::StatusOr<Worker::Exit> Worker::Run() {
+  SQ_RETURN_IF_ERROR(MakeDirs(options_.work_dir));
+  bool registered = false;
+  while (!stop_) {
+    if (!registered) {
+      absl::Status s = Register();
+      if (client::IsUnreachable(s)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        continue;
+      }
+      SQ_RETURN_IF_ERROR(s);
+      registered = true;
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.lease_wait_ms + 5000));
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_) break;
+      lease_ctx_ = &ctx;
+    }
+    v1::LeaseTaskRequest r;
+    r.set_worker_id(worker_id_);
+    r.set_wait_ms(options_.lease_wait_ms);
+    v1::LeaseTaskResponse reply;
+    const absl::Status s = client::FromGrpc(client_.workers().LeaseTask(&ctx, r, &reply));
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      lease_ctx_ = nullptr;
+    }
+    if (stop_) {
+      // A task leased in the same instant goes back at once.
+      if (s.ok() && reply.found()) {
+        v1::ReleaseTaskRequest rel;
+        rel.set_lease_id(reply.task().lease_id());
+        rel.set_reason("worker stopping");
+        v1::TaskAck ack;
+        auto rctx = client::ServiceClient::UnaryContext();
+        client_.workers().ReleaseTask(rctx.get(), rel, &ack);
+      }
+      break;
+    }
+    if (s.code() == absl::StatusCode::kNotFound) {  // coordinator restarted and forgot us
+      registered = false;
+      continue;
+    }
+    if (client::IsUnreachable(s) || s.code() == absl::StatusCode::kCancelled) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      continue;
+    }
+    SQ_RETURN_IF_ERROR(s);
+    if (!reply.found()) continue;
+    SQ_ASSIGN_OR_RETURN(Exit e, RunTask(reply.task()));
+    if (e == Exit::kStopped) return e;
+    if (options_.once) return Exit::kDone;
+  }
+  return Exit::kStopped;
+}
+
+absl::StatusOr<std::string> Worker::EnsureTree(const std::string& digest) {
+  const std::string final_dir = absl::StrCat(options_.work_dir, "/models/", digest);
+  std::error_code ec;
+  if (fs::is_directory(final_dir, ec)) return final_dir;  // complete copies only ever appear by rename
+  const std::string tmp = final_dir + ".partial";
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] { return client_.DownloadTree(digest, tmp); }));
+  fs::rename(tmp, final_dir, ec);
+  if (ec && !fs::is_directory(final_dir)) return absl::InternalError(absl::StrCat(final_dir, ": ", ec.message()));
+  return final_dir;
+}
+
+absl::StatusOr<std::string> Worker::ModelPath(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / "config.json")) return dir;
+  std::string found;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".bin" && e.path().filename().string().rfind("tok", 0) != 0) {
+      if (!found.empty()) return absl::InvalidArgumentError("model: several .bin files and no config.json");
+      found = e.path().string();
+    }
+  }
+  if (found.empty()) return absl::InvalidArgumentError("model: neither config.json nor a llama2.c .bin file");
+  return found;
+}
+
+absl::StatusOr<std::string> Worker::SingleFile(const std::string& dir, const char* what) {
+  std::string found;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    if (!found.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": expected one file, got several"));
+    found = e.path().string();
+  }
+  if (found.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": no file"));
+  return found;
+}
+
+absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
+  Log(absl::StrCat("leased ", task.job_id(), " (attempt ", task.attempt(), ")"));
+  RunControl control;
+  Heartbeat hb(client_, task.lease_id(), heartbeat_interval_ms_, control);
+  ForwardingSink sink(hb, options_.pace_ms);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    control_ = &control;
+    if (stop_) control.RequestStop();
+  }
+  struct ClearControl {
+    Worker* w;
+    ~ClearControl() {
+      std::lock_guard<std::mutex> lk(w->mu_);
+      w->control_ = nullptr;
+    }
+  } clear_control{this};
+
+  const std::string job_dir = absl::StrCat(options_.work_dir, "/jobs/", task.job_id());
+  RunOptions run;
+  run.seed = task.seed();
+  run.threads = options_.threads;
+  run.work_dir = job_dir + "/work";
+  run.output_dir = job_dir + "/out";
+  absl::StatusOr<RunResult> result = [&]() -> absl::StatusOr<RunResult> {
+    SQ_ASSIGN_OR_RETURN(Recipe recipe, ParseRecipe(task.recipe_yaml()));
+    SQ_ASSIGN_OR_RETURN(std::string model_dir, EnsureTree(task.model_digest()));
+    SQ_ASSIGN_OR_RETURN(run.model_path, ModelPath(model_dir));
+    if (!task.calib_digest().empty()) {
+      SQ_ASSIGN_OR_RETURN(std::string d, EnsureTree(task.calib_digest()));
+      SQ_ASSIGN_OR_RETURN(run.calib_text_path, SingleFile(d, "calibration data"));
+    }
+    if (!task.eval_digest().empty()) {
+      SQ_ASSIGN_OR_RETURN(std::string d, EnsureTree(task.eval_digest()));
+      SQ_ASSIGN_OR_RETURN(run.eval_text_path, SingleFile(d, "evaluation text"));
+    }
+    SQ_RETURN_IF_ERROR(MakeDirs(run.work_dir));
+    std::error_code ec;
+    fs::remove_all(run.output_dir, ec);  // a previous attempt's partial output
+    return RunRecipe(recipe, run, sink, control);
+  }();
+  hb.Stop();
+
+  auto send_ack = [&](auto rpc, const auto& request) -> absl::Status {
+    return RetryUnreachable([&] {
+      v1::TaskAck ack;
+      auto ctx = client::ServiceClient::UnaryContext();
+      absl::Status s = client::FromGrpc((client_.workers().*rpc)(ctx.get(), request, &ack));
+      if (s.ok() && !ack.accepted()) Log(absl::StrCat(task.job_id(), ": the coordinator no longer holds this lease"));
+      return s;
+    });
+  };
+  std::error_code ec;
+  if (hb.lost()) {
+    Log(absl::StrCat(task.job_id(), ": lease lost; abandoning the run"));
+    return stop_ ? Exit::kStopped : Exit::kDone;
+  }
+  if (!result.ok() && IsStoppedWithCheckpoint(result.status())) {
+    Log(absl::StrCat(task.job_id(), ": stopped at a layer boundary; checkpoint kept in ", run.work_dir));
+    v1::ReleaseTaskRequest r;
+    r.set_lease_id(task.lease_id());
+    r.set_reason("worker stopping (SIGTERM); checkpoint saved");
+    SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::ReleaseTask, r));
+    return Exit::kStopped;
+  }
+  if (!result.ok()) {
+    const bool cancelled = hb.cancelled() || result.status().code() == absl::StatusCode::kCancelled;
+    Log(absl::StrCat(task.job_id(), cancelled ? ": cancelled" : ": failed: ", cancelled ? "" : result.status().ToString()));
+    v1::FailTaskRequest r;
+    r.set_lease_id(task.lease_id());
+    r.set_error(std::string(result.status().message()));
+    r.set_retryable(Retryable(result.status()));
+    r.set_cancelled(cancelled);
+    SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::FailTask, r));
+    if (cancelled || !r.retryable()) fs::remove_all(job_dir, ec);
+    return stop_ ? Exit::kStopped : Exit::kDone;
+  }
+
+  absl::StatusOr<v1::UploadModelResponse> uploaded =
+      absl::UnavailableError("not attempted");
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
+    uploaded = client_.UploadPath(run.output_dir);
+    return uploaded.status();
+  }));
+  v1::CompleteTaskRequest r;
+  r.set_lease_id(task.lease_id());
+  r.set_artifact_digest(uploaded->digest());
+  r.set_report_json(result->report.dump());
+  SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::CompleteTask, r));
+  Log(absl::StrCat(task.job_id(), ": done, artifact ", uploaded->digest()));
+  fs::remove_all(job_dir, ec);
+  return stop_ ? Exit::kStopped : Exit::kDone;
+}
+
+}  // namespace squeeze::worker
