@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev libeigen3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev libyaml-cpp-dev
-  nodejs
+  nodejs libicu-dev
 )
 
 missing=()

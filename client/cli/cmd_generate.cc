@@ -90,7 +90,7 @@ int RunGenerate(const std::vector<std::string>& args) {
     j["temperature"] = opt.temperature;
     j["top_p"] = opt.top_p;
     j["seed"] = opt.seed;
-    std::cout << j.dump(nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::cout << "\n";
     std::cerr << absl::StrFormat("[%d tokens, stop: %s, prefill %.1f tok/s, decode %.1f tok/s]\n",

@@ -1,5 +1,6 @@
 // squeeze: the Squeeze command-line client. `squeeze --help` lists commands.
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -35,6 +36,25 @@ void PrintUsage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   using namespace squeeze::cli;
+  // Global `--server ADDR` before the subcommand: passed on as $SQUEEZE_SERVER,
+  // which the service subcommands read (they also take --server themselves).
+  while (argc >= 2 && std::string(argv[1]).rfind("--server", 0) == 0) {
+    std::string a = argv[1];
+    int used = 1;
+    std::string value;
+    if (a.rfind("--server=", 0) == 0) {
+      value = a.substr(9);
+    } else if (a == "--server" && argc >= 3) {
+      value = argv[2];
+      used = 2;
+    } else {
+      std::cerr << "squeeze: --server needs a value\n";
+      return kExitUsage;
+    }
+    setenv("SQUEEZE_SERVER", value.c_str(), 1);
+    argv += used;
+    argc -= used;
+  }
   if (argc < 2) {
     PrintUsage(std::cerr);
     return kExitUsage;

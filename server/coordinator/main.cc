@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
+#include <algorithm>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -34,6 +36,22 @@ ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (f
 
 namespace {
 
+// Accept --flag-name as well as absl's --flag_name spelling.
+std::vector<char*> DashesToUnderscores(int argc, char** argv, std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  std::vector<char*> out;
+  for (std::string& a : storage) {
+    if (a.rfind("--", 0) == 0) {
+      const size_t end = std::min(a.find('='), a.size());
+      for (size_t i = 2; i < end; ++i) {
+        if (a[i] == '-') a[i] = '_';
+      }
+    }
+    out.push_back(a.data());
+  }
+  return out;
+}
+
 int Fail(const std::string& what) {
   std::fprintf(stderr, "squeeze-coordinator: %s\n", what.c_str());
   return 2;
@@ -43,7 +61,9 @@ int Fail(const std::string& what) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("squeeze-coordinator --listen ADDR --data-dir DIR [--lease-ttl-ms N]");
-  absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> arg_storage;
+  std::vector<char*> args = DashesToUnderscores(argc, argv, arg_storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   using namespace squeeze;
 
   // Block the stop signals in every thread; a dedicated thread waits for them.

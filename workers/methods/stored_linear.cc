@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "workers/engine/formats/linear_loaders.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
 
@@ -33,6 +34,23 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
     return absl::InvalidArgumentError(absl::StrCat(module, ": ", layer.status().message()));
   }
   return std::unique_ptr<LinearLayer>(std::move(*layer));
+}
+
+void RegisterMethodLinearLoaders() {
+  static const bool registered = [] {
+    RegisterLinearLoader("packed_int_", [](const std::string& kind, const std::map<std::string, TensorView>& t)
+                                            -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      auto layer = PackedIntLinear::FromStored(kind, t);
+      if (!layer.ok()) return layer.status();
+      if ((*layer)->kind() != kind) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("recorded kind ", kind, " but the tensors describe ", (*layer)->kind()));
+      }
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    });
+    return true;
+  }();
+  (void)registered;
 }
 
 std::map<std::string, std::map<std::string, TensorView>> GroupTensorsByModule(

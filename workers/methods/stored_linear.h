@@ -18,6 +18,11 @@ namespace squeeze {
 absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
     const std::string& module, const std::map<std::string, TensorView>& tensors);
 
+// Registers, with engine/formats/linear_loaders.h, a loader for every
+// compressed kind the methods produce ("packed_int_*"), so LoadModel reads
+// the runner's artifacts. Idempotent and thread-safe.
+void RegisterMethodLinearLoaders();
+
 // Groups "<module>.<tensor>" names of a whole file by module, keeping only the
 // modules in `modules`: result[module][tensor] = view.
 std::map<std::string, std::map<std::string, TensorView>> GroupTensorsByModule(

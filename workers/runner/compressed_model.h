@@ -1,10 +1,8 @@
 // Loading models whose linears may be compressed kinds (the runner's own
-// artifacts). LoadModel (formats/model_io.h) reads dense checkpoints only;
-// this reads an HF directory written by SaveModel in which some modules are
-// stored as packed integers ("<module>.weight_packed", ...; see
-// methods/quant/packed_int_linear.h) and rebuilds those layers through
-// methods/stored_linear.h. Dense models and llama2.c files go straight to
-// LoadModel.
+// artifacts): registers the methods' layer loaders (methods/stored_linear.h)
+// with engine/formats/linear_loaders.h, then calls LoadModel, which rebuilds
+// each module from the kind SaveModel recorded. Dense checkpoints and
+// llama2.c files load as with LoadModel.
 #pragma once
 
 #include <string>

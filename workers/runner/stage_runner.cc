@@ -13,12 +13,12 @@
 #include "workers/engine/calib/sequential.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/engine/eval/perplexity.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 #include "workers/runner/checkpoint.h"
 #include "workers/runner/compressed_model.h"
-#include "workers/runner/perplexity.h"
 
 namespace squeeze {
 namespace {
@@ -136,6 +136,9 @@ class Runner {
   absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTok();
   absl::Status RunStage(int s, int start_layer);
   absl::Status WriteArtifacts(const json& report);
+  const ModifierRegistry& Registry() const {
+    return options_.registry ? *options_.registry : ModifierRegistry::Builtin();
+  }
 
   const Recipe& recipe_;
   const RunOptions& options_;
@@ -234,7 +237,7 @@ absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_pt
 
 absl::Status Runner::RunStage(int s, int start_layer) {
   const RecipeStage& stage = recipe_.stages[s];
-  SQ_ASSIGN_OR_RETURN(auto mods, BuildStageModifiers(stage));
+  SQ_ASSIGN_OR_RETURN(auto mods, BuildStageModifiers(stage, Registry()));
   const int n_layers = static_cast<int>(model_.blocks.size());
   bool head = false, calibrated = false, xtx = false;
   for (auto& m : mods) {
@@ -343,10 +346,10 @@ absl::StatusOr<RunResult> Runner::Run() {
                   {"seed", seed_},
                   {"calib", options_.calib_text_path},
                   {"eval", options_.eval_text_path},
-                  {"eval_max_tokens", options_.eval_max_tokens},
+                  {"eval_max_bytes", options_.eval_max_bytes},
                   {"eval_seq_len", options_.eval_seq_len}};
   // Validate every stage's modifiers before any work.
-  for (const RecipeStage& s : recipe_.stages) SQ_RETURN_IF_ERROR(BuildStageModifiers(s).status());
+  for (const RecipeStage& s : recipe_.stages) SQ_RETURN_IF_ERROR(BuildStageModifiers(s, Registry()).status());
 
   auto t = Clock::now();
   SQ_RETURN_IF_ERROR(Emit("load", "model", 0, 1, absl::StrCat("loading ", options_.model_path)));
@@ -357,21 +360,26 @@ absl::StatusOr<RunResult> Runner::Run() {
   result.timings_s["load"] = Seconds(t);
 
   // Perplexity before (always recomputed, also on resume: deterministic).
-  std::vector<int> eval_tokens;
+  std::vector<std::string> eval_docs;
+  std::unique_ptr<Tokenizer> eval_tok;
+  PerplexityOptions ppl_options;
+  ppl_options.seq_len = options_.eval_seq_len;
   json ppl = nullptr;
-  const int eval_len = std::max(2, std::min(options_.eval_seq_len, model_.config.max_seq_len));
   if (!options_.eval_text_path.empty()) {
     t = Clock::now();
     SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(options_.eval_text_path));
-    SQ_ASSIGN_OR_RETURN(auto tok, LoadTok());
-    eval_tokens = tok->Encode(text, /*add_bos=*/true);
-    if (options_.eval_max_tokens > 0 && static_cast<int64_t>(eval_tokens.size()) > options_.eval_max_tokens) {
-      eval_tokens.resize(options_.eval_max_tokens);
+    if (options_.eval_max_bytes > 0 && static_cast<int64_t>(text.size()) > options_.eval_max_bytes) {
+      size_t n = static_cast<size_t>(options_.eval_max_bytes);
+      while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;  // UTF-8 boundary
+      text.resize(n);
     }
+    eval_docs = SplitDocuments(text, "<|endoftext|>");
+    SQ_ASSIGN_OR_RETURN(eval_tok, LoadTok());
     SQ_RETURN_IF_ERROR(Emit("eval", "eval", 0, 2, "perplexity before"));
-    SQ_ASSIGN_OR_RETURN(PerplexityResult before, WindowedPerplexity(model_, eval_tokens, eval_len, *pool_));
-    ppl = {{"before", before.perplexity}, {"nll_before", before.mean_nll}, {"tokens", before.tokens_scored},
-           {"window", eval_len}};
+    SQ_ASSIGN_OR_RETURN(PerplexityResult before, EvaluatePerplexity(model_, *eval_tok, eval_docs, ppl_options, *pool_));
+    ppl = {{"before", before.perplexity}, {"nll_per_token_before", before.nll_per_token},
+           {"bits_per_byte_before", before.bits_per_byte}, {"tokens", before.tokens},
+           {"protocol", "rolling"}, {"seq_len", options_.eval_seq_len > 0 ? options_.eval_seq_len : model_.config.max_seq_len}};
     SQ_RETURN_IF_ERROR(Emit("eval", "eval", 1, 2, absl::StrFormat("perplexity before: %.4f", before.perplexity),
                             {{"perplexity_before", before.perplexity}}));
     result.timings_s["eval_before"] = Seconds(t);
@@ -407,16 +415,15 @@ absl::StatusOr<RunResult> Runner::Run() {
   if (!options_.eval_text_path.empty()) {
     t = Clock::now();
     SQ_RETURN_IF_ERROR(Emit("eval", "eval", 1, 2, "perplexity after"));
-    SQ_ASSIGN_OR_RETURN(PerplexityResult after, WindowedPerplexity(model_, eval_tokens, eval_len, *pool_));
+    SQ_ASSIGN_OR_RETURN(PerplexityResult after, EvaluatePerplexity(model_, *eval_tok, eval_docs, ppl_options, *pool_));
     ppl["after"] = after.perplexity;
-    ppl["nll_after"] = after.mean_nll;
+    ppl["nll_per_token_after"] = after.nll_per_token;
+    ppl["bits_per_byte_after"] = after.bits_per_byte;
     SQ_RETURN_IF_ERROR(Emit("eval", "eval", 2, 2, absl::StrFormat("perplexity after: %.4f", after.perplexity),
                             {{"perplexity_after", after.perplexity}}));
     result.timings_s["eval_after"] = Seconds(t);
   }
-  report["perplexity"] = ppl;
-  report["perplexity_method"] =
-      "windowed (runner/perplexity.h stopgap until engine/eval lands): non-overlapping windows, nats -> exp";
+  report["perplexity"] = ppl;  // null without eval text
 
   t = Clock::now();
   SQ_RETURN_IF_ERROR(Emit("save", "model", 0, 1, absl::StrCat("writing ", options_.output_dir)));

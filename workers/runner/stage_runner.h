@@ -47,9 +47,16 @@ struct RunOptions {
   // Checkpoints go here. Empty: "<output_dir>.work". Removed on success.
   std::string work_dir;
   uint64_t seed = 0;            // the recipe's `seed`, when given, wins
-  int64_t eval_max_tokens = 16384;  // tokens of eval text scored (0 = all)
-  int eval_seq_len = 256;       // perplexity window (capped at the model's context)
+  // Perplexity (engine/eval, rolling protocol): the first eval_max_bytes of
+  // the eval text (0 = all; cut at a UTF-8 boundary), documents split at
+  // lines "<|endoftext|>", windows of eval_seq_len tokens (0 = the model's
+  // context length).
+  int64_t eval_max_bytes = 65536;
+  int eval_seq_len = 0;
   int threads = 0;              // 0: ThreadPool::Default()
+  // Where modifier types are looked up; null = ModifierRegistry::Builtin().
+  // (Tests register extra modifiers here.)
+  const ModifierRegistry* registry = nullptr;
 };
 
 // A progress event. unit "layer": i of n blocks done in `stage` (n includes

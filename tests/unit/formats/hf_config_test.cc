@@ -116,10 +116,11 @@ TEST(HfConfigTest, DefaultsAndEosList) {
 }
 
 TEST(HfConfigTest, RejectsUnsupported) {
-  auto s = ParseHfConfig(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})", "gpt2/config.json");
+  auto s =
+      ParseHfConfig(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})", "gpt2/config.json");
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.status().message(),
-              AllOf(HasSubstr("gpt2/config.json"), HasSubstr("unsupported architecture \"GPT2LMHeadModel\"")));
+  EXPECT_THAT(s.status().message(), AllOf(HasSubstr("gpt2/config.json"),
+                                          HasSubstr("unsupported architecture \"GPT2LMHeadModel\"")));
 
   std::string scaled = kLlama2;
   scaled.replace(scaled.find("\"rope_scaling\": null"), 20,

@@ -92,15 +92,17 @@ TEST(LinearLoadersTest, CompressedKindRoundTripsThroughItsLoader) {
               AllOf(HasSubstr("model.safetensors"), HasSubstr("module model.layers.0.mlp.gate_proj"),
                     HasSubstr("kind scaled_test_v1"), HasSubstr("no loader is registered")));
 
-  RegisterLinearLoader("scaled_test_", [](const std::string& kind, const std::map<std::string, TensorView>& t)
-                                           -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
-    auto mat = t.find("mat");
-    auto scale = t.find("scale");
-    if (mat == t.end() || scale == t.end()) return absl::InvalidArgumentError("needs mat and scale");
-    auto s = ToFloat32(scale->second);
-    if (!s.ok()) return s.status();
-    return std::unique_ptr<LinearLayer>(std::make_unique<ScaledLinear>(mat->second, (*s)[0]));
-  });
+  RegisterLinearLoader(
+      "scaled_test_",
+      [](const std::string& kind,
+         const std::map<std::string, TensorView>& t) -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+        auto mat = t.find("mat");
+        auto scale = t.find("scale");
+        if (mat == t.end() || scale == t.end()) return absl::InvalidArgumentError("needs mat and scale");
+        auto s = ToFloat32(scale->second);
+        if (!s.ok()) return s.status();
+        return std::unique_ptr<LinearLayer>(std::make_unique<ScaledLinear>(mat->second, (*s)[0]));
+      });
   auto loaded = LoadModel(dir);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const LinearLayer& g = *loaded->blocks[0].gate_proj;
@@ -109,18 +111,23 @@ TEST(LinearLoadersTest, CompressedKindRoundTripsThroughItsLoader) {
   EXPECT_EQ(loaded->blocks[0].up_proj->kind(), "dense_bf16");
 
   // A loader whose layer has the wrong shape is rejected with the expected shape.
-  RegisterLinearLoader("scaled_test_v", [](const std::string&, const std::map<std::string, TensorView>&)
-                                            -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
-    return std::unique_ptr<LinearLayer>(std::make_unique<ScaledLinear>(OwnedF32(std::vector<float>(14 * 8), {14, 8}), 1));
-  });
+  RegisterLinearLoader(
+      "scaled_test_v",
+      [](const std::string&,
+         const std::map<std::string, TensorView>&) -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+        return std::unique_ptr<LinearLayer>(
+            std::make_unique<ScaledLinear>(OwnedF32(std::vector<float>(14 * 8), {14, 8}), 1));
+      });
   EXPECT_THAT(LoadModel(dir).status().message(),
               AllOf(HasSubstr("gate_proj"), HasSubstr("shape [14, 8], expected [12, 8]")));
 }
 
 TEST(LinearLoadersTest, LongestPrefixWins) {
   auto make = [](int id) {
-    return [id](const std::string&, const std::map<std::string, TensorView>&)
-               -> absl::StatusOr<std::unique_ptr<LinearLayer>> { return absl::InternalError(absl::StrCat(id)); };
+    return [id](const std::string&,
+                const std::map<std::string, TensorView>&) -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      return absl::InternalError(absl::StrCat(id));
+    };
   };
   RegisterLinearLoader("lp_test_int", make(1));
   RegisterLinearLoader("lp_test_int4_g", make(2));

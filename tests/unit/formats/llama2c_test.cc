@@ -1,13 +1,13 @@
 #include "workers/engine/formats/llama2c.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "tests/unit/formats/test_util.h"
 #include "workers/engine/formats/model_io.h"
@@ -26,7 +26,8 @@ using testing_util::RandomFloats;
 //   w.view(n_heads, head_dim // 2, 2, cols).transpose(1, 2).reshape(n_heads * head_dim, cols)
 // spelled out as index arithmetic on the 4-D view: the result, viewed as
 // [n_heads, 2, head_dim/2, cols], has element [h][j][i][c] = w[h][i][j][c].
-std::vector<float> TorchPermute(const std::vector<float>& w, int64_t n_heads, int64_t head_dim, int64_t cols) {
+std::vector<float> TorchPermute(const std::vector<float>& w, int64_t n_heads, int64_t head_dim,
+                                int64_t cols) {
   const int64_t half = head_dim / 2;
   std::vector<float> out(w.size());
   for (int64_t h = 0; h < n_heads; ++h)
@@ -122,11 +123,12 @@ std::string WriteLlama2c(const std::string& path, const Llama2cSpec& s, Llama2cP
   parts->freq = RandomFloats(s.seq_len * hd, seed++);  // real and imag halves
   if (!s.shared) parts->wcls = RandomFloats(s.vocab * s.dim, seed++);
   std::string bytes;
-  const int32_t hdr[7] = {s.dim, s.hidden, s.layers, s.heads, s.kv_heads, s.shared ? s.vocab : -s.vocab, s.seq_len};
+  const int32_t hdr[7] = {s.dim,    s.hidden, s.layers, s.heads, s.kv_heads, s.shared ? s.vocab : -s.vocab,
+                          s.seq_len};
   bytes.append(reinterpret_cast<const char*>(hdr), sizeof(hdr));
-  for (const auto* v : {&parts->emb, &parts->rms_att, &parts->wq, &parts->wk, &parts->wv, &parts->wo,
-                        &parts->rms_ffn, &parts->w1, &parts->w2, &parts->w3, &parts->rms_final, &parts->freq,
-                        &parts->wcls}) {
+  for (const auto* v :
+       {&parts->emb, &parts->rms_att, &parts->wq, &parts->wk, &parts->wv, &parts->wo, &parts->rms_ffn,
+        &parts->w1, &parts->w2, &parts->w3, &parts->rms_final, &parts->freq, &parts->wcls}) {
     bytes.append(reinterpret_cast<const char*>(v->data()), v->size() * sizeof(float));
   }
   testing_util::WriteBytes(path, bytes);
@@ -189,9 +191,9 @@ TEST(Llama2cTest, SizeMismatchesAndBadHeaders) {
   testing_util::WriteBytes(dir + "/short.bin", bytes.substr(0, bytes.size() - 10));
   auto st = LoadModel(dir + "/short.bin").status();
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(st.message(), AllOf(HasSubstr("short.bin"),
-                                  HasSubstr(absl::StrCat("file is ", bytes.size() - 10, " bytes")),
-                                  HasSubstr(absl::StrCat("implies ", bytes.size(), " bytes (truncated)"))));
+  EXPECT_THAT(st.message(),
+              AllOf(HasSubstr("short.bin"), HasSubstr(absl::StrCat("file is ", bytes.size() - 10, " bytes")),
+                    HasSubstr(absl::StrCat("implies ", bytes.size(), " bytes (truncated)"))));
 
   testing_util::WriteBytes(dir + "/long.bin", bytes + "xyzw");
   EXPECT_THAT(LoadModel(dir + "/long.bin").status().message(), HasSubstr("(trailing data)"));
@@ -331,7 +333,8 @@ TEST_F(Stories260KTest, F32WeightsAreZeroCopyFromTheMapping) {
   }
   // llama2.c: v/o/gate/up/down point into the .bin; q/k are permuted copies.
   const TransformerBlock& b = bin->blocks[2];
-  for (const LinearLayer* l : {b.v_proj.get(), b.o_proj.get(), b.gate_proj.get(), b.up_proj.get(), b.down_proj.get()}) {
+  for (const LinearLayer* l :
+       {b.v_proj.get(), b.o_proj.get(), b.gate_proj.get(), b.up_proj.get(), b.down_proj.get()}) {
     EXPECT_THAT(MappedFileAt(weight_ptr(*l)), ::testing::EndsWith("/stories260K.bin"));
   }
   EXPECT_EQ(MappedFileAt(weight_ptr(*b.q_proj)), "");

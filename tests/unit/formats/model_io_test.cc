@@ -1,13 +1,13 @@
 #include "workers/engine/formats/model_io.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <set>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "absl/strings/str_format.h"
 #include "tests/unit/formats/test_util.h"
@@ -46,8 +46,9 @@ MatrixRM RandomMatrix(int64_t rows, int64_t cols, uint32_t seed) {
 }
 
 std::unique_ptr<LinearLayer> RandomLinear(int64_t out, int64_t in, uint32_t seed, bool bias = false) {
-  return DenseLinear::FromMatrix(RandomMatrix(out, in, seed),
-                                 bias ? RandomFloats(static_cast<size_t>(out), seed + 1000) : std::vector<float>{});
+  return DenseLinear::FromMatrix(
+      RandomMatrix(out, in, seed),
+      bias ? RandomFloats(static_cast<size_t>(out), seed + 1000) : std::vector<float>{});
 }
 
 // A random model; `q_heads`, `kv_heads`, `hidden` override per-layer widths
@@ -290,13 +291,15 @@ TEST(ModelIoTest, BadCheckpointsNameFileAndTensor) {
     v.shape = {20, 32};  // same bytes, wrong shape
   });
   s = LoadModel(dir).status();
-  EXPECT_THAT(s.message(), AllOf(HasSubstr(file), HasSubstr("tensor model.layers.1.mlp.up_proj.weight: shape [20, 32], "
-                                                            "expected [40, 16]")));
+  EXPECT_THAT(s.message(),
+              AllOf(HasSubstr(file), HasSubstr("tensor model.layers.1.mlp.up_proj.weight: shape [20, 32], "
+                                               "expected [40, 16]")));
 
   ASSERT_TRUE(SaveModel(m, dir).ok());
   EditCheckpoint(dir, [](auto& t) { t["model.layers.0.self_attn.q_proj.weight"].shape = {8, 32}; });
-  EXPECT_THAT(LoadModel(dir).status().message(),
-              AllOf(HasSubstr("tensor model.layers.0.self_attn.q_proj.weight: shape [8, 32], expected [16, 16]")));
+  EXPECT_THAT(
+      LoadModel(dir).status().message(),
+      AllOf(HasSubstr("tensor model.layers.0.self_attn.q_proj.weight: shape [8, 32], expected [16, 16]")));
 
   ASSERT_TRUE(SaveModel(m, dir).ok());
   EditCheckpoint(dir, [](auto& t) { t["model.layers.0.mlp.extra.weight"] = OwnedF32({1}, {1}); });

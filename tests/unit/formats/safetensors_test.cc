@@ -1,12 +1,12 @@
 #include "workers/engine/formats/safetensors.h"
 
-#include <cstring>
-#include <filesystem>
-#include <random>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "tests/unit/formats/test_util.h"
 #include "workers/engine/core/half.h"
@@ -133,7 +133,8 @@ TEST(SafetensorsTest, ConvertsFloatsWhileWriting) {
     auto back = ToFloat32(v);
     ASSERT_TRUE(back.ok());
     for (size_t i = 0; i < values.size(); ++i) {
-      const float want = d == DType::kF16 ? F16ToFloat(FloatToF16(values[i])) : Bf16ToFloat(FloatToBf16(values[i]));
+      const float want =
+          d == DType::kF16 ? F16ToFloat(FloatToF16(values[i])) : Bf16ToFloat(FloatToBf16(values[i]));
       ASSERT_EQ((*back)[i], want) << i;
     }
   }
@@ -145,10 +146,12 @@ TEST(SafetensorsTest, WriterRejectsBadInput) {
   absl::Status s = WriteSafetensorsMap(dir + "/x.safetensors", {{"bad", wrong}});
   EXPECT_THAT(s.message(), AllOf(HasSubstr("x.safetensors"), HasSubstr("bad"), HasSubstr("[2, 2]")));
   s = WriteSafetensors(dir + "/y.safetensors",
-                       std::vector<SafetensorsEntry>{StoredAs("i", BytesView(DType::kI32, {1}, std::string(4, '\0')), DType::kF16)});
+                       std::vector<SafetensorsEntry>{
+                           StoredAs("i", BytesView(DType::kI32, {1}, std::string(4, '\0')), DType::kF16)});
   EXPECT_THAT(s.message(), AllOf(HasSubstr("tensor i"), HasSubstr("cannot convert I32 to F16")));
-  s = WriteSafetensors(dir + "/z.safetensors",
-                       std::vector<SafetensorsEntry>{StoredAs("a", OwnedF32({1}, {1})), StoredAs("a", OwnedF32({2}, {1}))});
+  s = WriteSafetensors(
+      dir + "/z.safetensors",
+      std::vector<SafetensorsEntry>{StoredAs("a", OwnedF32({1}, {1})), StoredAs("a", OwnedF32({2}, {1}))});
   EXPECT_THAT(s.message(), HasSubstr("tensor a given twice"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.safetensors"));
   EXPECT_TRUE(std::filesystem::is_empty(dir));  // no temporary files left behind
@@ -193,8 +196,8 @@ TEST_F(MalformedTest, InvalidJson) {
 }
 
 TEST_F(MalformedTest, UnknownDtype) {
-  absl::Status s = Read(MakeSafetensors(R"({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})",
-                                        std::string(2, '\0')));
+  absl::Status s = Read(MakeSafetensors(
+      R"({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})", std::string(2, '\0')));
   EXPECT_THAT(s.message(), AllOf(HasSubstr("bad.safetensors: tensor w"), HasSubstr("F8_E4M3")));
 }
 
@@ -205,9 +208,10 @@ TEST_F(MalformedTest, ShapeDoesNotMatchOffsets) {
 }
 
 TEST_F(MalformedTest, NegativeAndOverflowingShapes) {
-  EXPECT_THAT(Read(MakeSafetensors(R"({"w": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 0]}})", ""))
-                  .message(),
-              AllOf(HasSubstr("tensor w"), HasSubstr("negative dimension")));
+  EXPECT_THAT(
+      Read(MakeSafetensors(R"({"w": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 0]}})", ""))
+          .message(),
+      AllOf(HasSubstr("tensor w"), HasSubstr("negative dimension")));
   EXPECT_THAT(Read(MakeSafetensors(R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296],)"
                                    R"( "data_offsets": [0, 0]}})",
                                    ""))
@@ -220,8 +224,8 @@ TEST_F(MalformedTest, NegativeAndOverflowingShapes) {
 }
 
 TEST_F(MalformedTest, OffsetsPastTheEnd) {
-  absl::Status s = Read(MakeSafetensors(
-      R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", std::string(8, '\0')));
+  absl::Status s = Read(MakeSafetensors(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})",
+                                        std::string(8, '\0')));
   EXPECT_THAT(s.message(), AllOf(HasSubstr("tensor w"), HasSubstr("run past the end of the data (8 bytes")));
 }
 
@@ -250,12 +254,14 @@ TEST_F(MalformedTest, BadFieldsAndMetadata) {
               HasSubstr("reversed"));
   EXPECT_THAT(Read(MakeSafetensors(R"({"__metadata__": {"k": 1}})", "")).message(),
               HasSubstr("__metadata__ value for \"k\" is not a string"));
-  EXPECT_THAT(Read(MakeSafetensors(R"({"a": 3})", "")).message(), HasSubstr("tensor a: entry is not a JSON object"));
+  EXPECT_THAT(Read(MakeSafetensors(R"({"a": 3})", "")).message(),
+              HasSubstr("tensor a: entry is not a JSON object"));
 }
 
 TEST_F(MalformedTest, TruncatedRealFile) {
   const std::string path = dir_ + "/good.safetensors";
-  ASSERT_TRUE(WriteSafetensorsMap(path, {{"a", OwnedF32({1, 2, 3, 4}, {4})}, {"b", OwnedF32({5, 6}, {2})}}).ok());
+  ASSERT_TRUE(
+      WriteSafetensorsMap(path, {{"a", OwnedF32({1, 2, 3, 4}, {4})}, {"b", OwnedF32({5, 6}, {2})}}).ok());
   const std::string bytes = ReadBytes(path);
   absl::Status s = Read(bytes.substr(0, bytes.size() - 4));
   // b is last in the data buffer (name order), so it is the one cut off.
@@ -269,10 +275,11 @@ TEST_F(MalformedTest, TruncatedRealFile) {
 TEST(SafetensorsTest, CorruptedFilesNeverCrash) {
   const std::string dir = FreshTestDir();
   const std::string path = dir + "/good.safetensors";
-  ASSERT_TRUE(WriteSafetensors(path, std::vector<SafetensorsEntry>{
-                                         StoredAs("a.weight", OwnedF32(testing_util::RandomFloats(12, 1), {3, 4})),
-                                         StoredAs("b", OwnedF32({1, 2}, {2}), DType::kBF16),
-                                         StoredAs("c", BytesView(DType::kU8, {5}, "hello"))},
+  ASSERT_TRUE(WriteSafetensors(path,
+                               std::vector<SafetensorsEntry>{
+                                   StoredAs("a.weight", OwnedF32(testing_util::RandomFloats(12, 1), {3, 4})),
+                                   StoredAs("b", OwnedF32({1, 2}, {2}), DType::kBF16),
+                                   StoredAs("c", BytesView(DType::kU8, {5}, "hello"))},
                                {{"format", "pt"}})
                   .ok());
   const std::string good = ReadBytes(path);
@@ -284,10 +291,18 @@ TEST(SafetensorsTest, CorruptedFilesNeverCrash) {
     for (int e = 0; e < edits; ++e) {
       const size_t pos = rng() % bytes.size();
       switch (rng() % 4) {
-        case 0: bytes[pos] = static_cast<char>(rng()); break;                   // random byte
-        case 1: bytes[pos] = "0123456789-[]{},:\"e "[rng() % 20]; break;       // JSON-ish byte
-        case 2: bytes.resize(pos); break;                                       // truncate
-        case 3: bytes.insert(pos, 1, static_cast<char>('0' + rng() % 10)); break;  // insert digit
+        case 0:
+          bytes[pos] = static_cast<char>(rng());
+          break;  // random byte
+        case 1:
+          bytes[pos] = "0123456789-[]{},:\"e "[rng() % 20];
+          break;  // JSON-ish byte
+        case 2:
+          bytes.resize(pos);
+          break;  // truncate
+        case 3:
+          bytes.insert(pos, 1, static_cast<char>('0' + rng() % 10));
+          break;  // insert digit
       }
       if (bytes.empty()) break;
     }

@@ -1,6 +1,7 @@
 // Helpers shared by the formats tests.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -10,19 +11,29 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "absl/strings/str_cat.h"
 
 namespace squeeze::testing_util {
 
-// A fresh, empty directory unique to the running test (tests may run in parallel).
+// Removes the directories FreshTestDir made when the test process exits.
+struct TestDirCleaner {
+  std::vector<std::string> dirs;
+  ~TestDirCleaner() {
+    std::error_code ec;
+    for (const std::string& d : dirs) std::filesystem::remove_all(d, ec);
+  }
+};
+inline TestDirCleaner test_dir_cleaner;
+
+// A fresh, empty directory unique to the running test and process (tests run
+// in parallel, possibly from several build trees), removed at exit.
 inline std::string FreshTestDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   const std::string dir = absl::StrCat(::testing::TempDir(), "/formats_", info->test_suite_name(), "_",
                                        info->name(), "_", ::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  test_dir_cleaner.dirs.push_back(dir);
   return dir;
 }
 

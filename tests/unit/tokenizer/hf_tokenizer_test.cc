@@ -152,6 +152,41 @@ TEST(HfByteLevel, EncodeAndDecode) {
   EXPECT_EQ(t->Decode({257, 258, 256}), "hi a");  // special tokens omitted
 }
 
+TEST(HfByteLevel, SplitRegexAndNfcAsLlama3AndQwen2) {
+  // Llama-3 / Qwen2 layout: Split(regex) then ByteLevel without its own regex.
+  const std::string llama3 =
+      "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+      "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  std::string qwen2 = llama3;
+  qwen2.replace(qwen2.find("{1,3}"), 5, "");
+  json j = ByteLevelJson();
+  j["model"]["vocab"]["12"] = 259;
+  j["model"]["merges"].push_back("1 2");
+  j["model"]["vocab"][BytesToByteLevel("\xC3\xA9")] = 260;  // é as one token
+  j["model"]["merges"].push_back("\xC3\x83 \xC2\xA9");  // its byte stand-ins Ã ©
+  for (const auto& [pattern, want_12] : {std::pair{llama3, Ids{259}}, {qwen2, Ids{'1', '2'}}}) {
+    j["normalizer"] = {{"type", "NFC"}};
+    j["pre_tokenizer"] = {
+        {"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"},
+           {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+    auto t = Load(j);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->Encode("12", false), want_12);
+    // NFC first: e + combining acute becomes é, one token.
+    EXPECT_EQ(t->Encode("e\xCC\x81", false), (Ids{260}));
+    EXPECT_EQ(t->Decode(t->Encode("hi 12\n\n x", false)), "hi 12\n\n x");
+  }
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+";
+  auto other = HfBpeTokenizer::FromJson(j.dump(), "split.json");
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(other.status().message().find("pre_tokenizer.pretokenizers[0]"), std::string::npos)
+      << other.status();
+}
+
 TEST(HfTokenizerJson, RejectsWhatItCannotDo) {
   const auto code_and_message = [](const json& j) {
     auto t = HfBpeTokenizer::FromJson(j.dump(), "bad.json");

@@ -62,5 +62,16 @@ TEST(Unicode, Utf8RoundTripAndInvalid) {
   }
 }
 
+TEST(Unicode, Nfc) {
+  EXPECT_EQ(NormalizeNfc("e\xCC\x81"), "\xC3\xA9");            // e + U+0301 -> é
+  EXPECT_EQ(NormalizeNfc("\xE2\x84\xAB"), "\xC3\x85");         // U+212B ANGSTROM SIGN -> Å
+  EXPECT_EQ(NormalizeNfc("\xE1\x84\x80\xE1\x85\xA1"), "\xEA\xB0\x80");  // jamo -> 가
+  EXPECT_EQ(NormalizeNfc("caf\xC3\xA9 plain"), "caf\xC3\xA9 plain");  // already NFC
+  EXPECT_EQ(NormalizeNfc("ascii only"), "ascii only");
+  EXPECT_EQ(NormalizeNfc("e\xCC\x81\xFF"), "e\xCC\x81\xFF");   // invalid UTF-8: unchanged
+  EXPECT_TRUE(IsValidUtf8("\xC3\xA9"));
+  EXPECT_FALSE(IsValidUtf8("\xC3"));
+}
+
 }  // namespace
 }  // namespace squeeze

@@ -68,7 +68,8 @@ class Builder {
     SQ_ASSIGN_OR_RETURN(const TensorView* v, Get(name));
     SQ_RETURN_IF_ERROR(CheckFloat(name, *v));
     if (v->shape != expected) {
-      return TensorError(name, absl::StrCat("shape ", ShapeString(v->shape), ", expected ", ShapeString(expected)));
+      return TensorError(name,
+                         absl::StrCat("shape ", ShapeString(v->shape), ", expected ", ShapeString(expected)));
     }
     return v;
   }
@@ -91,7 +92,8 @@ class Builder {
     SQ_ASSIGN_OR_RETURN(const TensorView* w, Get(wname));
     SQ_RETURN_IF_ERROR(CheckFloat(wname, *w));
     if (w->shape.size() != 2 || w->shape[1] != in || !rows.Allows(w->shape[0])) {
-      return TensorError(wname, absl::StrCat("shape ", ShapeString(w->shape), ", expected ", rows.Expected(in)));
+      return TensorError(wname,
+                         absl::StrCat("shape ", ShapeString(w->shape), ", expected ", rows.Expected(in)));
     }
     const int64_t out = w->shape[0];
     std::vector<float> bias;
@@ -122,8 +124,8 @@ class Builder {
     const std::string prefix = module + ".";
     std::map<std::string, TensorView> parts;
     std::string file = DefaultFile();
-    for (auto it = ck_.tensors.lower_bound(prefix); it != ck_.tensors.end() && absl::StartsWith(it->first, prefix);
-         ++it) {
+    for (auto it = ck_.tensors.lower_bound(prefix);
+         it != ck_.tensors.end() && absl::StartsWith(it->first, prefix); ++it) {
       const std::string suffix = it->first.substr(prefix.size());
       if (absl::StrContains(suffix, ".")) continue;  // a submodule, not this layer's tensor
       parts[suffix] = it->second.view;
@@ -131,7 +133,8 @@ class Builder {
       used_.insert(it->first);
     }
     auto fail = [&](absl::string_view what) {
-      return absl::InvalidArgumentError(absl::StrCat(file, ": module ", module, " (kind ", kind, "): ", what));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": module ", module, " (kind ", kind, "): ", what));
     };
     if (parts.empty()) return fail("no tensors");
     LinearLoader loader = FindLinearLoader(kind);
@@ -168,7 +171,8 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
   {
     const std::string name = "model.embed_tokens.weight";
     SQ_ASSIGN_OR_RETURN(const TensorView* v, b.GetShaped(name, {c.vocab_size, c.dim}));
-    SQ_ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*v, absl::StrCat(b.FileOf(name), ": tensor ", name)));
+    SQ_ASSIGN_OR_RETURN(std::vector<float> values,
+                        ToFloat32(*v, absl::StrCat(b.FileOf(name), ": tensor ", name)));
     m.embedding = ConstMapMatrixRM(values.data(), c.vocab_size, c.dim);
   }
 
@@ -186,8 +190,9 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
     SQ_ASSIGN_OR_RETURN(blk.k_proj, b.Linear(k, Rows{c.n_kv_heads * hd, hd}, c.dim, qkv_bias));
     const int64_t q_out = blk.q_proj->out_features(), kv_out = blk.k_proj->out_features();
     if ((q_out / hd) % (kv_out / hd) != 0) {
-      return b.TensorError(k + ".weight", absl::StrCat("has ", kv_out / hd, " key/value heads, which does not divide the ",
-                                                       q_out / hd, " query heads of ", q));
+      return b.TensorError(k + ".weight",
+                           absl::StrCat("has ", kv_out / hd, " key/value heads, which does not divide the ",
+                                        q_out / hd, " query heads of ", q));
     }
     SQ_ASSIGN_OR_RETURN(blk.v_proj, b.Linear(p + "self_attn.v_proj", Rows{0, 1, kv_out}, c.dim, qkv_bias));
     SQ_ASSIGN_OR_RETURN(blk.o_proj, b.Linear(p + "self_attn.o_proj", Rows{0, 1, c.dim}, q_out, false));

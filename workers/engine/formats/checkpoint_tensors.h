@@ -43,9 +43,9 @@ struct CheckpointTensors {
 // q/k/v biases are required when config.attention_bias; any other bias is
 // optional. Linear modules of a non-dense kind (linear_kinds) are built by the
 // loader registered for that kind (linear_loaders.h) from their
-// "<module>.<suffix>" tensors and must satisfy the same [out, in] rules. Missing, mis-shaped or unexpected tensors are InvalidArgument
-// naming the file and the tensor. An lm_head.weight present in a tied model
-// is ignored (transformers does the same). "*.rotary_emb.inv_freq" is ignored.
+// "<module>.<suffix>" tensors and must satisfy the same [out, in] rules. Missing, mis-shaped or unexpected
+// tensors are InvalidArgument naming the file and the tensor. An lm_head.weight present in a tied model is
+// ignored (transformers does the same). "*.rotary_emb.inv_freq" is ignored.
 absl::StatusOr<Model> BuildModel(CheckpointTensors checkpoint);
 
 }  // namespace squeeze

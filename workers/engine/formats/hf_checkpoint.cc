@@ -2,11 +2,10 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,7 +45,8 @@ absl::Status AddLinearKinds(const SafetensorsFile& st, CheckpointTensors& ck) {
     const std::string kind = k.value().get<std::string>();
     auto [pos, inserted] = ck.linear_kinds.emplace(k.key(), kind);
     if (!inserted && pos->second != kind) {
-      return bad(absl::StrCat("kind of ", k.key(), " is ", kind, " here but ", pos->second, " in another shard"));
+      return bad(
+          absl::StrCat("kind of ", k.key(), " is ", kind, " here but ", pos->second, " in another shard"));
     }
   }
   return absl::OkStatus();
@@ -56,8 +56,8 @@ absl::Status AddFile(const SafetensorsFile& st, CheckpointTensors& ck) {
   SQ_RETURN_IF_ERROR(AddLinearKinds(st, ck));
   for (const auto& [name, view] : st.tensors) {
     if (ck.tensors.count(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(st.path, ": tensor ", name, ": also in ",
-                                                     ck.tensors[name].file));
+      return absl::InvalidArgumentError(
+          absl::StrCat(st.path, ": tensor ", name, ": also in ", ck.tensors[name].file));
     }
     ck.tensors[name] = SourceTensor{view, st.path};
   }
@@ -82,10 +82,12 @@ absl::Status ReadIndex(const std::string& dir, CheckpointTensors& ck) {
   // shard file -> tensor names it must hold
   std::map<std::string, std::vector<std::string>> by_shard;
   for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-    if (!it.value().is_string()) return bad(absl::StrCat("weight_map entry for ", it.key(), " is not a string"));
+    if (!it.value().is_string())
+      return bad(absl::StrCat("weight_map entry for ", it.key(), " is not a string"));
     const std::string shard = it.value().get<std::string>();
     if (shard.empty() || absl::StrContains(shard, "/") || shard == "." || shard == "..") {
-      return bad(absl::StrCat("weight_map entry for ", it.key(), ": invalid shard file name \"", shard, "\""));
+      return bad(
+          absl::StrCat("weight_map entry for ", it.key(), ": invalid shard file name \"", shard, "\""));
     }
     by_shard[shard].push_back(it.key());
   }
@@ -96,8 +98,8 @@ absl::Status ReadIndex(const std::string& dir, CheckpointTensors& ck) {
     for (const std::string& name : names) {
       auto t = st.tensors.find(name);
       if (t == st.tensors.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(st.path, ": tensor ", name, ": listed in ",
-                                                       index_path, " but missing from this shard"));
+        return absl::InvalidArgumentError(absl::StrCat(st.path, ": tensor ", name, ": listed in ", index_path,
+                                                       " but missing from this shard"));
       }
       ck.tensors[name] = SourceTensor{t->second, st.path};
     }
@@ -107,9 +109,12 @@ absl::Status ReadIndex(const std::string& dir, CheckpointTensors& ck) {
 
 const char* TorchDtype(DType d) {
   switch (d) {
-    case DType::kF16: return "float16";
-    case DType::kBF16: return "bfloat16";
-    default: return "float32";
+    case DType::kF16:
+      return "float16";
+    case DType::kBF16:
+      return "bfloat16";
+    default:
+      return "float32";
   }
 }
 
@@ -149,8 +154,8 @@ absl::StatusOr<CheckpointTensors> ReadHfCheckpoint(const std::string& dir) {
 
 absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const SaveOptions& options) {
   if (!IsFloat(options.dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat("SaveModel ", dir, ": dtype ", DTypeName(options.dtype),
-                                                   " is not F32, F16 or BF16"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("SaveModel ", dir, ": dtype ", DTypeName(options.dtype), " is not F32, F16 or BF16"));
   }
   if (options.max_shard_bytes <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("SaveModel ", dir, ": max_shard_bytes must be > 0"));
@@ -178,7 +183,8 @@ absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const
   for (int l = 0; l < c.n_layers; ++l) {
     const TransformerBlock& b = model.blocks[l];
     const std::string p = absl::StrCat("model.layers.", l, ".");
-    dense(p + "input_layernorm.weight", FloatView(b.attn_norm.data(), {static_cast<int64_t>(b.attn_norm.size())}));
+    dense(p + "input_layernorm.weight",
+          FloatView(b.attn_norm.data(), {static_cast<int64_t>(b.attn_norm.size())}));
     dense(p + "post_attention_layernorm.weight",
           FloatView(b.ffn_norm.data(), {static_cast<int64_t>(b.ffn_norm.size())}));
   }
@@ -218,7 +224,8 @@ absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const
     shards.back().push_back(std::move(e));
   }
 
-  json squeeze_meta = {{"version", 1}, {"dtype", std::string(DTypeName(options.dtype))}, {"linear_kinds", kinds}};
+  json squeeze_meta = {
+      {"version", 1}, {"dtype", std::string(DTypeName(options.dtype))}, {"linear_kinds", kinds}};
   const std::map<std::string, std::string> metadata = {{"format", "pt"}, {"squeeze", squeeze_meta.dump()}};
 
   SQ_RETURN_IF_ERROR(MakeDirs(dir));
@@ -241,7 +248,8 @@ absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const
     SQ_RETURN_IF_ERROR(WriteFileAtomically(Join(dir, kHfIndexFile), index.dump(2) + "\n"));
     written.insert(kHfIndexFile);
   }
-  SQ_RETURN_IF_ERROR(WriteFileAtomically(Join(dir, kHfConfigFile), HfConfigJson(c, TorchDtype(options.dtype))));
+  SQ_RETURN_IF_ERROR(
+      WriteFileAtomically(Join(dir, kHfConfigFile), HfConfigJson(c, TorchDtype(options.dtype))));
 
   // Remove model files of a previous save with another layout.
   std::error_code ec;

@@ -3,7 +3,6 @@
 #include <charconv>
 #include <climits>
 #include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -79,7 +78,8 @@ class Reader {
       if (v->empty()) return fallback;
       v = &(*v)[0];
     }
-    if (!v->is_number_integer()) return Error(key, absl::StrCat("must be an integer token id, got ", it->dump()));
+    if (!v->is_number_integer())
+      return Error(key, absl::StrCat("must be an integer token id, got ", it->dump()));
     return static_cast<int>(v->get<int64_t>());
   }
 
@@ -112,9 +112,9 @@ absl::StatusOr<ModelConfig> ParseObject(const json& j, const std::string& source
     }
   }
   if (info == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": unsupported architecture \"", arch.empty() ? model_type : arch,
-        "\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": unsupported architecture \"", arch.empty() ? model_type : arch,
+                     "\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)"));
   }
 
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
@@ -128,8 +128,8 @@ absl::StatusOr<ModelConfig> ParseObject(const json& j, const std::string& source
       }
     }
     if (type != "default") {
-      return r.Error("rope_scaling", absl::StrCat("is not supported: ", it->dump(),
-                                                  " (only null or type \"default\")"));
+      return r.Error("rope_scaling",
+                     absl::StrCat("is not supported: ", it->dump(), " (only null or type \"default\")"));
     }
   }
   for (const char* k : {"hidden_act", "hidden_activation"}) {
@@ -176,8 +176,7 @@ absl::StatusOr<ModelConfig> ParseObject(const json& j, const std::string& source
   } else if (c.model_type == "qwen2") {
     SQ_ASSIGN_OR_RETURN(bool use_sw, r.Bool("use_sliding_window", false));
     if (use_sw) {
-      return r.Error("use_sliding_window",
-                     "is not supported for Qwen2 (per-layer sliding windows)");
+      return r.Error("use_sliding_window", "is not supported for Qwen2 (per-layer sliding windows)");
     }
   }
 

@@ -30,13 +30,13 @@ absl::StatusOr<CheckpointTensors> ReadLlama2c(const std::string& path) {
   };
   constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
   if (file->size() < kHeaderBytes) {
-    return bad(absl::StrCat("file is ", file->size(), " bytes, too short for the ", kHeaderBytes,
-                            "-byte header"));
+    return bad(
+        absl::StrCat("file is ", file->size(), " bytes, too short for the ", kHeaderBytes, "-byte header"));
   }
   int32_t hdr[7];
   std::memcpy(hdr, file->data(), kHeaderBytes);
-  const int64_t dim = hdr[0], hidden = hdr[1], n_layers = hdr[2], n_heads = hdr[3],
-                n_kv_heads = hdr[4], seq_len = hdr[6];
+  const int64_t dim = hdr[0], hidden = hdr[1], n_layers = hdr[2], n_heads = hdr[3], n_kv_heads = hdr[4],
+                seq_len = hdr[6];
   const bool shared = hdr[5] > 0;
   const int64_t vocab = hdr[5] < 0 ? -static_cast<int64_t>(hdr[5]) : hdr[5];
   const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
@@ -45,13 +45,14 @@ absl::StatusOr<CheckpointTensors> ReadLlama2c(const std::string& path) {
   for (int i = 0; i < 7; ++i) {
     const int64_t v = i == 5 ? vocab : hdr[i];
     if (v <= 0 || v > kMaxField) {
-      return bad(absl::StrCat("header field ", names[i], " = ", hdr[i], " is out of range (1..",
-                              kMaxField, "); not a llama2.c v0 checkpoint?"));
+      return bad(absl::StrCat("header field ", names[i], " = ", hdr[i], " is out of range (1..", kMaxField,
+                              "); not a llama2.c v0 checkpoint?"));
     }
   }
   if (dim % n_heads != 0 || n_heads % n_kv_heads != 0 || (dim / n_heads) % 2 != 0) {
     return bad(absl::StrCat("inconsistent header: dim ", dim, ", n_heads ", n_heads, ", n_kv_heads ",
-                            n_kv_heads, " (need dim % n_heads == 0, n_heads % n_kv_heads == 0, even head size)"));
+                            n_kv_heads,
+                            " (need dim % n_heads == 0, n_heads % n_kv_heads == 0, even head size)"));
   }
   const int64_t hd = dim / n_heads;
   const int64_t kv_dim = hd * n_kv_heads;
@@ -63,13 +64,20 @@ absl::StatusOr<CheckpointTensors> ReadLlama2c(const std::string& path) {
     int64_t numel;
   };
   const Part parts[] = {
-      {"token_embedding", vocab * dim}, {"rms_att", L * dim},
-      {"wq", L * dim * dim},            {"wk", L * kv_dim * dim},
-      {"wv", L * kv_dim * dim},         {"wo", L * dim * dim},
-      {"rms_ffn", L * dim},             {"w1", L * hidden * dim},
-      {"w2", L * dim * hidden},         {"w3", L * hidden * dim},
-      {"rms_final", dim},               {"freq_cis_real", seq_len * hd / 2},
-      {"freq_cis_imag", seq_len * hd / 2}, {"wcls", shared ? 0 : vocab * dim},
+      {"token_embedding", vocab * dim},
+      {"rms_att", L * dim},
+      {"wq", L * dim * dim},
+      {"wk", L * kv_dim * dim},
+      {"wv", L * kv_dim * dim},
+      {"wo", L * dim * dim},
+      {"rms_ffn", L * dim},
+      {"w1", L * hidden * dim},
+      {"w2", L * dim * hidden},
+      {"w3", L * hidden * dim},
+      {"rms_final", dim},
+      {"freq_cis_real", seq_len * hd / 2},
+      {"freq_cis_imag", seq_len * hd / 2},
+      {"wcls", shared ? 0 : vocab * dim},
   };
   int64_t total = 0;
   std::map<std::string, const float*> at;
@@ -115,7 +123,9 @@ absl::StatusOr<CheckpointTensors> ReadLlama2c(const std::string& path) {
     v.owner = owner;
     return v;
   };
-  auto put = [&](const std::string& name, TensorView v) { ck.tensors[name] = SourceTensor{std::move(v), path}; };
+  auto put = [&](const std::string& name, TensorView v) {
+    ck.tensors[name] = SourceTensor{std::move(v), path};
+  };
   auto permuted = [&](const float* data, int64_t heads, int64_t rows) {
     std::vector<float> out(static_cast<size_t>(rows * dim));
     PermuteInterleavedToHalfSplit(data, out.data(), heads, hd, dim);

@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/file_util.h"
@@ -42,11 +41,10 @@ struct Range {
   std::string name;
 };
 
-absl::StatusOr<SafetensorsFile> ParseHeader(const std::string& file, const uint8_t* data,
-                                            size_t size, const std::shared_ptr<const void>& owner) {
+absl::StatusOr<SafetensorsFile> ParseHeader(const std::string& file, const uint8_t* data, size_t size,
+                                            const std::shared_ptr<const void>& owner) {
   if (size < 8) {
-    return Bad(file, absl::StrCat("file is ", size,
-                                  " bytes, too short for the 8-byte header length"));
+    return Bad(file, absl::StrCat("file is ", size, " bytes, too short for the 8-byte header length"));
   }
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];  // little-endian
@@ -55,8 +53,8 @@ absl::StatusOr<SafetensorsFile> ParseHeader(const std::string& file, const uint8
                                   kMaxSafetensorsHeaderBytes, " bytes"));
   }
   if (header_len > size - 8) {
-    return Bad(file, absl::StrCat("header length ", header_len, " exceeds the file size (",
-                                  size, " bytes, ", size - 8, " after the length field)"));
+    return Bad(file, absl::StrCat("header length ", header_len, " exceeds the file size (", size, " bytes, ",
+                                  size - 8, " after the length field)"));
   }
   const char* header_begin = reinterpret_cast<const char*>(data + 8);
   json header;
@@ -109,12 +107,14 @@ absl::StatusOr<SafetensorsFile> ParseHeader(const std::string& file, const uint8
       if (dim.is_number_unsigned()) {
         const uint64_t v = dim.get<uint64_t>();
         if (v > static_cast<uint64_t>(INT64_MAX)) {
-          return BadTensor(file, name, absl::StrCat("shape ", s->dump(), " has a dimension that is too large"));
+          return BadTensor(file, name,
+                           absl::StrCat("shape ", s->dump(), " has a dimension that is too large"));
         }
         view.shape.push_back(static_cast<int64_t>(v));
       } else {
         const int64_t v = dim.get<int64_t>();
-        if (v < 0) return BadTensor(file, name, absl::StrCat("shape ", s->dump(), " has a negative dimension"));
+        if (v < 0)
+          return BadTensor(file, name, absl::StrCat("shape ", s->dump(), " has a negative dimension"));
         view.shape.push_back(v);
       }
     }
@@ -135,15 +135,15 @@ absl::StatusOr<SafetensorsFile> ParseHeader(const std::string& file, const uint8
       return BadTensor(file, name, absl::StrCat("data_offsets [", begin, ", ", end, "] are reversed"));
     }
     if (end > buffer_size) {
-      return BadTensor(file, name, absl::StrCat("data_offsets [", begin, ", ", end,
-                                                "] run past the end of the data (", buffer_size,
-                                                " bytes; file truncated?)"));
+      return BadTensor(file, name,
+                       absl::StrCat("data_offsets [", begin, ", ", end, "] run past the end of the data (",
+                                    buffer_size, " bytes; file truncated?)"));
     }
     if (end - begin != nbytes) {
-      return BadTensor(file, name, absl::StrCat("shape ", ShapeString(view.shape), " of ",
-                                                DTypeName(view.dtype), " needs ", nbytes,
-                                                " bytes but data_offsets [", begin, ", ", end,
-                                                "] span ", end - begin));
+      return BadTensor(
+          file, name,
+          absl::StrCat("shape ", ShapeString(view.shape), " of ", DTypeName(view.dtype), " needs ", nbytes,
+                       " bytes but data_offsets [", begin, ", ", end, "] span ", end - begin));
     }
     view.data = buffer + begin;
     view.nbytes = nbytes;
@@ -160,29 +160,27 @@ absl::StatusOr<SafetensorsFile> ParseHeader(const std::string& file, const uint8
   const Range* prev = nullptr;
   for (const Range& r : ranges) {
     if (r.begin < pos) {
-      return BadTensor(file, r.name, absl::StrCat("data_offsets [", r.begin, ", ", r.end,
-                                                  "] overlap tensor ", prev->name, " [", prev->begin,
-                                                  ", ", prev->end, "]"));
+      return BadTensor(file, r.name,
+                       absl::StrCat("data_offsets [", r.begin, ", ", r.end, "] overlap tensor ", prev->name,
+                                    " [", prev->begin, ", ", prev->end, "]"));
     }
     if (r.begin > pos) {
-      return BadTensor(file, r.name, absl::StrCat("data_offsets [", r.begin, ", ", r.end,
-                                                  "] leave a gap of ", r.begin - pos,
-                                                  " bytes before it"));
+      return BadTensor(file, r.name,
+                       absl::StrCat("data_offsets [", r.begin, ", ", r.end, "] leave a gap of ",
+                                    r.begin - pos, " bytes before it"));
     }
     pos = r.end;
     prev = &r;
   }
   if (pos != buffer_size) {
-    return Bad(file, absl::StrCat("tensors cover ", pos, " bytes of the ", buffer_size,
-                                  "-byte data buffer; ", buffer_size - pos,
-                                  " trailing bytes belong to no tensor"));
+    return Bad(file, absl::StrCat("tensors cover ", pos, " bytes of the ", buffer_size, "-byte data buffer; ",
+                                  buffer_size - pos, " trailing bytes belong to no tensor"));
   }
   return out;
 }
 
 // Streams `entry`'s bytes (converted to entry.dtype) into `writer`.
-absl::Status StreamTensor(const std::string& path, const SafetensorsEntry& entry,
-                          AtomicFileWriter& writer) {
+absl::Status StreamTensor(const std::string& path, const SafetensorsEntry& entry, AtomicFileWriter& writer) {
   const TensorView& v = entry.view;
   if (v.nbytes == 0) return absl::OkStatus();
   const auto* src = static_cast<const char*>(v.data);
@@ -208,8 +206,8 @@ absl::Status StreamTensor(const std::string& path, const SafetensorsEntry& entry
 
 }  // namespace
 
-absl::StatusOr<SafetensorsFile> ParseSafetensors(const std::string& name, const uint8_t* data,
-                                                 size_t size, std::shared_ptr<const void> owner) {
+absl::StatusOr<SafetensorsFile> ParseSafetensors(const std::string& name, const uint8_t* data, size_t size,
+                                                 std::shared_ptr<const void> owner) {
   return ParseHeader(name, data, size, owner);
 }
 
@@ -254,14 +252,14 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<SafetensorsEn
     }
     uint64_t numel = 0;
     if (!CheckedNumel(e.view.shape, &numel) || numel * DTypeSize(e.view.dtype) != e.view.nbytes) {
-      return BadTensor(path, e.name, absl::StrCat("shape ", ShapeString(e.view.shape), " of ",
-                                                  DTypeName(e.view.dtype), " does not match ",
-                                                  e.view.nbytes, " bytes"));
+      return BadTensor(path, e.name,
+                       absl::StrCat("shape ", ShapeString(e.view.shape), " of ", DTypeName(e.view.dtype),
+                                    " does not match ", e.view.nbytes, " bytes"));
     }
     if (e.view.nbytes > 0 && e.view.data == nullptr) return BadTensor(path, e.name, "null data");
     if (e.dtype != e.view.dtype && !(IsFloatType(e.dtype) && IsFloatType(e.view.dtype))) {
-      return BadTensor(path, e.name, absl::StrCat("cannot convert ", DTypeName(e.view.dtype), " to ",
-                                                  DTypeName(e.dtype)));
+      return BadTensor(path, e.name,
+                       absl::StrCat("cannot convert ", DTypeName(e.view.dtype), " to ", DTypeName(e.dtype)));
     }
     const uint64_t bytes = numel * DTypeSize(e.dtype);
     ordered_json t = ordered_json::object();
@@ -282,15 +280,14 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<SafetensorsEn
   SQ_RETURN_IF_ERROR(writer.Append(text));
   for (const SafetensorsEntry& e : entries) SQ_RETURN_IF_ERROR(StreamTensor(path, e, writer));
   if (writer.bytes_written() != 8 + n + offset) {
-    return absl::InternalError(absl::StrCat(path, ": wrote ", writer.bytes_written(),
-                                            " bytes, expected ", 8 + n + offset));
+    return absl::InternalError(
+        absl::StrCat(path, ": wrote ", writer.bytes_written(), " bytes, expected ", 8 + n + offset));
   }
   return writer.Commit();
 }
 
-absl::Status WriteSafetensorsMap(const std::string& path,
-                                 const std::map<std::string, TensorView>& tensors,
-                              const std::map<std::string, std::string>& metadata) {
+absl::Status WriteSafetensorsMap(const std::string& path, const std::map<std::string, TensorView>& tensors,
+                                 const std::map<std::string, std::string>& metadata) {
   std::vector<SafetensorsEntry> entries;
   entries.reserve(tensors.size());
   for (const auto& [name, view] : tensors) entries.push_back(StoredAs(name, view));

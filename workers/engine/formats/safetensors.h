@@ -48,8 +48,8 @@ absl::StatusOr<SafetensorsFile> ReadSafetensors(const std::string& path);
 
 // Parses safetensors bytes already in memory: `data` must stay valid while
 // `owner` lives (views take `owner`). `name` is used in error messages.
-absl::StatusOr<SafetensorsFile> ParseSafetensors(const std::string& name, const uint8_t* data,
-                                                 size_t size, std::shared_ptr<const void> owner);
+absl::StatusOr<SafetensorsFile> ParseSafetensors(const std::string& name, const uint8_t* data, size_t size,
+                                                 std::shared_ptr<const void> owner);
 
 // One tensor to write. The bytes of `view` are stored as `dtype`; when it
 // differs from view.dtype both must be float types (F32/F16/BF16) and the
@@ -74,8 +74,7 @@ absl::Status WriteSafetensors(const std::string& path, std::vector<SafetensorsEn
                               const std::map<std::string, std::string>& metadata = {});
 
 // Convenience for views written in their own dtype.
-absl::Status WriteSafetensorsMap(const std::string& path,
-                                 const std::map<std::string, TensorView>& tensors,
-                              const std::map<std::string, std::string>& metadata = {});
+absl::Status WriteSafetensorsMap(const std::string& path, const std::map<std::string, TensorView>& tensors,
+                                 const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace squeeze

@@ -83,6 +83,8 @@ void TrimSpaces(std::string* s, bool at_end) {
 // Fills an HfBpeTokenizer from parsed JSON; every error names the field.
 class HfBpeBuilder {
  public:
+  using NormStep = HfBpeTokenizer::NormStep;
+
   HfBpeBuilder(HfBpeTokenizer* t, std::string name) : t_(t), name_(std::move(name)) {}
 
   absl::Status Error(absl::string_view field, absl::string_view what) const {
@@ -237,12 +239,17 @@ class HfBpeBuilder {
       if (!n.contains("prepend") || !n["prepend"].is_string()) {
         return Error(field + ".prepend", "must be a string");
       }
-      t_->normalizers_.push_back({true, "", n["prepend"].get<std::string>()});
+      t_->normalizers_.push_back(
+          {HfBpeTokenizer::NormStep::kPrepend, "", n["prepend"].get<std::string>()});
       return absl::OkStatus();
     }
     if (type == "Replace") {
       SQ_ASSIGN_OR_RETURN(HfBpeTokenizer::Replace r, ParseReplace(n, field));
-      t_->normalizers_.push_back({false, r.from, r.to});
+      t_->normalizers_.push_back({HfBpeTokenizer::NormStep::kReplace, r.from, r.to});
+      return absl::OkStatus();
+    }
+    if (type == "NFC") {
+      t_->normalizers_.push_back({HfBpeTokenizer::NormStep::kNfc, "", ""});
       return absl::OkStatus();
     }
     return Unsupported(field + ".type", absl::StrCat("normalizer \"", type, "\""));
@@ -430,8 +437,11 @@ class HfBpeBuilder {
     if (t.split_digits_ && (!t.byte_level_ || t.use_regex_)) {
       return Unsupported("pre_tokenizer", "Split not followed by ByteLevel(use_regex=false)");
     }
-    if (t.byte_level_ && (t.metaspace_ || !t.normalizers_.empty())) {
-      return Unsupported("pre_tokenizer", "ByteLevel combined with Metaspace or a normalizer");
+    bool only_nfc = true;
+    for (const auto& step : t.normalizers_) only_nfc = only_nfc && step.kind == NormStep::kNfc;
+    if (t.byte_level_ && (t.metaspace_ || !only_nfc)) {
+      return Unsupported("pre_tokenizer",
+                         "ByteLevel combined with Metaspace or a normalizer other than NFC");
     }
     const int n = t.vocab_size();
     if (!unk_name_.empty()) {
@@ -641,7 +651,17 @@ void HfBpeTokenizer::EncodeSection(absl::string_view section, int section_index,
   std::string text(section);
   for (const NormStep& step : normalizers_) {
     if (text.empty()) break;
-    text = step.prepend ? step.to + text : absl::StrReplaceAll(text, {{step.from, step.to}});
+    switch (step.kind) {
+      case NormStep::kPrepend:
+        text = step.to + text;
+        break;
+      case NormStep::kReplace:
+        text = absl::StrReplaceAll(text, {{step.from, step.to}});
+        break;
+      case NormStep::kNfc:
+        text = NormalizeNfc(text);
+        break;
+    }
   }
   if (text.empty()) return;
   if (byte_level_) {

@@ -94,11 +94,10 @@ class HfBpeTokenizer : public Tokenizer {
   std::vector<char> is_special_;  // by id
   std::vector<char> is_added_;    // by id
 
-  // Normalizer steps (SentencePiece form), applied in order to each
-  // non-empty section: Prepend(to) when `prepend`, else Replace(from, to).
+  // Normalizer steps, applied in order to each non-empty section.
   struct NormStep {
-    bool prepend;
-    std::string from, to;
+    enum Kind { kPrepend, kReplace, kNfc } kind;
+    std::string from, to;  // Prepend(to), Replace(from -> to)
   };
   std::vector<NormStep> normalizers_;
 

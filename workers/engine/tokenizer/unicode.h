@@ -25,6 +25,13 @@ Utf8Char DecodeUtf8(absl::string_view s, size_t pos);
 // Appends the UTF-8 encoding of `cp` (0..0x10FFFF) to `out`.
 void AppendUtf8(uint32_t cp, std::string* out);
 
+// Unicode NFC of `text` (ICU). Text that is not valid UTF-8 is returned
+// unchanged (normalizing it would replace bytes with U+FFFD).
+std::string NormalizeNfc(absl::string_view text);
+
+// True when every byte decodes (DecodeUtf8 never yields -1).
+bool IsValidUtf8(absl::string_view text);
+
 bool IsLetter(int32_t cp);  // \p{L}
 bool IsNumber(int32_t cp);  // \p{N}
 bool IsSpace(int32_t cp);   // \s

@@ -1,0 +1,325 @@
+// The coordinator's state machine driven directly (no network), with a manual
+// clock so lease expiry is exact and no test waits on wall time.
+#include "server/coordinator/coordinator.h"
+
+#include <filesystem>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "server/objectstore/local_object_store.h"
+#include "server/objectstore/manifest.h"
+
+namespace squeeze::server {
+namespace {
+namespace fs = std::filesystem;
+
+class ManualClock : public Clock {
+ public:
+  int64_t MonotonicMs() override { return now_; }
+  int64_t UnixMs() override { return 1'700'000'000'000 + now_; }
+  void Advance(int64_t ms) { now_ += ms; }
+
+ private:
+  int64_t now_ = 1000;
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ("coord_" + std::to_string(::getpid()) + "_" +
+                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    Reopen();
+    store::Manifest m;
+    auto blob = c_->objects().Put("model bytes");
+    ASSERT_TRUE(blob.ok());
+    m.files.push_back({"model.safetensors", *blob, 11});
+    auto d = c_->objects().Put(m.ToJson());
+    ASSERT_TRUE(d.ok());
+    model_ = *d;
+  }
+  void TearDown() override {
+    c_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    c_.reset();
+    CoordinatorOptions o;
+    o.data_dir = dir_.string();
+    o.lease_ttl_ms = 2000;
+    o.default_max_attempts = 2;
+    o.clock = &clock_;
+    o.start_reaper = false;
+    o.validate_recipe = [](const std::string& y) {
+      return y.find("Bogus") == std::string::npos ? absl::OkStatus()
+                                                 : absl::InvalidArgumentError("stage.Bogus: unknown modifier");
+    };
+    auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
+    ASSERT_TRUE(objects.ok());
+    auto c = Coordinator::Open(o, *std::move(objects));
+    ASSERT_TRUE(c.ok()) << c.status();
+    c_ = *std::move(c);
+  }
+  v1::Job Submit(int priority = 0, const std::string& key = "", bool gpu = false) {
+    v1::SubmitJobRequest r;
+    r.set_recipe_yaml("stage:\n  m_modifiers:\n    X: {}\n");
+    r.set_model_digest(model_);
+    r.set_priority(priority);
+    r.set_idempotency_key(key);
+    r.set_requires_gpu(gpu);
+    auto j = c_->Submit(r);
+    EXPECT_TRUE(j.ok()) << j.status();
+    return j.ok() ? *j : v1::Job();
+  }
+  std::string Register(int64_t ram = 8ll << 30, int gpus = 0) {
+    v1::Capabilities caps;
+    caps.set_cpu_cores(2);
+    caps.set_ram_bytes(ram);
+    for (int i = 0; i < gpus; ++i) caps.add_gpus()->set_memory_bytes(80ll << 30);
+    auto r = c_->RegisterWorker(caps);
+    EXPECT_TRUE(r.ok());
+    return r->worker_id();
+  }
+  std::optional<v1::Task> Lease(const std::string& worker) {
+    auto t = c_->LeaseTask(worker, 0);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? *t : std::nullopt;
+  }
+  std::vector<v1::JobEvent> Events(const std::string& job, int64_t after = 0) {
+    auto b = c_->WaitEvents(job, after, 0);
+    EXPECT_TRUE(b.ok());
+    return b->events;
+  }
+
+  fs::path dir_;
+  ManualClock clock_;
+  std::unique_ptr<Coordinator> c_;
+  std::string model_;
+};
+
+TEST_F(CoordinatorTest, SubmitValidatesInputsBeforeQueueing) {
+  v1::SubmitJobRequest r;
+  r.set_recipe_yaml("stage: {}");
+  r.set_model_digest(std::string(64, 'a'));
+  EXPECT_EQ(c_->Submit(r).status().code(), absl::StatusCode::kNotFound);
+  r.set_model_digest("not-a-digest");
+  EXPECT_EQ(c_->Submit(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r.set_model_digest(model_);
+  r.set_recipe_yaml("stage: Bogus");
+  auto s = c_->Submit(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("stage.Bogus"), absl::string_view::npos) << s;
+  auto list = c_->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->jobs_size(), 0);
+}
+
+TEST_F(CoordinatorTest, IdempotencyKeyNeverMakesTwoJobs) {
+  const v1::Job a = Submit(0, "key-1");
+  const v1::Job b = Submit(0, "key-1");
+  const v1::Job c = Submit(0, "key-2");
+  EXPECT_EQ(a.job_id(), b.job_id());
+  EXPECT_NE(a.job_id(), c.job_id());
+  EXPECT_EQ(c_->ListJobs(v1::ListJobsRequest())->jobs_size(), 2);
+}
+
+TEST_F(CoordinatorTest, FullLifecycleWithGaplessEvents) {
+  const v1::Job job = Submit();
+  EXPECT_EQ(job.state(), v1::QUEUED);
+  const std::string w = Register();
+  auto task = Lease(w);
+  ASSERT_TRUE(task);
+  EXPECT_EQ(task->job_id(), job.job_id());
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id(task->lease_id());
+  for (int i = 1; i <= 3; ++i) {
+    auto* p = hb.add_progress();
+    p->set_stage("s");
+    p->set_unit("layer");
+    p->set_current(i);
+    p->set_total(5);
+  }
+  clock_.Advance(100);
+  auto reply = c_->Heartbeat(hb);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_TRUE(reply->lease_valid());
+  EXPECT_FALSE(reply->cancel());
+  v1::CompleteTaskRequest done;
+  done.set_lease_id(task->lease_id());
+  done.set_artifact_digest(model_);  // any stored manifest
+  done.set_report_json("{\"ok\":true}");
+  auto ack = c_->CompleteTask(done);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_TRUE(ack->accepted());
+  auto events = Events(job.job_id());
+  ASSERT_EQ(events.size(), 6u);  // QUEUED, RUNNING, 3 progress, SUCCEEDED
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].seq(), static_cast<int64_t>(i + 1));
+  EXPECT_EQ(events.back().state(), v1::SUCCEEDED);
+  // Resume after seq 4: exactly the rest.
+  auto rest = Events(job.job_id(), 4);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0].seq(), 5);
+  EXPECT_EQ(c_->GetReport(job.job_id())->report_json(), "{\"ok\":true}");
+  // A second completion with the same lease is refused.
+  EXPECT_FALSE(c_->CompleteTask(done)->accepted());
+}
+
+TEST_F(CoordinatorTest, EachJobIsLeasedOnceAndByPriorityThenFifo) {
+  const v1::Job low1 = Submit(0);
+  const v1::Job low2 = Submit(0);
+  const v1::Job high = Submit(5);
+  const std::string w1 = Register(), w2 = Register();
+  std::vector<std::string> order;
+  std::set<std::string> leased;
+  for (int i = 0; i < 3; ++i) {
+    auto t = Lease(i % 2 ? w2 : w1);
+    ASSERT_TRUE(t);
+    order.push_back(t->job_id());
+    EXPECT_TRUE(leased.insert(t->job_id()).second);
+  }
+  EXPECT_FALSE(Lease(w1));
+  EXPECT_EQ(order, (std::vector<std::string>{high.job_id(), low1.job_id(), low2.job_id()}));
+}
+
+TEST_F(CoordinatorTest, GpuAndMemoryRequirementsAreHonoured) {
+  const v1::Job gpu_job = Submit(0, "", /*gpu=*/true);
+  const std::string cpu = Register();
+  EXPECT_FALSE(Lease(cpu));
+  const std::string tiny = Register(/*ram=*/1 << 20, /*gpus=*/1);
+  EXPECT_FALSE(Lease(tiny));  // memory estimate > 1 MiB
+  const std::string gpu = Register(8ll << 30, 1);
+  auto t = Lease(gpu);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->job_id(), gpu_job.job_id());
+}
+
+TEST_F(CoordinatorTest, ExpiredLeasesRequeueThenFailAfterMaxAttempts) {
+  const v1::Job job = Submit();
+  const std::string w = Register();
+  auto t1 = Lease(w);
+  ASSERT_TRUE(t1);
+  clock_.Advance(1999);
+  EXPECT_EQ(*c_->ExpireLeases(), 0);
+  clock_.Advance(1);
+  EXPECT_EQ(*c_->ExpireLeases(), 1);
+  EXPECT_EQ(c_->GetJob(job.job_id())->state(), v1::QUEUED);
+  // The old lease is dead: its heartbeat says so and its result is refused.
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id(t1->lease_id());
+  EXPECT_FALSE(c_->Heartbeat(hb)->lease_valid());
+  auto t2 = Lease(w);
+  ASSERT_TRUE(t2);
+  EXPECT_EQ(t2->attempt(), 2);
+  v1::CompleteTaskRequest stale;
+  stale.set_lease_id(t1->lease_id());
+  stale.set_artifact_digest(model_);
+  EXPECT_FALSE(c_->CompleteTask(stale)->accepted());
+  clock_.Advance(2000);
+  EXPECT_EQ(*c_->ExpireLeases(), 1);
+  const v1::Job failed = *c_->GetJob(job.job_id());
+  EXPECT_EQ(failed.state(), v1::FAILED);
+  EXPECT_NE(failed.error().find("lease expired"), std::string::npos) << failed.error();
+}
+
+TEST_F(CoordinatorTest, HeartbeatsKeepTheLease) {
+  Submit();
+  const std::string w = Register();
+  auto t = Lease(w);
+  ASSERT_TRUE(t);
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id(t->lease_id());
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(1500);
+    EXPECT_TRUE(c_->Heartbeat(hb)->lease_valid());
+    EXPECT_EQ(*c_->ExpireLeases(), 0);
+  }
+}
+
+TEST_F(CoordinatorTest, CancelQueuedAndRunning) {
+  const v1::Job a = Submit();
+  EXPECT_EQ(c_->Cancel(a.job_id())->state(), v1::CANCELLED);
+  const v1::Job b = Submit();
+  const std::string w = Register();
+  auto t = Lease(w);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->job_id(), b.job_id());
+  EXPECT_EQ(c_->Cancel(b.job_id())->state(), v1::RUNNING);
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id(t->lease_id());
+  EXPECT_TRUE(c_->Heartbeat(hb)->cancel());
+  v1::FailTaskRequest f;
+  f.set_lease_id(t->lease_id());
+  f.set_cancelled(true);
+  ASSERT_TRUE(c_->FailTask(f)->accepted());
+  EXPECT_EQ(c_->GetJob(b.job_id())->state(), v1::CANCELLED);
+  EXPECT_FALSE(Lease(w));
+}
+
+TEST_F(CoordinatorTest, ReleaseRequeuesWithoutChargingAnAttempt) {
+  const v1::Job job = Submit();
+  const std::string w = Register();
+  for (int i = 0; i < 4; ++i) {  // more releases than max_attempts (2)
+    auto t = Lease(w);
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->attempt(), 1);
+    v1::ReleaseTaskRequest r;
+    r.set_lease_id(t->lease_id());
+    r.set_reason("SIGTERM");
+    ASSERT_TRUE(c_->ReleaseTask(r)->accepted());
+    EXPECT_EQ(c_->GetJob(job.job_id())->state(), v1::QUEUED);
+  }
+}
+
+TEST_F(CoordinatorTest, RestartKeepsJobsLeasesAndEvents) {
+  const v1::Job queued = Submit(0, "k");
+  const v1::Job running = Submit(1);
+  const std::string w = Register();
+  auto t = Lease(w);
+  ASSERT_TRUE(t);
+  ASSERT_EQ(t->job_id(), running.job_id());
+  Reopen();  // as after kill -9: everything comes from SQLite
+  EXPECT_EQ(c_->GetJob(queued.job_id())->state(), v1::QUEUED);
+  EXPECT_EQ(c_->GetJob(running.job_id())->state(), v1::RUNNING);
+  EXPECT_EQ(Submit(0, "k").job_id(), queued.job_id());  // idempotency survives
+  // The running job's worker may still be alive: its lease is honoured.
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id(t->lease_id());
+  EXPECT_TRUE(c_->Heartbeat(hb)->lease_valid());
+  v1::CompleteTaskRequest done;
+  done.set_lease_id(t->lease_id());
+  done.set_artifact_digest(model_);
+  EXPECT_TRUE(c_->CompleteTask(done)->accepted());
+  auto ev = Events(running.job_id());
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back().seq(), static_cast<int64_t>(ev.size()));
+  // Workers must register again after a restart.
+  EXPECT_EQ(c_->LeaseTask(w, 0).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, ListJobsPagesAndFiltersByLabel) {
+  for (int i = 0; i < 5; ++i) {
+    v1::SubmitJobRequest r;
+    r.set_recipe_yaml("s: {}");
+    r.set_model_digest(model_);
+    (*r.mutable_labels())["team"] = i % 2 ? "a" : "b";
+    ASSERT_TRUE(c_->Submit(r).ok());
+  }
+  v1::ListJobsRequest q;
+  q.set_page_size(2);
+  std::set<std::string> seen;
+  for (int page = 0; page < 5; ++page) {
+    auto l = c_->ListJobs(q);
+    ASSERT_TRUE(l.ok());
+    for (const auto& j : l->jobs()) EXPECT_TRUE(seen.insert(j.job_id()).second);
+    if (l->next_page_token().empty()) break;
+    q.set_page_token(l->next_page_token());
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  v1::ListJobsRequest f;
+  (*f.mutable_label_selector())["team"] = "a";
+  EXPECT_EQ(c_->ListJobs(f)->jobs_size(), 2);
+}
+
+}  // namespace
+}  // namespace squeeze::server
