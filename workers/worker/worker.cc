@@ -193,6 +193,7 @@ absl::Status Worker::RetryUnreachable(const std::function<absl::Status()>& call)
 
 absl::StatusOr<Worker::Exit> Worker::Run() {
   SQ_RETURN_IF_ERROR(MakeDirs(options_.work_dir));
+  caps_ = DetectCapabilities(options_.work_dir);  // free disk needs the directory
   bool registered = false;
   while (!stop_) {
     if (!registered) {

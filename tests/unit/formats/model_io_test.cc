@@ -224,6 +224,25 @@ TEST(ModelIoTest, ShardedSaveLoad) {
   ExpectModelsEqual(m, *again);
 }
 
+TEST(ModelIoTest, TensorsLargerThanAShardGetTheirOwn) {
+  const std::string dir = FreshTestDir() + "/one_each";
+  ModelConfig c = TinyConfig();
+  c.n_layers = 1;
+  Model m = RandomModel(c, 10);
+  SaveOptions opts;
+  opts.max_shard_bytes = 1;
+  ASSERT_TRUE(SaveModel(m, dir, opts).ok());
+  auto index = nlohmann::json::parse(testing_util::ReadBytes(dir + "/model.safetensors.index.json"));
+  std::set<std::string> files;
+  for (auto& [name, file] : index["weight_map"].items()) files.insert(file.get<std::string>());
+  EXPECT_EQ(files.size(), index["weight_map"].size());  // one tensor per shard
+  EXPECT_EQ(files.size(), 2u + 2 + 7 + 1);
+  EXPECT_TRUE(files.count("model-00001-of-00012.safetensors"));
+  auto loaded = LoadModel(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ExpectModelsEqual(m, *loaded);
+}
+
 TEST(ModelIoTest, Qwen2BiasesAndTiedEmbeddings) {
   ModelConfig c = TinyConfig();
   c.architecture = "Qwen2ForCausalLM";

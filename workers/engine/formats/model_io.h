@@ -7,6 +7,10 @@
 //   - a llama2.c v0 checkpoint (.bin): q/k rows are permuted from llama2.c's
 //     interleaved RoPE layout into the engine's HF half-split layout.
 // Weights are memory-mapped; F16/BF16 stay in their dtype inside DenseLinear.
+// Compressed linear kinds written by SaveModel are rebuilt by the loaders
+// registered in linear_loaders.h (SaveModel records each module's kind in the
+// safetensors __metadata__). Implementation: safetensors.h, hf_config.h,
+// hf_checkpoint.h, llama2c.h, checkpoint_tensors.h.
 // Errors name the file and the tensor (e.g. "model.safetensors: tensor
 // model.layers.3.mlp.up_proj.weight: shape [172, 63], expected [172, 64]").
 #pragma once

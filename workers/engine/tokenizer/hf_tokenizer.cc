@@ -466,6 +466,11 @@ class HfBpeBuilder {
     // Longest added token first, so the first match at a position is the longest.
     std::stable_sort(t.added_.begin(), t.added_.end(),
                      [](const auto& a, const auto& b) { return a.content.size() > b.content.size(); });
+    t.added_by_first_byte_.assign(256, {});
+    for (size_t i = 0; i < t.added_.size(); ++i) {
+      t.added_by_first_byte_[static_cast<unsigned char>(t.added_[i].content[0])].push_back(
+          static_cast<int>(i));
+    }
     // BOS / EOS: tokenizer_config.json names them; else the template's first
     // special token / the usual names.
     const auto named = [&](const char* key) -> int {
@@ -711,12 +716,11 @@ std::vector<int> HfBpeTokenizer::Encode(absl::string_view text, bool add_bos) co
   size_t start = 0;
   for (size_t pos = 0; pos < text.size();) {
     const AddedToken* hit = nullptr;
-    if (!added_.empty()) {
-      for (const AddedToken& a : added_) {
-        if (text.compare(pos, a.content.size(), a.content) == 0) {
-          hit = &a;
-          break;
-        }
+    for (int k : added_by_first_byte_[static_cast<unsigned char>(text[pos])]) {
+      const AddedToken& a = added_[k];
+      if (text.compare(pos, a.content.size(), a.content) == 0) {
+        hit = &a;
+        break;
       }
     }
     if (hit == nullptr) {

@@ -8,12 +8,15 @@
 // Added tokens are split out of the text first (longest match; lstrip/rstrip
 // honoured). Encode(add_bos) adds the special tokens the post_processor's
 // TemplateProcessing puts before $A (else the BOS token, when there is one).
-// A Split pre-tokenizer before ByteLevel is accepted for the regexes of
-// Llama-3 and Qwen2 (matched by hand, see byte_level.h).
+// BOS/EOS names come from tokenizer_config.json beside the file when present.
+// Byte-level also accepts Llama-3 / Qwen2 layouts: a Split pre-tokenizer with
+// their regex (matched by hand, see byte_level.h) before ByteLevel(use_regex
+// false), an NFC normalizer (ICU), and model.ignore_merges.
 // GPT-2's vocab.json (encoder.json) + merges.txt (vocab.bpe) pair loads as a
 // byte-level tokenizer too. Components outside these forms (other model
-// types, regex Split pre-tokenizers, Unicode normalizers...) are rejected
-// with Unimplemented naming the field, never silently ignored.
+// types, other Split regexes, other normalizers such as NFKC, BPE dropout...)
+// are rejected with Unimplemented naming the field, never silently ignored.
+// Encoding is deterministic and thread-safe (no caches).
 #pragma once
 
 #include <memory>
@@ -91,6 +94,7 @@ class HfBpeTokenizer : public Tokenizer {
 
   // Added tokens, matched longest first on the raw text.
   std::vector<AddedToken> added_;
+  std::vector<std::vector<int>> added_by_first_byte_;  // [byte] -> indices into added_
   std::vector<char> is_special_;  // by id
   std::vector<char> is_added_;    // by id
 

@@ -120,7 +120,11 @@ void CausalAttention(const float* q, int64_t n_q, const int32_t* qpos, const flo
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t n_qblocks = (n_q + kAttnQueryBlock - 1) / kAttnQueryBlock;
   const int64_t n_items = n_qblocks * shape.n_heads;
-  pool.ParallelFor(n_items, 1, [&](int64_t begin, int64_t end) {
+  // Tiny problems (decode on small models) run inline: waking the pool costs
+  // more than the work. The split never changes any item's arithmetic.
+  const int64_t item_work = std::min<int64_t>(n_q, kAttnQueryBlock) * (qpos[n_q - 1] + 1) * hd;
+  const int64_t min_items = std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, item_work));
+  pool.ParallelFor(n_items, min_items, [&](int64_t begin, int64_t end) {
     MatRM scores;
     for (int64_t item = begin; item < end; ++item) {
       const int h = static_cast<int>(item % shape.n_heads);
@@ -143,19 +147,12 @@ void CausalAttention(const float* q, int64_t n_q, const int32_t* qpos, const flo
         const int64_t first = FirstKey(pos, shape.sliding_window) - lo;  // visible: [first, last]
         const int64_t last = pos - lo;
         float* s = scores.data() + r * ctx;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = first; j <= last; ++j) mx = std::max(mx, s[j] * scale);
-        float sum = 0;
-        for (int64_t j = 0; j < ctx; ++j) {
-          if (j < first || j > last) {
-            s[j] = 0;
-          } else {
-            s[j] = std::exp(s[j] * scale - mx);
-            sum += s[j];
-          }
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = first; j <= last; ++j) s[j] *= inv;
+        std::fill(s, s + first, 0.0f);
+        std::fill(s + last + 1, s + ctx, 0.0f);
+        Eigen::Map<Eigen::ArrayXf> vis(s + first, last - first + 1);
+        vis *= scale;
+        vis = (vis - vis.maxCoeff()).exp();  // vectorised exp
+        vis *= 1.0f / vis.sum();
       }
       StridedMap O(out + i0 * q_width + int64_t{h} * hd, nb, hd, Strided(q_width));
       O.noalias() = scores * V;

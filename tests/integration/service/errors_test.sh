@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Clear errors and nothing stored: invalid recipe, unknown model, truncated and
+# corrupted uploads, bad usage, unreachable server.
+source "$(dirname "$0")/lib.sh"
+PROBE=$4
+start_coordinator "$T/data"
+blobs() { find "$T/data/objects/blobs" -type f | wc -l; }
+expect_rc() {
+  local want=$1
+  shift
+  set +e
+  "$@" >"$T/out" 2>&1
+  local rc=$?
+  set -e
+  [ "$rc" = "$want" ] || fail "'$*' exited $rc, want $want: $(cat "$T/out")"
+}
+printf 'hello\n' >"$T/calib.txt"
+MODEL=$(sq upload "$T/calib.txt")
+before=$(blobs)
+cat >"$T/bad.yaml" <<'YAML'
+stage:
+  quant_modifiers:
+    NoSuchModifier: {}
+YAML
+expect_rc 2 sq submit --recipe "$T/bad.yaml" --model "$MODEL"
+grep -q "stage.quant_modifiers" "$T/out" || fail "invalid recipe error does not name the YAML path: $(cat "$T/out")"
+write_recipe "$T/recipe.yaml"
+expect_rc 2 sq submit --recipe "$T/recipe.yaml" --model "$(printf 'a%.0s' $(seq 64))"
+grep -q "not in the object store" "$T/out" || fail "unknown model error unclear: $(cat "$T/out")"
+expect_rc 2 sq submit --recipe "$T/recipe.yaml" --model /no/such/path
+expect_rc 2 sq submit --recipe "$T/missing.yaml" --model "$MODEL"
+expect_rc 2 sq submit --model "$MODEL"
+expect_rc 2 sq get job-doesnotexist
+expect_rc 3 sq --server 127.0.0.1:1 jobs
+[ "$(sq jobs --json)" = "[]" ] || fail "a rejected submit queued a job"
+# Truncated and corrupted uploads (the probe speaks gRPC directly).
+"$PROBE" "127.0.0.1:$PORT" >"$T/probe.log" 2>&1 || fail "upload probe: $(cat "$T/probe.log")"
+[ "$(blobs)" = "$before" ] || fail "a rejected upload stored something ($before -> $(blobs) blobs)"
+[ -z "$(ls -A "$T/data/objects/tmp")" ] || fail "temporary files left behind"
+log "PASS errors"
