@@ -21,6 +21,7 @@
 #include "client/cli/args.h"
 #include "client/cli/command.h"
 #include "workers/engine/core/file_util.h"
+#include "workers/methods/stored_linear.h"
 #include "workers/runner/recipe.h"
 #include "workers/runner/stage_runner.h"
 
@@ -161,6 +162,10 @@ int RunRun(const std::vector<std::string>& args) {
 }
 
 }  // namespace
+
+// Every subcommand of this binary (eval, generate, ...) can then load the
+// runner's artifacts, whose linears may be packed-integer kinds.
+static const bool kMethodLoadersRegistered = (RegisterMethodLinearLoaders(), true);
 
 SQUEEZE_COMMAND("run", "run a compression recipe locally, without a coordinator", RunRun);
 

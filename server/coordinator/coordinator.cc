@@ -77,7 +77,8 @@ void Coordinator::Shutdown() {
     shutdown_ = true;
   }
   queue_cv_.notify_all();
-  events_cv_.notify_all();
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto& [id, w] : watchers_) w->cv.notify_all();
 }
 
 absl::Status Coordinator::Recover() {
@@ -106,7 +107,15 @@ absl::Status Coordinator::AddEvent(StoredJob& job, v1::JobEvent event) {
   event.set_seq(job.job.last_seq());
   event.set_time_ms(clock_->UnixMs());
   last_seq_[job.job.job_id()] = job.job.last_seq();
+  dirty_.push_back(job.job.job_id());
   return store_->AppendEvent(event);
+}
+
+void Coordinator::NotifyWatchersLocked() {
+  for (const std::string& id : dirty_) {
+    if (auto it = watchers_.find(id); it != watchers_.end()) it->second->cv.notify_all();
+  }
+  dirty_.clear();
 }
 
 absl::Status Coordinator::SetState(StoredJob& job, v1::JobState state, const std::string& message) {
@@ -199,9 +208,9 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   SQ_RETURN_IF_ERROR(AddEvent(j, std::move(e)));
   SQ_RETURN_IF_ERROR(store_->Update(j));
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
   queue_cv_.notify_all();
-  events_cv_.notify_all();
   return job;
 }
 
@@ -260,26 +269,35 @@ absl::StatusOr<v1::Job> Coordinator::Cancel(const std::string& job_id) {
   }
   SQ_RETURN_IF_ERROR(store_->Update(j));
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
-  events_cv_.notify_all();
   return j.job;
 }
 
 absl::StatusOr<WatchBatch> Coordinator::WaitEvents(const std::string& job_id, int64_t after_seq, int64_t wait_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max<int64_t>(wait_ms, 0));
   std::unique_lock<std::mutex> lk(mu_);
+  std::shared_ptr<Watchers> w = watchers_.try_emplace(job_id, std::make_shared<Watchers>()).first->second;
+  ++w->count;
   while (true) {
     auto it = last_seq_.find(job_id);
     if (it == last_seq_.end()) {
-      SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
-      it = last_seq_.emplace(job_id, j.job.last_seq()).first;
+      absl::StatusOr<StoredJob> j = MustGet(job_id);
+      if (!j.ok()) {
+        if (--w->count == 0) watchers_.erase(job_id);
+        return j.status();
+      }
+      it = last_seq_.emplace(job_id, j->job.last_seq()).first;
     }
     if (it->second > after_seq) break;
     if (shutdown_ || std::chrono::steady_clock::now() >= deadline) break;
-    events_cv_.wait_until(lk, deadline);
+    w->cv.wait_until(lk, deadline);
   }
+  if (--w->count == 0) watchers_.erase(job_id);
   WatchBatch batch;
   SQ_ASSIGN_OR_RETURN(batch.events, store_->EventsAfter(job_id, after_seq, kMaxEventsPerBatch));
+  // A rolled-back transaction may have left the cache ahead of the database.
+  if (batch.events.empty()) last_seq_.erase(job_id);
   const int64_t last_sent = batch.events.empty() ? after_seq : batch.events.back().seq();
   SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
   batch.done = IsTerminal(j.job.state()) && last_sent >= j.job.last_seq();
@@ -351,8 +369,8 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string
       t.set_eval_digest(j.job.eval_digest());
       t.set_seed(j.job.seed());
       t.set_lease_ttl_ms(options_.lease_ttl_ms);
+      NotifyWatchersLocked();
       lk.unlock();
-      events_cv_.notify_all();
       return std::optional<v1::Task>(std::move(t));
     }
     if (std::chrono::steady_clock::now() >= deadline || (give_up && give_up())) return std::optional<v1::Task>();
@@ -411,8 +429,8 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   }
   SQ_RETURN_IF_ERROR(store_->Update(*j));
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
-  events_cv_.notify_all();
   return out;
 }
 
@@ -441,8 +459,8 @@ absl::StatusOr<v1::TaskAck> Coordinator::CompleteTask(const v1::CompleteTaskRequ
   SQ_RETURN_IF_ERROR(SetState(*j, v1::SUCCEEDED, absl::StrCat("artifact ", r.artifact_digest())));
   SQ_RETURN_IF_ERROR(store_->Update(*j));
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
-  events_cv_.notify_all();
   ack.set_accepted(true);
   ack.set_state(v1::SUCCEEDED);
   return ack;
@@ -480,9 +498,9 @@ absl::StatusOr<v1::TaskAck> Coordinator::FailTask(const v1::FailTaskRequest& r) 
   }
   SQ_RETURN_IF_ERROR(store_->Update(*j));
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
   queue_cv_.notify_all();
-  events_cv_.notify_all();
   ack.set_accepted(true);
   ack.set_state(j->job.state());
   return ack;
@@ -497,9 +515,9 @@ absl::StatusOr<v1::TaskAck> Coordinator::ReleaseTask(const v1::ReleaseTaskReques
   SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("released by the worker: ", r.reason()), false));
   SQ_RETURN_IF_ERROR(store_->Update(*j));
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
   queue_cv_.notify_all();
-  events_cv_.notify_all();
   ack.set_accepted(true);
   ack.set_state(j->job.state());
   return ack;
@@ -524,9 +542,9 @@ absl::StatusOr<int> Coordinator::ExpireLeases() {
     ++n;
   }
   SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
   lk.unlock();
   queue_cv_.notify_all();
-  events_cv_.notify_all();
   return n;
 }
 

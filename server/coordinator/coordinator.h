@@ -127,7 +127,15 @@ class Coordinator {
 
   std::mutex mu_;
   std::condition_variable queue_cv_;   // a job became QUEUED
-  std::condition_variable events_cv_;  // an event was appended
+  // Watchers wait on their job's own condition variable, so an event wakes
+  // only the streams of that job (no thundering herd with many watchers).
+  struct Watchers {
+    std::condition_variable cv;
+    int count = 0;
+  };
+  std::unordered_map<std::string, std::shared_ptr<Watchers>> watchers_;  // by job id
+  std::vector<std::string> dirty_;  // jobs with events not yet signalled
+  void NotifyWatchersLocked();
   std::map<std::string, Lease> leases_;              // by lease id
   std::map<std::string, Worker> workers_;            // by worker id
   std::unordered_map<std::string, int64_t> last_seq_;  // cache of job.last_seq

@@ -13,6 +13,7 @@ sq watch "$J" --json >"$T/events.jsonl" 2>"$T/watch.log" &
 WATCH_PID=$!
 PIDS+=("$WATCH_PID")
 sleep 0.3
+[ "$(job_state "$J")" = RUNNING ] || fail "job no longer RUNNING when the kill was due"
 kill -9 "$COORD_PID"
 log "killed coordinator $COORD_PID"
 sleep 1

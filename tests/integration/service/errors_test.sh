@@ -32,6 +32,8 @@ expect_rc 2 sq submit --recipe "$T/missing.yaml" --model "$MODEL"
 expect_rc 2 sq submit --model "$MODEL"
 expect_rc 2 sq get job-doesnotexist
 expect_rc 3 sq --server 127.0.0.1:1 jobs
+expect_rc 3 sq jobs --server 127.0.0.1:1
+expect_rc 3 sq get some-job --server=127.0.0.1:1
 [ "$(sq jobs --json)" = "[]" ] || fail "a rejected submit queued a job"
 # Truncated and corrupted uploads (the probe speaks gRPC directly).
 "$PROBE" "127.0.0.1:$PORT" >"$T/probe.log" 2>&1 || fail "upload probe: $(cat "$T/probe.log")"

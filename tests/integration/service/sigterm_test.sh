@@ -9,6 +9,7 @@ start_worker w1 --pace-ms 400
 write_recipe "$T/recipe.yaml"
 J=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --seed 3 --json | json_field job_id)
 wait_for 60 "progress" seq_at_least "$J" 6
+[ "$(job_state "$J")" = RUNNING ] || fail "job no longer RUNNING when the kill was due"
 kill -TERM "$WORKER_PID"
 set +e
 wait "$WORKER_PID"

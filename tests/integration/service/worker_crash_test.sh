@@ -8,6 +8,7 @@ start_worker w1 --pace-ms 400
 write_recipe "$T/recipe.yaml"
 J=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --json | json_field job_id)
 wait_for 60 "progress" seq_at_least "$J" 6
+[ "$(job_state "$J")" = RUNNING ] || fail "job no longer RUNNING when the kill was due"
 kill -9 "$WORKER_PID"
 log "killed worker $WORKER_PID"
 start_worker w2

@@ -1,5 +1,9 @@
 #include "workers/runner/recipe.h"
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -162,6 +166,27 @@ TEST(TargetMatcher, ClassRegexAndNames) {
   // re: anchors at the start (Python re.match) but not at the end.
   auto start = TargetMatcher::Create({"re:layers"}, {}, "p");
   EXPECT_FALSE(start->Matches("model.layers.0.mlp.up_proj"));
+}
+
+}  // namespace
+}  // namespace squeeze
+
+namespace squeeze {
+namespace {
+
+TEST(Recipe, EveryExampleRecipeParses) {
+  const std::string dir = std::string(SQUEEZE_SOURCE_DIR) + "/deploy/examples";
+  int n = 0;
+  for (const auto& de : std::filesystem::directory_iterator(dir)) {
+    if (de.path().extension() != ".yaml") continue;
+    std::ifstream in(de.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto r = ParseRecipe(ss.str());
+    EXPECT_TRUE(r.ok()) << de.path() << ": " << r.status();
+    ++n;
+  }
+  EXPECT_GE(n, 4);
 }
 
 }  // namespace

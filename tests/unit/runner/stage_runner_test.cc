@@ -301,6 +301,19 @@ TEST(StageRunner, CalibratedModifiersGetInputStatisticsPerLayer) {
     ASSERT_EQ(l["modules"].size(), 7u);
     for (const auto& m : l["modules"]) EXPECT_EQ(m["rows"].get<double>(), 3 * 32) << m.dump();
   }
+
+  // Stop inside the calibrated stage, resume: same artifacts.
+  const std::string out2 = Fresh("probe_resumed");
+  o.output_dir = out2;
+  RunControl stop;
+  StopAfter sink(stop, 2);
+  auto stopped = RunRecipe(*recipe, o, sink, stop);
+  ASSERT_TRUE(IsStoppedWithCheckpoint(stopped.status())) << stopped.status();
+  RunControl go;
+  auto resumed = RunRecipe(*recipe, o, null, go);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_TRUE(resumed->resumed);
+  EXPECT_EQ(DirContents(r->output_dir), DirContents(out2));
 }
 
 struct PplCase {
@@ -314,6 +327,7 @@ TEST(StageRunner, RealModelPerplexityAfterEachMethod) {
   std::map<std::string, std::pair<double, double>> ppl;
   for (const PplCase& c : std::vector<PplCase>{
            {"magnitude50", "s:\n  p_modifiers:\n    MagnitudePruningModifier: {sparsity: 0.5}\n"},
+           {"magnitude50_row", "s:\n  p_modifiers:\n    MagnitudePruningModifier: {sparsity: 0.5, comparison_group: row}\n"},
            {"magnitude24", "s:\n  p_modifiers:\n    MagnitudePruningModifier: {mask_structure: \"2:4\"}\n"},
            {"w8a16", "s:\n  q_modifiers:\n    QuantizationModifier: {scheme: W8A16}\n"},
            {"w4a16", "s:\n  q_modifiers:\n    QuantizationModifier: {scheme: W4A16}\n"},

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "server/objectstore/local_object_store.h"
@@ -295,6 +296,21 @@ TEST_F(CoordinatorTest, RestartKeepsJobsLeasesAndEvents) {
   EXPECT_EQ(ev.back().seq(), static_cast<int64_t>(ev.size()));
   // Workers must register again after a restart.
   EXPECT_EQ(c_->LeaseTask(w, 0).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, WaitingWatcherWakesOnItsJobsEvent) {
+  const v1::Job job = Submit();
+  const v1::Job other = Submit();
+  absl::StatusOr<WatchBatch> got;
+  std::thread watcher([&] { got = c_->WaitEvents(job.job_id(), job.last_seq(), 60'000); });
+  c_->Cancel(other.job_id()).IgnoreError();  // another job's event does not end the wait
+  ASSERT_TRUE(c_->Cancel(job.job_id()).ok());
+  watcher.join();
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->events.size(), 1u);
+  EXPECT_EQ(got->events[0].state(), v1::CANCELLED);
+  EXPECT_TRUE(got->done);
+  EXPECT_EQ(c_->WaitEvents("job-nope", 0, 0).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(CoordinatorTest, ListJobsPagesAndFiltersByLabel) {

@@ -79,7 +79,7 @@ void DenseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& 
   // Split the output features into chunks whose width depends only on the
   // shape; each chunk computes a column block of Y with Eigen's
   // (single-threaded) GEMM, so results do not depend on the pool size.
-  kernels::ForEachColumnChunk(out_, in_, pool, [&](int64_t begin, int64_t end) {
+  kernels::ForEachColumnChunk(n_rows, out_, in_, pool, [&](int64_t begin, int64_t end) {
     const int64_t rows = end - begin;
     if (weight_.dtype == DType::kF32) {
       ConstMapMatrixRM W(static_cast<const float*>(weight_.data) + begin * in_, rows, in_);

@@ -198,18 +198,19 @@ void CausalAttentionReference(const float* q, int64_t n_q, const int32_t* qpos, 
 
 // ---------------------------------------------------------------- GEMM
 
-int64_t GemmChunkColumns(int64_t m, int64_t k) {
-  // At least 64K weights per chunk (amortises the fork/join), at most ~64
-  // chunks per matrix (load balance on big pools), a multiple of 16 columns.
-  const int64_t by_work = (int64_t{1} << 16) / std::max<int64_t>(1, k);
+int64_t GemmChunkColumns(int64_t n, int64_t m, int64_t k) {
+  // At least 64K multiply-adds per chunk (amortises the fork/join), at most
+  // ~64 chunks per matrix (load balance on big pools), a multiple of 16
+  // columns.
+  const int64_t by_work = (int64_t{1} << 16) / std::max<int64_t>(1, k * std::max<int64_t>(1, n));
   const int64_t by_count = (m + 63) / 64;
   const int64_t c = std::max<int64_t>({16, by_work, by_count});
   return (c + 15) / 16 * 16;
 }
 
-void ForEachColumnChunk(int64_t m, int64_t k, ThreadPool& pool,
+void ForEachColumnChunk(int64_t n, int64_t m, int64_t k, ThreadPool& pool,
                         const std::function<void(int64_t begin, int64_t end)>& fn) {
-  const int64_t chunk = GemmChunkColumns(m, k);
+  const int64_t chunk = GemmChunkColumns(n, m, k);
   const int64_t n_chunks = (m + chunk - 1) / chunk;
   pool.ParallelFor(n_chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) fn(c * chunk, std::min(m, (c + 1) * chunk));
@@ -219,7 +220,7 @@ void ForEachColumnChunk(int64_t m, int64_t k, ThreadPool& pool,
 void GemmNT(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, ThreadPool& pool) {
   Eigen::Map<const MatRM> X(x, n, k);
   Eigen::Map<MatRM> Y(y, n, m);
-  ForEachColumnChunk(m, k, pool, [&](int64_t begin, int64_t end) {
+  ForEachColumnChunk(n, m, k, pool, [&](int64_t begin, int64_t end) {
     Eigen::Map<const MatRM> W(w + begin * k, end - begin, k);
     Y.middleCols(begin, end - begin).noalias() = X * W.transpose();
   });

@@ -52,14 +52,15 @@ void CausalAttention(const float* q, int64_t n_q, const int32_t* qpos, const flo
 void CausalAttentionReference(const float* q, int64_t n_q, const int32_t* qpos, const float* k,
                               const float* v, int64_t n_keys, const AttentionShape& shape, float* out);
 
-// Output-feature chunk width used to split y = x W^T (W [m, k]) over a pool.
-// A function of the shape only (never of the pool size), so every chunk's
-// arithmetic, and hence the result, is the same for any number of threads.
-int64_t GemmChunkColumns(int64_t m, int64_t k);
+// Output-feature chunk width used to split y = x W^T (x [n, k], W [m, k])
+// over a pool. A function of the shape only (never of the pool size), so
+// every chunk's arithmetic, and hence the result, is the same for any number
+// of threads.
+int64_t GemmChunkColumns(int64_t n, int64_t m, int64_t k);
 
-// Calls fn(begin, end) for the fixed column chunks of GemmChunkColumns(m, k)
+// Calls fn(begin, end) for the fixed column chunks of GemmChunkColumns(n, m, k)
 // covering [0, m), spread over the pool.
-void ForEachColumnChunk(int64_t m, int64_t k, ThreadPool& pool,
+void ForEachColumnChunk(int64_t n, int64_t m, int64_t k, ThreadPool& pool,
                         const std::function<void(int64_t begin, int64_t end)>& fn);
 
 // y = x W^T for row-major x [n, k] and W [m, k], y [n, m]; output columns are
