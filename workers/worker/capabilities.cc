@@ -3,11 +3,40 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 #include "absl/strings/str_format.h"
 
 namespace squeeze::worker {
+
+namespace {
+
+// NVIDIA GPUs as nvidia-smi reports them ("name, memory MiB" per line); none
+// when the tool is absent or fails. $SQUEEZE_WORKER_NO_GPUS=1 hides them.
+std::vector<HostCapabilities::Gpu> DetectGpus() {
+  std::vector<HostCapabilities::Gpu> gpus;
+  if (const char* off = std::getenv("SQUEEZE_WORKER_NO_GPUS"); off && std::string(off) == "1") return gpus;
+  std::unique_ptr<FILE, int (*)(FILE*)> p(
+      ::popen("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits 2>/dev/null", "r"), ::pclose);
+  if (!p) return gpus;
+  char line[512];
+  while (std::fgets(line, sizeof(line), p.get())) {
+    std::vector<std::string> parts = absl::StrSplit(absl::StripAsciiWhitespace(line), ',');
+    int64_t mib = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(absl::StripAsciiWhitespace(parts[1]), &mib)) continue;
+    gpus.push_back({std::string(absl::StripAsciiWhitespace(parts[0])), mib << 20});
+  }
+  return gpus;
+}
+
+}  // namespace
 
 HostCapabilities DetectCapabilities(const std::string& work_dir) {
   HostCapabilities c;
@@ -25,6 +54,7 @@ HostCapabilities DetectCapabilities(const std::string& work_dir) {
   if (::statvfs(work_dir.c_str(), &vfs) == 0) {
     c.disk_free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
   }
+  c.gpus = DetectGpus();
   char host[256] = {0};
   if (::gethostname(host, sizeof(host) - 1) == 0) c.hostname = host;
   return c;

@@ -20,7 +20,7 @@ struct HostCapabilities {
     std::string name;
     int64_t memory_bytes = 0;
   };
-  std::vector<Gpu> gpus;  // none on CPU-only builds
+  std::vector<Gpu> gpus;  // from nvidia-smi when present; none otherwise
   std::string hostname;
 };
 
