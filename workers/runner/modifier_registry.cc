@@ -171,6 +171,9 @@ absl::StatusOr<std::unique_ptr<Modifier>> ModifierRegistry::Create(const std::st
 void RegisterBuiltinModifiers(ModifierRegistry& registry) {
   RegisterMagnitudePruningModifier(registry);
   RegisterQuantizationModifier(registry);
+  RegisterGptqModifier(registry);
+  RegisterWandaPruningModifier(registry);
+  RegisterSparseGPTModifier(registry);
 }
 
 }  // namespace squeeze

@@ -98,6 +98,9 @@ class ModifierRegistry {
 // Built-in registrations (one per method file).
 void RegisterMagnitudePruningModifier(ModifierRegistry& registry);
 void RegisterQuantizationModifier(ModifierRegistry& registry);
+void RegisterGptqModifier(ModifierRegistry& registry);
+void RegisterWandaPruningModifier(ModifierRegistry& registry);
+void RegisterSparseGPTModifier(ModifierRegistry& registry);
 void RegisterBuiltinModifiers(ModifierRegistry& registry);
 
 }  // namespace squeeze

@@ -82,7 +82,8 @@ PackedIntLinear::PackedIntLinear(const WeightQuantArgs& args, int64_t out, int64
 
 absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromCodes(
     const WeightQuantArgs& args, int64_t out, int64_t in, const std::vector<int32_t>& q,
-    std::vector<float> scales, std::vector<int32_t> zero_points, std::vector<float> bias) {
+    std::vector<float> scales, std::vector<int32_t> zero_points, std::vector<float> bias,
+    std::vector<int32_t> g_idx) {
   if (absl::Status s = args.Validate(); !s.ok()) return s;
   if (out <= 0 || in <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("packed linear shape [", out, ", ", in, "] is empty"));
@@ -101,6 +102,17 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromCodes(
   }
   if (!bias.empty() && static_cast<int64_t>(bias.size()) != out) {
     return absl::InvalidArgumentError(absl::StrCat("bias has ", bias.size(), " values, expected ", out));
+  }
+  if (!g_idx.empty()) {
+    if (static_cast<int64_t>(g_idx.size()) != in) {
+      return absl::InvalidArgumentError(absl::StrCat("g_idx has ", g_idx.size(), " values, expected ", in));
+    }
+    for (int64_t c = 0; c < in; ++c) {
+      if (g_idx[c] < 0 || g_idx[c] >= layer->groups_per_row_) {
+        return absl::InvalidArgumentError(absl::StrCat("g_idx[", c, "] = ", g_idx[c], " is outside [0, ",
+                                                       layer->groups_per_row_, ")"));
+      }
+    }
   }
   const int qmin = args.qmin(), qmax = args.qmax();
   for (int64_t i = 0; i < out * in; ++i) {
@@ -121,6 +133,7 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromCodes(
   layer->scales_ = std::move(scales);
   layer->zero_points_ = std::move(zero_points);
   layer->bias_ = std::move(bias);
+  layer->g_idx_ = std::move(g_idx);
   return layer;
 }
 
@@ -165,6 +178,15 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromStored(
   if (tensors.count("bias")) {
     if (absl::Status s = CopyTensor(module, tensors, "bias", DType::kF32, {out}, &layer->bias_); !s.ok()) return s;
   }
+  if (tensors.count("weight_g_idx")) {
+    if (absl::Status s = CopyTensor(module, tensors, "weight_g_idx", DType::kI32, {in}, &layer->g_idx_); !s.ok()) return s;
+    for (int64_t c = 0; c < in; ++c) {
+      if (layer->g_idx_[c] < 0 || layer->g_idx_[c] >= layer->groups_per_row_) {
+        return absl::InvalidArgumentError(absl::StrCat(module, ".weight_g_idx[", c, "]: ", layer->g_idx_[c],
+                                                       " is outside [0, ", layer->groups_per_row_, ")"));
+      }
+    }
+  }
   // Codes beyond 2^bits - 1 cannot occur by construction of the mask; unused
   // bits (padding, the top bits of a word) must be zero so that files are
   // canonical: re-saving gives the same bytes.
@@ -194,6 +216,13 @@ void PackedIntLinear::DequantizeRows(int64_t r0, int64_t r1, float* dst) const {
   for (int64_t r = r0; r < r1; ++r) {
     UnpackRow(packed_.data() + r * words_per_row_, in_, args_.num_bits, codes.data());
     float* row = dst + (r - r0) * in_;
+    if (!g_idx_.empty()) {
+      for (int64_t c = 0; c < in_; ++c) {
+        const int64_t g = g_idx_[c];
+        row[c] = static_cast<float>(codes[c] - ZeroPoint(r, g)) * Scale(r, g);
+      }
+      continue;
+    }
     for (int64_t g = 0; g < groups_per_row_; ++g) {
       const float s = Scale(r, g);
       const int32_t z = ZeroPoint(r, g);
@@ -229,7 +258,8 @@ MatrixRM PackedIntLinear::DenseWeight() const {
 
 int64_t PackedIntLinear::StorageBytes() const {
   return static_cast<int64_t>(packed_.size() * sizeof(uint32_t) + scales_.size() * sizeof(float) +
-                              zero_points_.size() * sizeof(int32_t) + bias_.size() * sizeof(float));
+                              zero_points_.size() * sizeof(int32_t) + bias_.size() * sizeof(float) +
+                              g_idx_.size() * sizeof(int32_t));
 }
 
 std::vector<std::pair<std::string, TensorView>> PackedIntLinear::StoredTensors() const {
@@ -252,6 +282,7 @@ std::vector<std::pair<std::string, TensorView>> PackedIntLinear::StoredTensors()
   qp.nbytes = sizeof(qparams_);
   t.emplace_back("weight_qparams", std::move(qp));
   if (!bias_.empty()) t.emplace_back("bias", ViewOf(bias_, DType::kF32, {out_}));
+  if (!g_idx_.empty()) t.emplace_back("weight_g_idx", ViewOf(g_idx_, DType::kI32, {in_}));
   return t;
 }
 

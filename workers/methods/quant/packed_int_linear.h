@@ -21,8 +21,11 @@
 //       (0 tensor, 1 channel, 2 group), group_size}: makes the layer
 //       self-describing, so a loader needs nothing but these tensors.
 //   bias               F32 [out]                   (when the layer has one)
+//   weight_g_idx       I32 [in]   (optional; GPTQ act-order "group"): the
+//       group of each input column, in [0, groups_per_row)
 // Group g of a row covers inputs [g * G, min((g + 1) * G, in)), G = group
-// size (in for tensor / channel strategies).
+// size (in for tensor / channel strategies), unless weight_g_idx is present:
+// then input c uses the scale / zero point of group g_idx[c].
 #pragma once
 
 #include <cstdint>
@@ -49,11 +52,13 @@ class PackedIntLinear final : public LinearLayer {
  public:
   // Packs integer codes `q` (row-major [out, in], each in [qmin, qmax] of
   // `args`) with `scales` and `zero_points` ([out, groups_per_row] each;
-  // zero_points empty when args.symmetric). InvalidArgument on a value out of
-  // range or sizes that do not match.
+  // zero_points empty when args.symmetric). `g_idx`: empty (contiguous
+  // groups) or [in] group indices (see weight_g_idx above). InvalidArgument on
+  // a value out of range or sizes that do not match.
   static absl::StatusOr<std::unique_ptr<PackedIntLinear>> FromCodes(
       const WeightQuantArgs& args, int64_t out, int64_t in, const std::vector<int32_t>& q,
-      std::vector<float> scales, std::vector<int32_t> zero_points, std::vector<float> bias = {});
+      std::vector<float> scales, std::vector<int32_t> zero_points, std::vector<float> bias = {},
+      std::vector<int32_t> g_idx = {});
 
   // Rebuilds a layer from the tensors StoredTensors() named (relative names:
   // "weight_packed", ...), e.g. read back from a safetensors file. Every
@@ -79,6 +84,9 @@ class PackedIntLinear final : public LinearLayer {
   int32_t ZeroPoint(int64_t r, int64_t g) const {
     return zero_points_.empty() ? 0 : zero_points_[r * groups_per_row_ + g];
   }
+  // Group of input column c (g_idx when present, else c / group size).
+  int64_t GroupOf(int64_t c) const { return g_idx_.empty() ? c / group_size_ : g_idx_[c]; }
+  const std::vector<int32_t>& g_idx() const { return g_idx_; }  // empty = contiguous groups
 
  private:
   PackedIntLinear(const WeightQuantArgs& args, int64_t out, int64_t in);
@@ -92,6 +100,7 @@ class PackedIntLinear final : public LinearLayer {
   std::vector<float> scales_;        // [out, groups_per_row]
   std::vector<int32_t> zero_points_; // [out, groups_per_row] or empty
   std::vector<float> bias_;
+  std::vector<int32_t> g_idx_;       // [in] or empty
   int64_t shape_[2] = {0, 0};        // weight_shape tensor
   int32_t qparams_[4] = {0, 0, 0, 0}; // weight_qparams tensor
 };
