@@ -43,7 +43,8 @@ class SparseGPTModifier final : public Modifier {
             absl::StrCat("SparseGPTModifier: ", t.slot.name, ": no X^T X statistics of its input"));
       }
       const MatrixRM w = slot->DenseWeight();
-      auto res = SparseGptPrune(w, st->xtx(), st->count(), options_);
+      auto res = SparseGptPrune(w, st->xtx(), st->count(), options_,
+                                ctx.pool != nullptr ? *ctx.pool : ThreadPool::Default());
       if (!res.ok()) {
         return absl::Status(res.status().code(),
                             absl::StrCat("SparseGPTModifier: ", t.slot.name, ": ", res.status().message()));

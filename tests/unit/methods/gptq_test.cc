@@ -1,10 +1,12 @@
 #include "workers/methods/quant/gptq.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <random>
-#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/rtn.h"
 #include "workers/methods/stored_linear.h"
+#include "workers/runner/compressed_model.h"
 #include "workers/runner/recipe.h"
 #include "workers/runner/stage_runner.h"
 
@@ -272,14 +275,14 @@ TEST(Gptq, BadInputsAreErrors) {
 }
 
 TEST(GptqModifier, RecipeErrorsNameTheField) {
-  auto bad = ParseRecipe("s:\n  m:\n    GPTQModifier: {scheme: W4A16, actorder: sideways}\n");
+  auto bad = ParseRecipe("s:\n  q_modifiers:\n    GPTQModifier: {scheme: W4A16, actorder: sideways}\n");
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("GPTQModifier.actorder"));
-  auto bad2 = ParseRecipe("s:\n  m:\n    GPTQModifier: {scheme: W4A16, dampening_frac: -1}\n");
+  auto bad2 = ParseRecipe("s:\n  q_modifiers:\n    GPTQModifier: {scheme: W4A16, dampening_frac: -1}\n");
   EXPECT_THAT(std::string(bad2.status().message()), HasSubstr("GPTQModifier.dampening_frac"));
-  auto bad3 = ParseRecipe("s:\n  m:\n    GPTQModifier: {scheme: W4A16, block_size: 0}\n");
+  auto bad3 = ParseRecipe("s:\n  q_modifiers:\n    GPTQModifier: {scheme: W4A16, block_size: 0}\n");
   EXPECT_THAT(std::string(bad3.status().message()), HasSubstr("GPTQModifier.block_size"));
   auto ok = ParseRecipe(R"(s:
-  m:
+  q_modifiers:
     GPTQModifier:
       actorder: group
       config_groups:
@@ -288,8 +291,31 @@ TEST(GptqModifier, RecipeErrorsNameTheField) {
   EXPECT_TRUE(ok.ok()) << ok.status();
 }
 
-// stories260K (dim 64, hidden 172): W4A16 with groups of 32 and per-channel
-// 3 bits, GPTQ vs RTN, perplexity on the first 6000 bytes of valid.txt.
+TEST(GptqModifier, ExampleRecipesParseAndRoundTrip) {
+  const std::string dir = std::string(SQUEEZE_SOURCE_DIR) + "/deploy/examples";
+  int n = 0;
+  for (const auto& de : fs::directory_iterator(dir)) {
+    const std::string name = de.path().filename().string();
+    if (name.rfind("gptq-", 0) != 0 || de.path().extension() != ".yaml") continue;
+    std::ifstream in(de.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto r = ParseRecipe(ss.str());
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status();
+    ASSERT_EQ(r->stages.size(), 1u);
+    EXPECT_EQ(r->stages[0].modifiers[0].type, "GPTQModifier") << name;
+    auto back = ParseRecipe(SerializeRecipe(*r));
+    ASSERT_TRUE(back.ok()) << name << ": " << back.status();
+    EXPECT_TRUE(*back == *r) << name;
+    ++n;
+  }
+  EXPECT_GE(n, 3);
+}
+
+// stories260K (dim 64, hidden 172): GPTQ vs RTN at W4A16 (groups of 128, i.e.
+// per channel for the 64-wide inputs), 4 bits in groups of 32 with act-order
+// "group" (g_idx), and 3 bits per channel; perplexity on the first 6000 bytes
+// of valid.txt, windows of 256, calibration 16 x 128 tokens of train.txt.
 TEST(GptqModifier, RealModelPerplexityBelowRtn) {
   const std::string shared = SQUEEZE_SHARED_DIR;
   const std::string model = shared + "/models/stories260K/hf";
@@ -301,19 +327,20 @@ TEST(GptqModifier, RealModelPerplexityBelowRtn) {
   std::map<std::string, std::pair<double, double>> ppl;
   std::map<std::string, nlohmann::json> reports;
   for (const Run& run : std::vector<Run>{
-           {"rtn_w4a16", "s:\n  m:\n    QuantizationModifier: {scheme: W4A16}\n"},
-           {"gptq_w4a16", calib + "s:\n  m:\n    GPTQModifier: {scheme: W4A16}\n"},
+           {"rtn_w4a16", "s:\n  q_modifiers:\n    QuantizationModifier: {scheme: W4A16}\n"},
+           {"gptq_w4a16", calib + "s:\n  q_modifiers:\n    GPTQModifier: {scheme: W4A16}\n"},
            {"rtn_w3_channel",
-            "s:\n  m:\n    QuantizationModifier:\n      config_groups:\n        g: {targets: [Linear], weights: "
+            "s:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        g: {targets: [Linear], weights: "
             "{num_bits: 3, strategy: channel}}\n"},
            {"gptq_w3_channel",
-            calib + "s:\n  m:\n    GPTQModifier:\n      config_groups:\n        g: {targets: [Linear], weights: "
+            calib + "s:\n  q_modifiers:\n    GPTQModifier:\n      config_groups:\n        g: {targets: [Linear], weights: "
                     "{num_bits: 3, strategy: channel}}\n"},
            {"gptq_w4_g32_actorder_group",
-            calib + "s:\n  m:\n    GPTQModifier:\n      actorder: group\n      config_groups:\n        g: {targets: "
+            calib + "s:\n  q_modifiers:\n    GPTQModifier:\n      actorder: group\n      config_groups:\n        g: {targets: "
                     "[Linear], weights: {num_bits: 4, strategy: group, group_size: 32}}\n"},
+           {"gptq_w4a16_no_actorder", calib + "s:\n  q_modifiers:\n    GPTQModifier: {scheme: W4A16, actorder: null}\n"},
            {"rtn_w4_g32",
-            "s:\n  m:\n    QuantizationModifier:\n      config_groups:\n        g: {targets: [Linear], weights: "
+            "s:\n  q_modifiers:\n    QuantizationModifier:\n      config_groups:\n        g: {targets: [Linear], weights: "
             "{num_bits: 4, strategy: group, group_size: 32}}\n"}}) {
     auto recipe = ParseRecipe(run.recipe);
     ASSERT_TRUE(recipe.ok()) << run.name << ": " << recipe.status();
@@ -334,6 +361,17 @@ TEST(GptqModifier, RealModelPerplexityBelowRtn) {
     ppl[run.name] = {p["before"].get<double>(), p["after"].get<double>()};
     reports[run.name] = r->report;
     std::cout << run.name << ": perplexity " << ppl[run.name].first << " -> " << ppl[run.name].second << "\n";
+    if (run.name == "gptq_w4_g32_actorder_group") {
+      // The artifact reloads with its g_idx: every linear is packed and has one.
+      auto back = LoadCompressedModel(o.output_dir);
+      ASSERT_TRUE(back.ok()) << back.status();
+      int with_gidx = 0;
+      for (LinearSlot& s : back->AllLinears()) {
+        const auto* p = dynamic_cast<const PackedIntLinear*>(s.slot->get());
+        if (p != nullptr && static_cast<int64_t>(p->g_idx().size()) == p->in_features()) ++with_gidx;
+      }
+      EXPECT_EQ(with_gidx, 5 * 7);
+    }
     fs::remove_all(o.output_dir);
   }
   const double dense = ppl["rtn_w4a16"].first;
@@ -344,6 +382,7 @@ TEST(GptqModifier, RealModelPerplexityBelowRtn) {
   EXPECT_LT(ppl["gptq_w4a16"].second, ppl["rtn_w4a16"].second);
   EXPECT_LT(ppl["gptq_w3_channel"].second, ppl["rtn_w3_channel"].second);
   EXPECT_LT(ppl["gptq_w4_g32_actorder_group"].second, ppl["rtn_w4_g32"].second);
+  EXPECT_LT(ppl["gptq_w4a16_no_actorder"].second, ppl["rtn_w4a16"].second);
   // Per-module figures: GPTQ's output error below RTN's on each module.
   int modules = 0;
   for (const auto& stage : reports["gptq_w4a16"]["stages"]) {

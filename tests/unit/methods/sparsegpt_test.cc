@@ -157,6 +157,42 @@ TEST(SparseGpt, BlockedEqualsColumnByColumnReference) {
   }
 }
 
+TEST(SparseGpt, RankDeficientHessianBlockedEqualsReference) {
+  // Fewer calibration rows than inputs: X^T X is singular and only the
+  // dampening makes H positive definite (the usual case for wide layers).
+  const Problem p = MakeProblem(16, 64, 40, 8);
+  for (const char* spec : {"0:0", "2:4"}) {
+    SparseGptOptions o;
+    o.mask = *ParseMaskStructure(spec);
+    o.block_size = 16;
+    auto fast = SparseGptPrune(p.w, p.xtx, 40, o);
+    auto ref = SparseGptPruneReference(p.w, p.xtx, 40, o);
+    ASSERT_TRUE(fast.ok() && ref.ok());
+    EXPECT_GT(fast->damp, 0.0);
+    EXPECT_TRUE(((fast->weight.array() == 0.0f) == (ref->weight.array() == 0.0f)).all()) << spec;
+    EXPECT_LT((fast->weight - ref->weight).cwiseAbs().maxCoeff(), 1e-4 * p.w.cwiseAbs().maxCoeff()) << spec;
+    EXPECT_TRUE(fast->weight.allFinite());
+  }
+}
+
+TEST(SparseGpt, SameBitsForAnyPoolSizeAndEqualToReference) {
+  // More than one row chunk (64 rows) and one solve chunk (128 columns).
+  const Problem p = MakeProblem(150, 272, 400, 9);
+  ThreadPool one(1), three(3);
+  for (const char* spec : {"0:0", "2:4"}) {
+    SparseGptOptions o;
+    o.mask = *ParseMaskStructure(spec);
+    o.block_size = 64;
+    auto a = SparseGptPrune(p.w, p.xtx, 400, o, one);
+    auto b = SparseGptPrune(p.w, p.xtx, 400, o, three);
+    auto ref = SparseGptPruneReference(p.w, p.xtx, 400, o);
+    ASSERT_TRUE(a.ok() && b.ok() && ref.ok());
+    EXPECT_TRUE((a->weight.array() == b->weight.array()).all()) << spec;
+    EXPECT_TRUE(((a->weight.array() == 0.0f) == (ref->weight.array() == 0.0f)).all()) << spec;
+    EXPECT_LT((a->weight - ref->weight).cwiseAbs().maxCoeff(), 1e-5 * p.w.cwiseAbs().maxCoeff()) << spec;
+  }
+}
+
 TEST(SparseGpt, DeadInputChannelsAreZeroedAndHarmless) {
   Problem p = MakeProblem(8, 16, 64, 5);
   p.x.col(5).setZero();

@@ -44,9 +44,52 @@ absl::Status Validate(const MatrixRM& w, const Eigen::MatrixXd& xtx, int64_t row
   return absl::OkStatus();
 }
 
+// U upper with H^-1 = U^T U, the plain way: H^-1 from the Cholesky factor of
+// H, then the Cholesky factor of H^-1 (what the reference code does;
+// ~2.7 n^3 flops). False when H or H^-1 is not positive definite.
+bool InverseFactorPlain(const MatD& h, MatD* u) {
+  Eigen::LLT<MatD> llt(h);
+  if (llt.info() != Eigen::Success) return false;
+  MatD hinv = llt.solve(MatD::Identity(h.rows(), h.cols()));
+  hinv = 0.5 * (hinv + hinv.transpose());
+  Eigen::LLT<MatD> llt2(hinv);
+  if (llt2.info() != Eigen::Success) return false;
+  *u = llt2.matrixU();
+  return true;
+}
+
+// The same U from one Cholesky factorization (~1.3 n^3 flops): with J the
+// reversal permutation and J H J = L L^T, H^-1 = (J L^-1 J)^T (J L^-1 J) and
+// J L^-1 J is upper triangular with a positive diagonal, hence it is U.
+// L^-1 is found by columns in fixed chunks of kSolveChunk (independent of the
+// pool size, so the bits are too); chunk [c0, c1) solves only the trailing
+// system L[c0:, c0:] X = I[c0:, c0:c1], since L^-1 is lower triangular.
+constexpr int64_t kSolveChunk = 128;
+constexpr int64_t kRowChunk = 64;  // rows per task of the column sweep
+
+bool InverseFactorFast(const MatD& h, MatD* u, ThreadPool& pool) {
+  const int64_t n = h.rows();
+  const MatD jhj = h.reverse();  // rows and columns reversed
+  Eigen::LLT<MatD> llt(jhj);
+  if (llt.info() != Eigen::Success) return false;
+  const MatD& l_full = llt.matrixLLT();  // lower triangle holds L
+  MatD linv = MatD::Zero(n, n);
+  const int64_t chunks = (n + kSolveChunk - 1) / kSolveChunk;
+  pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      const int64_t c0 = c * kSolveChunk, c1 = std::min(n, c0 + kSolveChunk);
+      MatD x = MatD::Identity(n - c0, c1 - c0);
+      l_full.bottomRightCorner(n - c0, n - c0).triangularView<Eigen::Lower>().solveInPlace(x);
+      linv.block(c0, c0, n - c0, c1 - c0) = x;
+    }
+  });
+  *u = linv.reverse();
+  return true;
+}
+
 // Steps 1-3: zeroes dead columns of `wd`; returns U (upper, H^-1 = U^T U).
-absl::StatusOr<MatD> PrepareInverseFactor(const Eigen::MatrixXd& xtx, int64_t rows, double frac, MatD& wd,
-                                          SparseGptResult* res) {
+absl::StatusOr<MatD> PrepareInverseFactor(const Eigen::MatrixXd& xtx, int64_t rows, double frac, bool fast,
+                                          MatD& wd, SparseGptResult* res, ThreadPool& pool) {
   const int64_t in = xtx.rows();
   MatD h = xtx * (2.0 / static_cast<double>(rows));
   h = 0.5 * (h + h.transpose());
@@ -62,15 +105,10 @@ absl::StatusOr<MatD> PrepareInverseFactor(const Eigen::MatrixXd& xtx, int64_t ro
   for (int attempt = 0; attempt < 4; ++attempt) {
     MatD hd = h;
     hd.diagonal().array() += damp;
-    Eigen::LLT<MatD> llt(hd);
-    if (llt.info() == Eigen::Success) {
-      MatD hinv = llt.solve(MatD::Identity(in, in));
-      hinv = 0.5 * (hinv + hinv.transpose());
-      Eigen::LLT<MatD> llt2(hinv);
-      if (llt2.info() == Eigen::Success) {
-        res->damp = damp;
-        return MatD(llt2.matrixU());
-      }
+    MatD u;
+    if (fast ? InverseFactorFast(hd, &u, pool) : InverseFactorPlain(hd, &u)) {
+      res->damp = damp;
+      return u;
     }
     damp = damp > 0.0 ? damp * 10.0 : 1e-8 * std::max(1.0, h.diagonal().mean());
   }
@@ -108,7 +146,7 @@ std::vector<char> BlockMask(const MatD& cols, const Eigen::VectorXd& d, int64_t 
 // N:M: marks, in mask ([out * count], row-major), the N lowest of columns
 // c0..c0+M-1 of each row from the current weights `cols` and diag `d`.
 void GroupMask(const MatD& cols, const Eigen::VectorXd& d, int64_t c0, int64_t count, const MaskStructure& s,
-               std::vector<char>& mask) {
+               char* mask) {
   const int64_t out = cols.rows();
   std::vector<double> score(s.m);
   std::vector<char> m(s.m);
@@ -142,37 +180,46 @@ double OutputErrorSq(const MatrixRM& w, const MatrixRM& w_hat, const Eigen::Matr
 }
 
 absl::StatusOr<SparseGptResult> SparseGptPrune(const MatrixRM& w, const Eigen::MatrixXd& xtx, int64_t rows,
-                                               const SparseGptOptions& o) {
+                                               const SparseGptOptions& o, ThreadPool& pool) {
   if (absl::Status s = Validate(w, xtx, rows, o); !s.ok()) return s;
   const int64_t out = w.rows(), in = w.cols();
   SparseGptResult res;
   MatD wd = w.cast<double>();
-  auto u_or = PrepareInverseFactor(xtx, rows, o.dampening_frac, wd, &res);
+  auto u_or = PrepareInverseFactor(xtx, rows, o.dampening_frac, /*fast=*/true, wd, &res, pool);
   if (!u_or.ok()) return u_or.status();
   const MatD& u = *u_or;
 
+  // Rows are independent once a block's mask is chosen, so each block runs
+  // over fixed chunks of kRowChunk rows in parallel (same bits for any pool).
+  const int64_t row_chunks = (out + kRowChunk - 1) / kRowChunk;
   for (int64_t i1 = 0; i1 < in; i1 += o.block_size) {
     const int64_t i2 = std::min<int64_t>(i1 + o.block_size, in), count = i2 - i1;
-    MatD w1 = wd.middleCols(i1, count);
-    MatD err1 = MatD::Zero(out, count);
     const MatD hinv1 = u.block(i1, i1, count, count);
     const Eigen::VectorXd d = hinv1.diagonal();
-    std::vector<char> mask = o.mask.unstructured() ? BlockMask(w1, d, i1, out, o)
+    std::vector<char> mask = o.mask.unstructured() ? BlockMask(wd.middleCols(i1, count), d, i1, out, o)
                                                    : std::vector<char>(static_cast<size_t>(out * count), 0);
-    for (int64_t i = 0; i < count; ++i) {
-      if (!o.mask.unstructured() && i % o.mask.m == 0) GroupMask(w1, d, i, count, o.mask, mask);
-      const Eigen::VectorXd col = w1.col(i);
-      Eigen::VectorXd q = col;
-      for (int64_t r = 0; r < out; ++r) {
-        if (mask[r * count + i]) q(r) = 0.0;
+    pool.ParallelFor(row_chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t rc = b; rc < e; ++rc) {
+        const int64_t r0 = rc * kRowChunk, nr = std::min(out, r0 + kRowChunk) - r0;
+        char* mask_rows = mask.data() + r0 * count;
+        MatD w1 = wd.block(r0, i1, nr, count);
+        MatD err1 = MatD::Zero(nr, count);
+        for (int64_t i = 0; i < count; ++i) {
+          if (!o.mask.unstructured() && i % o.mask.m == 0) GroupMask(w1, d, i, count, o.mask, mask_rows);
+          const Eigen::VectorXd col = w1.col(i);
+          Eigen::VectorXd q = col;
+          for (int64_t r = 0; r < nr; ++r) {
+            if (mask_rows[r * count + i]) q(r) = 0.0;
+          }
+          const Eigen::VectorXd err = (col - q) / d(i);
+          w1.rightCols(count - i).noalias() -= err * hinv1.row(i).tail(count - i);
+          w1.col(i) = q;  // exact zeros where pruned
+          err1.col(i) = err;
+        }
+        wd.block(r0, i1, nr, count) = w1;
+        if (i2 < in) wd.block(r0, i2, nr, in - i2).noalias() -= err1 * u.block(i1, i2, count, in - i2);
       }
-      const Eigen::VectorXd err = (col - q) / d(i);
-      w1.rightCols(count - i).noalias() -= err * hinv1.row(i).tail(count - i);
-      w1.col(i) = q;  // exact zeros where pruned
-      err1.col(i) = err;
-    }
-    wd.middleCols(i1, count) = w1;
-    if (i2 < in) wd.rightCols(in - i2).noalias() -= err1 * u.block(i1, i2, count, in - i2);
+    });
   }
   return Finish(w, wd, xtx, std::move(res));
 }
@@ -183,7 +230,8 @@ absl::StatusOr<SparseGptResult> SparseGptPruneReference(const MatrixRM& w, const
   const int64_t out = w.rows(), in = w.cols();
   SparseGptResult res;
   MatD wd = w.cast<double>();
-  auto u_or = PrepareInverseFactor(xtx, rows, o.dampening_frac, wd, &res);
+  auto u_or = PrepareInverseFactor(xtx, rows, o.dampening_frac, /*fast=*/false, wd, &res,
+                                   ThreadPool::Default() /* unused by the plain path */);
   if (!u_or.ok()) return u_or.status();
   const MatD& u = *u_or;
   const Eigen::VectorXd diag = u.diagonal();
@@ -200,7 +248,7 @@ absl::StatusOr<SparseGptResult> SparseGptPruneReference(const MatrixRM& w, const
     }
     if (!o.mask.unstructured() && (j - i1) % o.mask.m == 0) {
       // GroupMask reads columns relative to a block; give it the block.
-      GroupMask(wd.middleCols(i1, count), diag.segment(i1, count), j - i1, count, o.mask, mask);
+      GroupMask(wd.middleCols(i1, count), diag.segment(i1, count), j - i1, count, o.mask, mask.data());
     }
     for (int64_t r = 0; r < out; ++r) {
       if (!mask[r * count + (j - i1)]) continue;

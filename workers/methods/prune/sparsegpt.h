@@ -9,7 +9,8 @@
 //      W[:, j] = 0;
 //   2. dampening: H += dampening_frac * mean(diag H) * I (retried with 10x the
 //      dampening, at most 3 times, if H is still not positive definite);
-//   3. U = upper Cholesky factor of H^-1 (H^-1 = U^T U);
+//   3. U = upper Cholesky factor of H^-1 (H^-1 = U^T U), computed from one
+//      Cholesky factorization (of J H J, J the reversal permutation);
 //   4. columns in blocks of block_size: the mask of a block is chosen from
 //      w^2 / U[j, j]^2 of the block's (already updated) weights — unstructured:
 //      the k lowest of the whole block over all rows, where the per-block k
@@ -30,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "workers/engine/core/tensor.h"
+#include "workers/engine/core/thread_pool.h"
 #include "workers/methods/prune/magnitude.h"
 #include "workers/methods/prune/mask_structure.h"
 
@@ -56,12 +58,17 @@ struct SparseGptResult {
 // `xtx`: sum over calibration rows of x^T x, [in, in] (ActivationStats::xtx());
 // `rows`: the number of rows summed (> 0). InvalidArgument on bad shapes or
 // options; FailedPrecondition when H stays indefinite after the retries.
+// Runs on `pool` (the inverse and the per-block row sweeps are split into
+// fixed chunks: the result does not depend on the pool's size).
 absl::StatusOr<SparseGptResult> SparseGptPrune(const MatrixRM& w, const Eigen::MatrixXd& xtx, int64_t rows,
-                                               const SparseGptOptions& options);
+                                               const SparseGptOptions& options,
+                                               ThreadPool& pool = ThreadPool::Default());
 
 // The plain reference: the same algorithm with no blocked / lazy updates
 // (every column's OBS update is applied at once to all later columns; masks
-// are still chosen per block_size columns). Slow; for tests.
+// are still chosen per block_size columns), and U computed the plain way
+// (Cholesky of H, inverse, Cholesky of H^-1) where SparseGptPrune gets it from
+// one Cholesky factorization of the reversed H. Slow; for tests.
 absl::StatusOr<SparseGptResult> SparseGptPruneReference(const MatrixRM& w, const Eigen::MatrixXd& xtx,
                                                         int64_t rows, const SparseGptOptions& options);
 
