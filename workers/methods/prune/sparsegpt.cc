@@ -58,7 +58,7 @@ bool InverseFactorPlain(const MatD& h, MatD* u) {
   return true;
 }
 
-// The same U from one Cholesky factorization (~1.3 n^3 flops): with J the
+// The same U from one Cholesky factorization (~0.7 n^3 flops): with J the
 // reversal permutation and J H J = L L^T, H^-1 = (J L^-1 J)^T (J L^-1 J) and
 // J L^-1 J is upper triangular with a positive diagonal, hence it is U.
 // L^-1 is found by columns in fixed chunks of kSolveChunk (independent of the
