@@ -11,6 +11,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/methods/method_test_util.h"
+
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/rtn.h"
 #include "workers/methods/stored_linear.h"
@@ -21,16 +23,12 @@
 namespace squeeze {
 namespace {
 
+using test_util::Args;
+using test_util::RandomMatrix;
+using test_util::XtX;
+
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-
-MatrixRM RandomMatrix(int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
 
 // Correlated inputs X [n, in]: X = Z A with a random mixing matrix A plus a
 // few high-magnitude channels (outliers), as LLM activations have.
@@ -48,20 +46,6 @@ MatrixRM CorrelatedInputs(int64_t n, int64_t in, uint64_t seed, bool outliers) {
 Eigen::MatrixXd HessianOf(const MatrixRM& x) {
   const Eigen::MatrixXd xd = x.cast<double>();
   return (2.0 / static_cast<double>(x.rows())) * (xd.transpose() * xd);
-}
-
-Eigen::MatrixXd XtX(const MatrixRM& x) {
-  const Eigen::MatrixXd xd = x.cast<double>();
-  return xd.transpose() * xd;
-}
-
-WeightQuantArgs Args(int bits, bool sym, QuantStrategy s, int group = 0) {
-  WeightQuantArgs a;
-  a.num_bits = bits;
-  a.symmetric = sym;
-  a.strategy = s;
-  a.group_size = group;
-  return a;
 }
 
 GptqOptions Opts(const WeightQuantArgs& a, int64_t block, ActOrder order = ActOrder::kNone) {

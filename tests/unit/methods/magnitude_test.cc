@@ -4,16 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/methods/method_test_util.h"
+
 namespace squeeze {
 namespace {
 
-MatrixRM RandomMatrix(int rows, int cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+using test_util::RandomMatrix;
 
 TEST(MaskStructure, Parses) {
   auto s = ParseMaskStructure("2:4");

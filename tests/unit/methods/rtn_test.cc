@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/methods/method_test_util.h"
+
 #include "workers/engine/model/dense_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/stored_linear.h"
@@ -11,22 +13,8 @@
 namespace squeeze {
 namespace {
 
-MatrixRM RandomMatrix(int rows, int cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
-
-WeightQuantArgs Args(int bits, bool sym, QuantStrategy s, int group = 0) {
-  WeightQuantArgs a;
-  a.num_bits = bits;
-  a.symmetric = sym;
-  a.strategy = s;
-  a.group_size = group;
-  return a;
-}
+using test_util::Args;
+using test_util::RandomMatrix;
 
 TEST(Pack, RoundTripsEveryBitWidth) {
   std::mt19937 rng(7);

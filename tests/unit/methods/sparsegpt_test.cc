@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/methods/method_test_util.h"
+
 #include "workers/engine/calib/activation_stats.h"
 #include "workers/engine/calib/sequential.h"
 #include "workers/engine/core/file_util.h"
@@ -20,13 +22,8 @@
 namespace squeeze {
 namespace {
 
-MatrixRM RandomMatrix(int rows, int cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+using test_util::RandomMatrix;
+using test_util::XtX;
 
 // Correlated inputs: X = Z * A with A = I + 0.7 * random mixing, and channel
 // scales spread over two orders of magnitude (LLM activations have outlier
@@ -41,11 +38,6 @@ MatrixRM CorrelatedInputs(int rows, int channels, uint64_t seed) {
   return z * a;
 }
 
-Eigen::MatrixXd Xtx(const MatrixRM& x) {
-  const Eigen::MatrixXd xd = x.cast<double>();
-  return xd.transpose() * xd;
-}
-
 struct Problem {
   MatrixRM w, x;
   Eigen::MatrixXd xtx;
@@ -55,7 +47,7 @@ Problem MakeProblem(int out, int in, int rows, uint64_t seed) {
   Problem p;
   p.w = RandomMatrix(out, in, seed);
   p.x = CorrelatedInputs(rows, in, seed + 10);
-  p.xtx = Xtx(p.x);
+  p.xtx = XtX(p.x);
   return p;
 }
 
@@ -197,7 +189,7 @@ TEST(SparseGpt, DeadInputChannelsAreZeroedAndHarmless) {
   Problem p = MakeProblem(8, 16, 64, 5);
   p.x.col(5).setZero();
   p.x.col(11).setZero();
-  p.xtx = Xtx(p.x);
+  p.xtx = XtX(p.x);
   SparseGptOptions o;
   o.block_size = 8;
   auto r = SparseGptPrune(p.w, p.xtx, 64, o);

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "workers/methods/quant/quant_grid.h"
 
 namespace squeeze {
 namespace {
@@ -18,41 +19,6 @@ using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 // Rows per task. Fixed (not derived from the pool size) so that the bits do
 // not depend on the number of threads.
 constexpr int64_t kRowsPerChunk = 32;
-
-// Scale / zero point of one (row, group). The formulas and the fp32
-// arithmetic are RTN's (rtn.cc); GptqTest.IdentityHessianEqualsRtn checks
-// that both give the same codes bit for bit.
-struct GroupParams {
-  float scale = 1.0f;
-  int32_t zero = 0;
-};
-
-GroupParams ComputeParams(const float* v, int64_t n, const WeightQuantArgs& a) {
-  GroupParams p;
-  if (a.symmetric) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(v[i]));
-    p.scale = amax > 0.0f ? amax / static_cast<float>(a.qmax()) : 1.0f;
-    return p;
-  }
-  float lo = 0.0f, hi = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, v[i]);
-    hi = std::max(hi, v[i]);
-  }
-  if (hi - lo <= 0.0f) return p;
-  p.scale = (hi - lo) / static_cast<float>((1 << a.num_bits) - 1);
-  const float z = std::round(static_cast<float>(a.qmin()) - lo / p.scale);
-  p.zero = static_cast<int32_t>(std::clamp(z, static_cast<float>(a.qmin()), static_cast<float>(a.qmax())));
-  return p;
-}
-
-int32_t Code(float v, const GroupParams& p, const WeightQuantArgs& a) {
-  const float q = std::round(v / p.scale) + static_cast<float>(p.zero);
-  return static_cast<int32_t>(std::clamp(q, static_cast<float>(a.qmin()), static_cast<float>(a.qmax())));
-}
-
-float Dequant(int32_t q, const GroupParams& p) { return static_cast<float>(q - p.zero) * p.scale; }
 
 // Everything both versions share: the prepared weight, the column order, the
 // inverse-Hessian factor and the parameters known before the column loop.
@@ -67,7 +33,7 @@ struct Prepared {
   // Parameters fixed before the loop ([out, gpr], in the group order of the
   // stored layer): tensor, channel, group + static act-order. Empty when
   // groups are computed as they start (group strategy otherwise).
-  std::vector<GroupParams> fixed;
+  std::vector<QuantGroupParams> fixed;
   bool dynamic_groups() const { return fixed.empty(); }
 };
 
@@ -101,17 +67,8 @@ absl::StatusOr<Prepared> Prepare(const MatrixRM& w, const Eigen::MatrixXd& hessi
   }
   // Parameters fixed up front, from W (dead columns zeroed) in input order.
   const MatrixRM wf = w0.cast<float>();
-  if (a.strategy == QuantStrategy::kTensor) {
-    p.fixed.assign(static_cast<size_t>(p.out * p.gpr), ComputeParams(wf.data(), wf.size(), a));
-  } else if (a.strategy == QuantStrategy::kChannel ||
-             (a.strategy == QuantStrategy::kGroup && o.actorder == ActOrder::kStatic)) {
-    p.fixed.resize(static_cast<size_t>(p.out * p.gpr));
-    for (int64_t r = 0; r < p.out; ++r) {
-      for (int64_t g = 0; g < p.gpr; ++g) {
-        const int64_t c0 = g * p.gs, c1 = std::min(p.in, c0 + p.gs);
-        p.fixed[r * p.gpr + g] = ComputeParams(wf.data() + r * p.in + c0, c1 - c0, a);
-      }
-    }
+  if (a.strategy != QuantStrategy::kGroup || o.actorder == ActOrder::kStatic) {
+    p.fixed = ComputeAllQuantGroupParams(wf, a);
   }
 
   p.perm.resize(static_cast<size_t>(p.in));
@@ -150,7 +107,7 @@ int64_t StoredGroup(const Prepared& p, const GptqOptions& o, int64_t j) {
 // parameters of every (row, stored group).
 struct Output {
   std::vector<int32_t> codes;        // [out, in], processing order
-  std::vector<GroupParams> params;   // [out, gpr]
+  std::vector<QuantGroupParams> params;   // [out, gpr]
   std::vector<double> row_loss;      // [out]
 };
 
@@ -161,13 +118,9 @@ absl::StatusOr<GptqResult> Finish(const Prepared& p, const GptqOptions& o, const
   for (int64_t r = 0; r < p.out; ++r) {
     for (int64_t j = 0; j < p.in; ++j) q[r * p.in + p.perm[j]] = res.codes[r * p.in + j];
   }
-  std::vector<float> scales(res.params.size());
+  std::vector<float> scales;
   std::vector<int32_t> zeros;
-  if (!a.symmetric) zeros.resize(res.params.size());
-  for (size_t i = 0; i < res.params.size(); ++i) {
-    scales[i] = res.params[i].scale;
-    if (!a.symmetric) zeros[i] = res.params[i].zero;
-  }
+  SplitQuantGroupParams(res.params, a, &scales, &zeros);
   std::vector<int32_t> g_idx;
   if (o.actorder == ActOrder::kGroup && a.strategy == QuantStrategy::kGroup) {
     g_idx.resize(static_cast<size_t>(p.in));
@@ -187,15 +140,15 @@ absl::StatusOr<GptqResult> Finish(const Prepared& p, const GptqOptions& o, const
 // Quantizes the value block `vals` (rows x 1, the current column) with the
 // per-row parameters; writes codes, returns errors (w - q) / d in `err`, adds
 // losses.
-void QuantizeColumn(const double* vals, int64_t rows, int64_t stride, const GroupParams* params,
+void QuantizeColumn(const double* vals, int64_t rows, int64_t stride, const QuantGroupParams* params,
                     int64_t params_stride, const WeightQuantArgs& a, double d, int32_t* codes,
                     int64_t codes_stride, double* err, double* row_loss) {
   for (int64_t r = 0; r < rows; ++r) {
     const double v = vals[r * stride];
-    const GroupParams& gp = params[r * params_stride];
-    const int32_t c = Code(static_cast<float>(v), gp, a);
+    const QuantGroupParams& gp = params[r * params_stride];
+    const int32_t c = QuantCode(static_cast<float>(v), gp, a);
     codes[r * codes_stride] = c;
-    const double e = v - static_cast<double>(Dequant(c, gp));
+    const double e = v - static_cast<double>(DequantCode(c, gp));
     err[r] = e / d;
     row_loss[r] += e * e / (d * d) / 2.0;
   }
@@ -203,11 +156,11 @@ void QuantizeColumn(const double* vals, int64_t rows, int64_t stride, const Grou
 
 // Parameters of rows [0, rows) for the group starting at processing position
 // j, from `cur` (rows x n, the group's current values).
-void DynamicParams(const MatrixD& cur, const WeightQuantArgs& a, GroupParams* dst, int64_t dst_stride) {
+void DynamicParams(const MatrixD& cur, const WeightQuantArgs& a, QuantGroupParams* dst, int64_t dst_stride) {
   std::vector<float> buf(static_cast<size_t>(cur.cols()));
   for (int64_t r = 0; r < cur.rows(); ++r) {
     for (int64_t k = 0; k < cur.cols(); ++k) buf[k] = static_cast<float>(cur(r, k));
-    dst[r * dst_stride] = ComputeParams(buf.data(), cur.cols(), a);
+    dst[r * dst_stride] = ComputeQuantGroupParams(buf.data(), cur.cols(), a);
   }
 }
 
@@ -254,7 +207,7 @@ absl::StatusOr<GptqResult> QuantizeGptq(const MatrixRM& w, const Eigen::MatrixXd
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * kRowsPerChunk, rows = std::min(p.out, r0 + kRowsPerChunk) - r0;
       MatrixD W = p.w.middleRows(r0, rows);
-      GroupParams* params = res.params.data() + r0 * gpr;
+      QuantGroupParams* params = res.params.data() + r0 * gpr;
       int32_t* codes = res.codes.data() + r0 * in;
       double* loss = res.row_loss.data() + r0;
       std::vector<double> err(static_cast<size_t>(rows));
@@ -318,10 +271,10 @@ absl::StatusOr<GptqResult> QuantizeGptqReference(const MatrixRM& w, const Eigen:
     const double d = p.u(j, j);
     for (int64_t r = 0; r < p.out; ++r) {
       const double v = W(r, j);
-      const GroupParams& gp = res.params[r * gpr + g];
-      const int32_t c = Code(static_cast<float>(v), gp, a);
+      const QuantGroupParams& gp = res.params[r * gpr + g];
+      const int32_t c = QuantCode(static_cast<float>(v), gp, a);
       res.codes[r * in + j] = c;
-      const double e = v - static_cast<double>(Dequant(c, gp));
+      const double e = v - static_cast<double>(DequantCode(c, gp));
       err[r] = e / d;
       res.row_loss[r] += e * e / (d * d) / 2.0;
     }

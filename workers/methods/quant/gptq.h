@@ -20,7 +20,7 @@
 //      columns after the block by one GEMM ("lazy batch updates"); it gives
 //      the same result as the column-by-column reference up to rounding
 //      (tested).
-// Scale / zero point (same formulas and fp32 arithmetic as RTN, rtn.h):
+// Scale / zero point (quant_grid.h: the same formulas and fp32 arithmetic as RTN):
 //   - tensor / channel: computed once from W (after step 1);
 //   - group, no act-order or act-order "group": computed when the group's
 //     first column is reached, from the group's current (error-updated)

@@ -1,6 +1,6 @@
 // Round-to-nearest (RTN) weight quantization: the baseline of every PTQ paper.
 //
-// For each (row, group) of W [out, in]:
+// For each (row, group) of W [out, in] (the grid of quant_grid.h, shared with GPTQ):
 //   symmetric:  s = max|w| / qmax,  z = 0
 //   asymmetric: lo = min(min w, 0), hi = max(max w, 0),
 //               s = (hi - lo) / (2^bits - 1),  z = clamp(round(qmin - lo / s))
