@@ -15,7 +15,7 @@ SHARED=${SQUEEZE_SHARED_DIR:-$ROOT/../shared}
 MODEL=$SHARED/models/stories260K/hf
 EVAL_TEXT=$SHARED/data/tinystories/valid.txt
 CALIB_TEXT=$SHARED/data/tinystories/train.txt
-RECIPE=${DEMO_RECIPE:-$ROOT/deploy/examples/prune-then-w4-channel.yaml}
+RECIPE=${DEMO_RECIPE:-$ROOT/deploy/examples/gptq-w4a16.yaml}
 
 for b in "$COORD" "$WORKER" "$SQUEEZE"; do
   if [ ! -x "$b" ]; then
