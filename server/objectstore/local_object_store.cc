@@ -23,72 +23,41 @@ absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
 }
 
-absl::Status FsyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open directory", dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno("fsync directory", dir);
-  return absl::OkStatus();
-}
-
+// Streams a blob into <root>/tmp, hashing as it goes; Commit names it by its
+// sha256 (AtomicFileWriter: fsync, rename, directory fsync), read-only.
 class LocalBlobWriter : public BlobWriter {
  public:
-  LocalBlobWriter(const LocalObjectStore* store, std::string tmp, int fd)
-      : store_(store), tmp_(std::move(tmp)), fd_(fd) {}
-  ~LocalBlobWriter() override {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_.c_str());
-  }
+  LocalBlobWriter(const LocalObjectStore* store, AtomicFileWriter file)
+      : store_(store), file_(std::move(file)) {}
 
   absl::Status Append(absl::string_view bytes) override {
-    if (fd_ < 0) return absl::FailedPreconditionError("blob writer is closed");
+    if (closed_) return absl::FailedPreconditionError("blob writer is closed");
     hash_.Update(bytes);
-    const char* p = bytes.data();
-    size_t left = bytes.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Errno("write", tmp_);
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-    written_ += static_cast<int64_t>(bytes.size());
-    return absl::OkStatus();
+    return file_.Append(bytes);
   }
 
-  int64_t bytes_written() const override { return written_; }
+  int64_t bytes_written() const override { return static_cast<int64_t>(file_.bytes_written()); }
 
   absl::StatusOr<std::string> Commit(const std::string& expected_digest) override {
-    if (fd_ < 0) return absl::FailedPreconditionError("blob writer is closed");
+    if (closed_) return absl::FailedPreconditionError("blob writer is closed");
+    closed_ = true;
     const std::string digest = hash_.FinalHex();
     if (!expected_digest.empty() && expected_digest != digest) {
       return absl::DataLossError(
           absl::StrCat("content sha256 ", digest, " does not match the declared ", expected_digest));
     }
-    if (::fsync(fd_) != 0) return Errno("fsync", tmp_);
-    ::fchmod(fd_, 0444);
-    ::close(fd_);
-    fd_ = -1;
     const std::string final_path = store_->BlobPath(digest);
-    const std::string dir = fs::path(final_path).parent_path().string();
-    SQ_RETURN_IF_ERROR(MakeDirs(dir));
-    if (store_->Contains(digest)) return digest;  // dedup: the destructor drops tmp
-    if (::rename(tmp_.c_str(), final_path.c_str()) != 0) return Errno("rename", final_path);
-    committed_ = true;
-    SQ_RETURN_IF_ERROR(FsyncDir(dir));
+    SQ_RETURN_IF_ERROR(MakeDirs(fs::path(final_path).parent_path().string()));
+    if (store_->Contains(digest)) return digest;  // dedup: the writer's destructor drops tmp
+    SQ_RETURN_IF_ERROR(file_.CommitAs(final_path));
     return digest;
   }
 
  private:
   const LocalObjectStore* store_;
-  std::string tmp_;
-  int fd_;
+  AtomicFileWriter file_;
   Sha256 hash_;
-  int64_t written_ = 0;
-  bool committed_ = false;
+  bool closed_ = false;
 };
 
 }  // namespace
@@ -106,11 +75,8 @@ std::string LocalObjectStore::BlobPath(const std::string& digest) const {
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> LocalObjectStore::NewBlob() {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = absl::StrCat(root_, "/tmp/blob.", ::getpid(), ".", counter.fetch_add(1));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("create", tmp);
-  return std::unique_ptr<BlobWriter>(std::make_unique<LocalBlobWriter>(this, tmp, fd));
+  SQ_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::CreateUnnamed(root_ + "/tmp", 0444));
+  return std::unique_ptr<BlobWriter>(std::make_unique<LocalBlobWriter>(this, std::move(file)));
 }
 
 bool LocalObjectStore::Contains(const std::string& digest) const {

@@ -51,12 +51,28 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return std::move(ss).str();
 }
 
-absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+namespace {
+absl::StatusOr<int> CreateTemp(const std::string& tmp, int mode) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return ErrnoError("create", tmp);
+  return fd;
+}
+std::string UniqueSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  return absl::StrCat(::getpid(), ".", counter.fetch_add(1));
+}
+}  // namespace
+
+absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Create(const std::string& path, int mode) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", UniqueSuffix());
+  SQ_ASSIGN_OR_RETURN(int fd, CreateTemp(tmp, mode));
   return AtomicFileWriter(path, tmp, fd);
+}
+
+absl::StatusOr<AtomicFileWriter> AtomicFileWriter::CreateUnnamed(const std::string& tmp_dir, int mode) {
+  const std::string tmp = absl::StrCat(tmp_dir, "/unnamed.tmp.", UniqueSuffix());
+  SQ_ASSIGN_OR_RETURN(int fd, CreateTemp(tmp, mode));
+  return AtomicFileWriter("", tmp, fd);
 }
 
 AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
@@ -75,7 +91,7 @@ AtomicFileWriter::~AtomicFileWriter() {
 }
 
 absl::Status AtomicFileWriter::Append(absl::string_view bytes) {
-  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": writer closed"));
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(tmp_path_, ": writer closed"));
   const char* p = bytes.data();
   size_t left = bytes.size();
   while (left > 0) {
@@ -92,16 +108,21 @@ absl::Status AtomicFileWriter::Append(absl::string_view bytes) {
 }
 
 absl::Status AtomicFileWriter::Commit() {
-  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": writer closed"));
+  if (path_.empty()) return absl::FailedPreconditionError(absl::StrCat(tmp_path_, ": no destination: use CommitAs"));
+  return CommitAs(path_);
+}
+
+absl::Status AtomicFileWriter::CommitAs(const std::string& path) {
+  if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path, ": writer closed"));
   if (::fsync(fd_) != 0) return ErrnoError("fsync", tmp_path_);
   if (::close(fd_) != 0) {
     fd_ = -1;
     return ErrnoError("close", tmp_path_);
   }
   fd_ = -1;
-  if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) return ErrnoError("rename", path_);
+  if (::rename(tmp_path_.c_str(), path.c_str()) != 0) return ErrnoError("rename", path);
   committed_ = true;
-  return FsyncDirOf(path_);
+  return FsyncDirOf(path);
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {

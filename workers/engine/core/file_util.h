@@ -21,13 +21,21 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 // Destroying an uncommitted writer removes the temporary file.
 class AtomicFileWriter {
  public:
-  static absl::StatusOr<AtomicFileWriter> Create(const std::string& path);
+  // The file appears with permission bits `mode` (before umask).
+  static absl::StatusOr<AtomicFileWriter> Create(const std::string& path, int mode = 0644);
+  // For content-addressed stores, where the name is known only at the end: the
+  // temporary file lives in `tmp_dir` (same filesystem as the destination) and
+  // CommitAs() names the destination.
+  static absl::StatusOr<AtomicFileWriter> CreateUnnamed(const std::string& tmp_dir, int mode = 0644);
   AtomicFileWriter(AtomicFileWriter&& other) noexcept;
   AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
   ~AtomicFileWriter();
 
   absl::Status Append(absl::string_view bytes);
-  absl::Status Commit();
+  absl::Status Commit();  // == CommitAs(the path given to Create)
+  // fsync, close, rename onto `path`, fsync its directory. Errors: NotFound,
+  // ResourceExhausted (ENOSPC / EDQUOT), Internal; each names the path.
+  absl::Status CommitAs(const std::string& path);
   uint64_t bytes_written() const { return bytes_written_; }
 
  private:
