@@ -39,6 +39,21 @@ TEST(FileUtilTest, UncommittedWriterLeavesNothing) {
   EXPECT_TRUE(std::filesystem::is_empty(dir));
 }
 
+TEST(FileUtilTest, UnnamedWriterCommitsUnderANameChosenLater) {
+  const std::string dir = TempDir() + "/unnamed";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/tmp");
+  auto w = AtomicFileWriter::CreateUnnamed(dir + "/tmp", 0444);
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE(w->Append("blob").ok());
+  EXPECT_EQ(w->Commit().code(), absl::StatusCode::kFailedPrecondition);  // no name yet
+  ASSERT_TRUE(w->CommitAs(dir + "/final").ok());
+  EXPECT_TRUE(std::filesystem::is_empty(dir + "/tmp"));
+  EXPECT_EQ(*ReadFileToString(dir + "/final"), "blob");
+  const auto perms = std::filesystem::status(dir + "/final").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::owner_write, std::filesystem::perms::none);
+}
+
 TEST(FileUtilTest, MissingFileIsNotFoundAndNamed) {
   auto r = ReadFileToString("/nonexistent/dir/file");
   ASSERT_FALSE(r.ok());
