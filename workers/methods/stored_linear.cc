@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "workers/engine/formats/linear_loaders.h"
 #include "workers/engine/model/dense_linear.h"
+#include "workers/methods/lowrank/factorized_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
 
 namespace squeeze {
@@ -15,6 +16,11 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
     const std::string& module, const std::map<std::string, TensorView>& tensors) {
   if (tensors.count("weight_packed")) {
     auto layer = PackedIntLinear::FromStored(module, tensors);
+    if (!layer.ok()) return layer.status();
+    return std::unique_ptr<LinearLayer>(std::move(*layer));
+  }
+  if (tensors.count("weight_u")) {  // low-rank (lowrank/factorized_linear.h)
+    auto layer = FactorizedLinear::FromStored(module, tensors);
     if (!layer.ok()) return layer.status();
     return std::unique_ptr<LinearLayer>(std::move(*layer));
   }
@@ -41,6 +47,16 @@ void RegisterMethodLinearLoaders() {
     RegisterLinearLoader("packed_int_", [](const std::string& kind, const std::map<std::string, TensorView>& t)
                                             -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
       auto layer = PackedIntLinear::FromStored(kind, t);
+      if (!layer.ok()) return layer.status();
+      if ((*layer)->kind() != kind) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("recorded kind ", kind, " but the tensors describe ", (*layer)->kind()));
+      }
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    });
+    RegisterLinearLoader(kLowRankKindPrefix, [](const std::string& kind, const std::map<std::string, TensorView>& t)
+                                                 -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      auto layer = FactorizedLinear::FromStored(kind, t);
       if (!layer.ok()) return layer.status();
       if ((*layer)->kind() != kind) {
         return absl::InvalidArgumentError(

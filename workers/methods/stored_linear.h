@@ -3,6 +3,7 @@
 // This is how compressed artifacts and checkpoints are read back; each new
 // layer kind (sparse, low-rank) adds its recognisable tensor name here.
 //   "weight_packed" present -> PackedIntLinear (quant/packed_int_linear.h)
+//   "weight_u" present      -> FactorizedLinear (lowrank/factorized_linear.h)
 //   "weight" present        -> DenseLinear (F32 / F16 / BF16, + "bias")
 #pragma once
 
@@ -19,7 +20,7 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
     const std::string& module, const std::map<std::string, TensorView>& tensors);
 
 // Registers, with engine/formats/linear_loaders.h, a loader for every
-// compressed kind the methods produce ("packed_int_*"), so LoadModel reads
+// compressed kind the methods produce ("packed_int_*", "lowrank_r*"), so LoadModel reads
 // the runner's artifacts. Idempotent and thread-safe.
 void RegisterMethodLinearLoaders();
 

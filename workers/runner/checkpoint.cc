@@ -17,6 +17,14 @@ using nlohmann::json;
 std::string TensorsPath(const std::string& dir) { return dir + "/checkpoint.safetensors"; }
 std::string JsonPath(const std::string& dir) { return dir + "/checkpoint.json"; }
 
+std::string NormName(size_t layer, const char* suffix) {
+  return absl::StrCat("model.layers.", layer, ".", suffix, ".weight");
+}
+
+std::vector<std::pair<const char*, std::vector<float>*>> BlockNorms(TransformerBlock& b) {
+  return {{"input_layernorm", &b.attn_norm}, {"post_attention_layernorm", &b.ffn_norm}};
+}
+
 }  // namespace
 
 absl::Status SaveRunCheckpoint(const std::string& work_dir, const json& fingerprint, Model& model,
@@ -27,6 +35,12 @@ absl::Status SaveRunCheckpoint(const std::string& work_dir, const json& fingerpr
     if (!modules.count(s.name)) continue;
     for (auto& [suffix, view] : (*s.slot)->StoredTensors()) {
       entries.push_back(StoredAs(absl::StrCat(s.name, ".", suffix), view));
+    }
+  }
+  // Block norms too: block-level methods (AWQ, SmoothQuant) fold scales into them.
+  for (size_t l = 0; l < model.blocks.size(); ++l) {
+    for (const auto& [suffix, norm] : BlockNorms(model.blocks[l])) {
+      entries.push_back(StoredAs(NormName(l, suffix), OwnedF32(*norm, {static_cast<int64_t>(norm->size())})));
     }
   }
   SQ_RETURN_IF_ERROR(WriteSafetensors(TensorsPath(work_dir), std::move(entries), {{"format", "squeeze-checkpoint"}}));
@@ -79,6 +93,18 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
     }
     *it->second.slot = std::move(*layer);
     modules->insert(m);
+  }
+  // Block norms (absent from checkpoints written before they were stored).
+  for (size_t l = 0; l < model.blocks.size(); ++l) {
+    for (auto& [suffix, norm] : BlockNorms(model.blocks[l])) {
+      auto it = st.tensors.find(NormName(l, suffix));
+      if (it == st.tensors.end()) continue;
+      auto v = ToFloat32(it->second, it->first);
+      if (!v.ok() || v->size() != norm->size()) {
+        return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", it->first, " has the wrong shape"));
+      }
+      *norm = std::move(*v);
+    }
   }
   CheckpointPosition p;
   p.stage = j["stage"].get<int>();

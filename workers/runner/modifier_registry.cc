@@ -172,8 +172,10 @@ void RegisterBuiltinModifiers(ModifierRegistry& registry) {
   RegisterMagnitudePruningModifier(registry);
   RegisterQuantizationModifier(registry);
   RegisterGptqModifier(registry);
+  RegisterAwqModifier(registry);
   RegisterWandaPruningModifier(registry);
   RegisterSparseGPTModifier(registry);
+  RegisterLowRankModifier(registry);
 }
 
 }  // namespace squeeze

@@ -101,6 +101,8 @@ void RegisterQuantizationModifier(ModifierRegistry& registry);
 void RegisterGptqModifier(ModifierRegistry& registry);
 void RegisterWandaPruningModifier(ModifierRegistry& registry);
 void RegisterSparseGPTModifier(ModifierRegistry& registry);
+void RegisterLowRankModifier(ModifierRegistry& registry);
+void RegisterAwqModifier(ModifierRegistry& registry);
 void RegisterBuiltinModifiers(ModifierRegistry& registry);
 
 }  // namespace squeeze
