@@ -6,6 +6,8 @@
 #include <random>
 
 #include "absl/strings/numbers.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/objectstore/manifest.h"
@@ -14,6 +16,22 @@
 
 namespace squeeze::server {
 namespace {
+
+// sha256 hex of the request as deterministic protobuf bytes (map fields sorted),
+// with the idempotency key cleared: two submits are "the same request" exactly
+// when every other field (recipe, inputs, labels, priority, seed, …) is equal.
+std::string RequestFingerprint(const v1::SubmitJobRequest& r) {
+  v1::SubmitJobRequest canonical = r;
+  canonical.clear_idempotency_key();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    canonical.SerializeToCodedStream(&coded);
+  }
+  return store::Sha256Hex(bytes);
+}
 
 class SystemClock : public Clock {
  public:
@@ -180,11 +198,21 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   }
 
   std::unique_lock<std::mutex> lk(mu_);
+  const std::string fingerprint = RequestFingerprint(r);
   if (!r.idempotency_key().empty()) {
     SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> existing, store_->FindByIdempotencyKey(r.idempotency_key()));
-    if (existing) return existing->job;
+    if (existing) {
+      // Rows from before schema v2 carry no fingerprint: keep the old behaviour.
+      if (!existing->request_sha256.empty() && existing->request_sha256 != fingerprint) {
+        return absl::AlreadyExistsError(absl::StrCat("idempotency_key \"", r.idempotency_key(),
+                                                     "\" was already used by job ", existing->job.job_id(),
+                                                     " with a different request"));
+      }
+      return existing->job;
+    }
   }
   StoredJob j;
+  j.request_sha256 = fingerprint;
   v1::Job& job = j.job;
   job.set_job_id(NewId("job-"));
   job.set_state(v1::QUEUED);

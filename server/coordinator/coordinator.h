@@ -53,6 +53,9 @@ struct CoordinatorOptions {
   std::function<absl::Status(const std::string& recipe_yaml)> validate_recipe;
   Clock* clock = nullptr;             // nullptr = RealClock()
   bool start_reaper = true;           // background thread expiring leases
+  // Cap on the sum of declared file sizes in one UploadModel (bytes); a larger
+  // upload is refused with RESOURCE_EXHAUSTED and stores nothing.
+  int64_t max_upload_bytes = int64_t{64} << 30;
 };
 
 struct WatchBatch {
@@ -94,6 +97,7 @@ class Coordinator {
   void Shutdown();
 
   store::ObjectStore& objects() { return *objects_; }
+  int64_t max_upload_bytes() const { return options_.max_upload_bytes; }
   int64_t lease_ttl_ms() const { return options_.lease_ttl_ms; }
 
  private:

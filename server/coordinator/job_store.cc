@@ -30,9 +30,12 @@ CREATE TABLE events(
   event BLOB NOT NULL,
   PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
 )sql",
+    // v2: sha256 of the canonical SubmitJobRequest (idempotency key cleared), so a
+    // reused key with a different request is refused. NULL for jobs from v1.
+    "ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;",
 };
 
-constexpr char kColumns[] = "id, lease_id, worker_id, cancel_requested, report_json, job";
+constexpr char kColumns[] = "id, lease_id, worker_id, cancel_requested, report_json, job, request_sha256";
 
 }  // namespace
 
@@ -77,16 +80,19 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::Query(Statement& stmt) {
     if (!j.job.ParseFromString(stmt.Text(5))) {
       return absl::DataLossError(absl::StrCat("jobs row ", j.row, ": undecodable job record"));
     }
+    j.request_sha256 = stmt.Text(6);
     out.push_back(std::move(j));
   }
   return out;
 }
 
 absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) {
+  // request_sha256 travels in the StoredJob; "" is stored as NULL (unknown).
   SQ_ASSIGN_OR_RETURN(
       Statement s,
       db_->Prepare("INSERT INTO jobs(job_id, idempotency_key, state, priority, requires_gpu, mem_estimate, "
-                   "lease_id, worker_id, cancel_requested, report_json, job) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
+                   "lease_id, worker_id, cancel_requested, report_json, job, request_sha256) "
+                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"));
   s.Bind(1, j.job.job_id());
   if (idempotency_key.empty()) {
     s.BindNull(2);
@@ -102,6 +108,11 @@ absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) 
       .Bind(9, static_cast<int64_t>(j.cancel_requested))
       .Bind(10, j.report_json)
       .BindBlob(11, j.job.SerializeAsString());
+  if (j.request_sha256.empty()) {
+    s.BindNull(12);
+  } else {
+    s.Bind(12, j.request_sha256);
+  }
   SQ_RETURN_IF_ERROR(s.Run());
   SQ_ASSIGN_OR_RETURN(Statement q, db_->Prepare("SELECT last_insert_rowid()"));
   SQ_ASSIGN_OR_RETURN(bool row, q.Step());

@@ -4,7 +4,8 @@
 // applied in order and never edited once shipped):
 //   jobs(id INTEGER PK = FIFO order, job_id UNIQUE, idempotency_key UNIQUE,
 //        state, priority, requires_gpu, mem_estimate, lease_id, worker_id,
-//        cancel_requested, report_json, job BLOB = squeeze.v1.Job)
+//        cancel_requested, report_json, job BLOB = squeeze.v1.Job,
+//        request_sha256 (v2; NULL for older rows))
 //   events(job_id, seq, event BLOB = squeeze.v1.JobEvent, PK(job_id, seq))
 // Invariants: a job's events have seq 1..job.last_seq with no gaps; the
 // indexed columns always agree with the Job blob. Not thread-safe: the
@@ -30,11 +31,14 @@ struct StoredJob {
   std::string worker_id;
   bool cancel_requested = false;
   std::string report_json;
+  // sha256 hex of the canonical SubmitJobRequest with idempotency_key cleared;
+  // "" when unknown (rows written before schema v2). Written once by Insert.
+  std::string request_sha256;
 };
 
 class JobStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
 
   int schema_version() const { return schema_version_; }

@@ -32,6 +32,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on (host:po
 ABSL_FLAG(std::string, data_dir, "squeeze-data", "directory for jobs.db and the object store");
 ABSL_FLAG(int64_t, lease_ttl_ms, 30000, "a worker lease expires when not renewed within this (ms)");
 ABSL_FLAG(int32_t, max_attempts, 3, "leases per job before it fails");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{64} << 30,
+          "largest UploadModel accepted (sum of file sizes, bytes); larger ones fail with RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
 
 namespace {
@@ -83,6 +85,8 @@ int main(int argc, char** argv) {
   options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
   options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
   options.validate_recipe = server::ValidateRecipe;
+  options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  if (options.max_upload_bytes <= 0) return Fail("--max-upload-bytes must be positive");
   auto coordinator = server::Coordinator::Open(options, *std::move(objects));
   if (!coordinator.ok()) return Fail(coordinator.status().ToString());
 

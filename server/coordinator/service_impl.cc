@@ -74,6 +74,7 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
   v1::UploadChunk chunk;
   bool finished = false;
   int declared_count = -1;
+  int64_t declared_total = 0;  // sum of declared file sizes so far (bytes)
   auto check_current = [&]() -> grpc::Status {
     if (files.empty()) return grpc::Status::OK;
     const Pending& p = files.back();
@@ -93,6 +94,15 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
           return Invalid(absl::StrCat("file.path: ", s.message()));
         }
         if (h.size() < 0) return Invalid(absl::StrCat("file ", h.path(), ": negative size"));
+        // Data chunks never exceed a file's declared size, so capping the
+        // declared total bounds what this upload can write.
+        if (h.size() > c_->max_upload_bytes() - declared_total) {
+          return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                              absl::StrCat("file ", h.path(), ": upload exceeds --max-upload-bytes ",
+                                           c_->max_upload_bytes(), " (", declared_total, " + ", h.size(),
+                                           " bytes declared); nothing stored"));
+        }
+        declared_total += h.size();
         if (!h.sha256().empty() && !store::IsSha256Hex(h.sha256())) {
           return Invalid(absl::StrCat("file ", h.path(), ": sha256 is not 64 hex chars"));
         }

@@ -3,7 +3,7 @@
 # corrupted uploads, bad usage, unreachable server.
 source "$(dirname "$0")/lib.sh"
 PROBE=$4
-start_coordinator "$T/data"
+start_coordinator "$T/data" --max-upload-bytes 4096
 blobs() { find "$T/data/objects/blobs" -type f | wc -l; }
 expect_rc() {
   local want=$1
@@ -35,6 +35,14 @@ expect_rc 3 sq --server 127.0.0.1:1 jobs
 expect_rc 3 sq jobs --server 127.0.0.1:1
 expect_rc 3 sq get some-job --server=127.0.0.1:1
 [ "$(sq jobs --json)" = "[]" ] || fail "a rejected submit queued a job"
+# An upload over the coordinator's --max-upload-bytes is refused, naming the limit.
+head -c 5000 /dev/zero >"$T/big.bin"
+set +e
+sq upload "$T/big.bin" >"$T/out" 2>&1
+rc=$?
+set -e
+[ "$rc" != 0 ] || fail "an upload over --max-upload-bytes succeeded"
+grep -q "max-upload-bytes 4096" "$T/out" || fail "upload cap error does not name the limit: $(cat "$T/out")"
 # Truncated and corrupted uploads (the probe speaks gRPC directly).
 "$PROBE" "127.0.0.1:$PORT" >"$T/probe.log" 2>&1 || fail "upload probe: $(cat "$T/probe.log")"
 [ "$(blobs)" = "$before" ] || fail "a rejected upload stored something ($before -> $(blobs) blobs)"

@@ -83,6 +83,15 @@ int main(int argc, char** argv) {
     w.Write(Data(half));
     w.Write(Finish(1));
   });
+  // errors_test.sh starts the coordinator with --max-upload-bytes 4096.
+  expect("over --max-upload-bytes", grpc::StatusCode::RESOURCE_EXHAUSTED, "--max-upload-bytes 4096",
+         [&](auto& w, auto&) {
+           w.Write(Header("a.bin", 3000));
+           w.Write(Data(std::string(3000, 'y')));
+           w.Write(Header("b.bin", 3000));
+           w.Write(Data(std::string(3000, 'z')));
+           w.Write(Finish(2));
+         });
   expect("client cancels mid-stream", grpc::StatusCode::CANCELLED, "", [&](auto& w, auto& ctx) {
     w.Write(Header("a.bin", 1000));
     w.Write(Data(half));

@@ -125,6 +125,31 @@ TEST_F(CoordinatorTest, IdempotencyKeyNeverMakesTwoJobs) {
   EXPECT_EQ(c_->ListJobs(v1::ListJobsRequest())->jobs_size(), 2);
 }
 
+TEST_F(CoordinatorTest, IdempotencyKeyWithDifferentRequestIsRefused) {
+  const v1::Job first = Submit(0, "key-x");
+  ASSERT_FALSE(first.job_id().empty());
+  v1::SubmitJobRequest r;
+  r.set_recipe_yaml("stage:\n  m_modifiers:\n    X: {}\n");
+  r.set_model_digest(model_);
+  r.set_idempotency_key("key-x");
+  // Same request (as Submit builds it) -> the first job.
+  auto same = c_->Submit(r);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->job_id(), first.job_id());
+  // Each differing field -> ALREADY_EXISTS naming the key, and no new job.
+  std::vector<v1::SubmitJobRequest> variants(4, r);
+  variants[0].set_priority(5);
+  variants[1].set_recipe_yaml("stage:\n  m_modifiers:\n    Y: {}\n");
+  (*variants[2].mutable_labels())["team"] = "a";
+  variants[3].set_seed(42);
+  for (const auto& v : variants) {
+    auto s = c_->Submit(v).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kAlreadyExists) << s;
+    EXPECT_NE(s.message().find("key-x"), absl::string_view::npos) << s;
+  }
+  EXPECT_EQ(c_->ListJobs(v1::ListJobsRequest())->jobs_size(), 1);
+}
+
 TEST_F(CoordinatorTest, FullLifecycleWithGaplessEvents) {
   const v1::Job job = Submit();
   EXPECT_EQ(job.state(), v1::QUEUED);
