@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make bench: the engine benchmark (prefill/decode tokens/s and GEMM GFLOP/s,
+# each beside Eigen's own GEMM on the same shapes in the same run) and the
+# service load benchmark (submissions/s, p50/p99 submit latency, WatchJob
+# streams) on loopback. Figures vary with machine load: compare ratios.
+#   usage: scripts/bench.sh BUILD_DIR
+set -euo pipefail
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+
+echo "== engine (tests/bench/bench_engine)"
+"$BUILD/tests/bench/bench_engine" --benchmark_counters_tabular=true
+echo
+echo "== service (tests/bench/service/run_bench.sh)"
+bash "$ROOT/tests/bench/service/run_bench.sh" "$BUILD"
