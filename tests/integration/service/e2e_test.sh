@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # submit -> watch -> download on real processes, then the determinism check:
-# the same recipe + inputs + seed give byte-identical artifacts, and a retried
-# submit with the same idempotency key gives the same job.
+# the same recipe + inputs + seed give byte-identical artifacts (report.json
+# with its before/after perplexity included), and a retried submit with the
+# same idempotency key gives the same job.
 source "$(dirname "$0")/lib.sh"
 require_model
 start_coordinator "$T/data"
 start_worker w1
 write_recipe "$T/recipe.yaml"
+# A small evaluation text, so report.json carries perplexities computed by the worker.
+head -c 4000 "$SHARED_DIR/data/tinystories/valid.txt" >"$T/eval.txt"
 
-sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --seed 7 --idempotency-key k1 --json >"$T/submit.json" \
+sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --eval-text "$T/eval.txt" --seed 7 --idempotency-key k1 \
+  --json >"$T/submit.json" \
   || fail "submit"
 J=$(json_field job_id <"$T/submit.json")
 [ -n "$J" ] || fail "submit --json printed no job_id"
@@ -27,14 +31,17 @@ for f in config.json model.safetensors recipe.yaml report.json; do
 done
 sq report "$J" >"$T/report.out" || fail "report"
 grep -q "\"format\"" "$T/report.out" || fail "report has no format field"
+grep -q "\"perplexity\"" "$T/art1/report.json" || fail "report.json has no perplexity (eval text was given)"
 
 # Idempotency: the same key returns the same job.
-J_again=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --seed 7 --idempotency-key k1 --json | json_field job_id)
+J_again=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --eval-text "$T/eval.txt" --seed 7 --idempotency-key k1 \
+  --json | json_field job_id)
 [ "$J_again" = "$J" ] || fail "same idempotency key gave a second job ($J_again != $J)"
 
 # Determinism: a new job with the same inputs and seed gives the same bytes.
 MODEL_DIGEST=$(json_field model_digest <"$T/submit.json")
-J2=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIGEST" --seed 7 --json | json_field job_id)
+J2=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIGEST" --eval-text "$T/eval.txt" --seed 7 --json \
+  | json_field job_id)
 [ "$J2" != "$J" ] || fail "a new key must give a new job"
 sq watch "$J2" >/dev/null || fail "second job failed"
 sq download "$J2" --out "$T/art2" >/dev/null || fail "download 2"
