@@ -234,9 +234,7 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   e.set_state(v1::QUEUED);
   e.set_message("submitted");
   SQ_RETURN_IF_ERROR(AddEvent(j, std::move(e)));
-  SQ_RETURN_IF_ERROR(store_->Update(j));
-  SQ_RETURN_IF_ERROR(tx.Commit());
-  NotifyWatchersLocked();
+  SQ_RETURN_IF_ERROR(CommitJobLocked(j, tx));
   lk.unlock();
   queue_cv_.notify_all();
   return job;
@@ -295,9 +293,7 @@ absl::StatusOr<v1::Job> Coordinator::Cancel(const std::string& job_id) {
     e.set_message("cancel requested; the worker stops at the next layer boundary");
     SQ_RETURN_IF_ERROR(AddEvent(j, std::move(e)));
   }
-  SQ_RETURN_IF_ERROR(store_->Update(j));
-  SQ_RETURN_IF_ERROR(tx.Commit());
-  NotifyWatchersLocked();
+  SQ_RETURN_IF_ERROR(CommitJobLocked(j, tx));
   lk.unlock();
   return j.job;
 }
@@ -455,9 +451,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     e.set_eta_seconds(eta);
     SQ_RETURN_IF_ERROR(AddEvent(*j, std::move(e)));
   }
-  SQ_RETURN_IF_ERROR(store_->Update(*j));
-  SQ_RETURN_IF_ERROR(tx.Commit());
-  NotifyWatchersLocked();
+  SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
   lk.unlock();
   return out;
 }
@@ -485,9 +479,7 @@ absl::StatusOr<v1::TaskAck> Coordinator::CompleteTask(const v1::CompleteTaskRequ
   j->job.set_artifact_digest(r.artifact_digest());
   j->report_json = r.report_json();
   SQ_RETURN_IF_ERROR(SetState(*j, v1::SUCCEEDED, absl::StrCat("artifact ", r.artifact_digest())));
-  SQ_RETURN_IF_ERROR(store_->Update(*j));
-  SQ_RETURN_IF_ERROR(tx.Commit());
-  NotifyWatchersLocked();
+  SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
   lk.unlock();
   ack.set_accepted(true);
   ack.set_state(v1::SUCCEEDED);
@@ -524,9 +516,7 @@ absl::StatusOr<v1::TaskAck> Coordinator::FailTask(const v1::FailTaskRequest& r) 
     leases_.erase(j->lease_id);
     SQ_RETURN_IF_ERROR(SetState(*j, v1::FAILED, r.error()));
   }
-  SQ_RETURN_IF_ERROR(store_->Update(*j));
-  SQ_RETURN_IF_ERROR(tx.Commit());
-  NotifyWatchersLocked();
+  SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
   lk.unlock();
   queue_cv_.notify_all();
   ack.set_accepted(true);
@@ -541,9 +531,7 @@ absl::StatusOr<v1::TaskAck> Coordinator::ReleaseTask(const v1::ReleaseTaskReques
   if (!j) return ack;
   SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
   SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("released by the worker: ", r.reason()), false));
-  SQ_RETURN_IF_ERROR(store_->Update(*j));
-  SQ_RETURN_IF_ERROR(tx.Commit());
-  NotifyWatchersLocked();
+  SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
   lk.unlock();
   queue_cv_.notify_all();
   ack.set_accepted(true);
@@ -574,6 +562,13 @@ absl::StatusOr<int> Coordinator::ExpireLeases() {
   lk.unlock();
   queue_cv_.notify_all();
   return n;
+}
+
+absl::Status Coordinator::CommitJobLocked(const StoredJob& job, Transaction& tx) {
+  SQ_RETURN_IF_ERROR(store_->Update(job));
+  SQ_RETURN_IF_ERROR(tx.Commit());
+  NotifyWatchersLocked();
+  return absl::OkStatus();
 }
 
 void Coordinator::ReaperLoop() {

@@ -140,6 +140,9 @@ class Coordinator {
   std::unordered_map<std::string, std::shared_ptr<Watchers>> watchers_;  // by job id
   std::vector<std::string> dirty_;  // jobs with events not yet signalled
   void NotifyWatchersLocked();
+  // Writes `job` and commits `tx`, then wakes its watchers: the tail of every
+  // state change (mu_ held).
+  absl::Status CommitJobLocked(const StoredJob& job, Transaction& tx);
   std::map<std::string, Lease> leases_;              // by lease id
   std::map<std::string, Worker> workers_;            // by worker id
   std::unordered_map<std::string, int64_t> last_seq_;  // cache of job.last_seq
