@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/methods/method_test_util.h"
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
@@ -305,32 +306,12 @@ TEST(LowRankModifier, ArgumentErrorsNameTheField) {
   }
 }
 
-// llama2.c tokenizer.bin with only the special and byte pieces.
-std::string ByteTokenizerBin() {
-  std::string out;
-  auto put_i32 = [&out](int32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
-  auto put_piece = [&](const std::string& p) {
-    const float score = 0.0f;
-    out.append(reinterpret_cast<const char*>(&score), 4);
-    put_i32(static_cast<int32_t>(p.size()));
-    out += p;
-  };
-  put_i32(6);
-  for (const char* s : {"<unk>", "<s>", "</s>"}) put_piece(s);
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
-    put_piece(buf);
-  }
-  return out;
-}
-
 const std::string& SyntheticModelDir() {
   static const std::string dir = [] {
     const std::string d = Fresh("model");
     absl::Status s = SaveModel(MakeRandomModel(SmallConfig(259), 11), d);
     EXPECT_TRUE(s.ok()) << s;
-    s = WriteFileAtomically(d + "/tokenizer.bin", ByteTokenizerBin());
+    s = WriteFileAtomically(d + "/tokenizer.bin", test_inputs::ByteTokenizerBin());
     EXPECT_TRUE(s.ok()) << s;
     return d;
   }();
@@ -339,14 +320,7 @@ const std::string& SyntheticModelDir() {
 
 const std::string& CalibText() {
   static const std::string path = [] {
-    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "saw", "big", "red", "dog", "run"};
-    std::string text;
-    uint32_t x = 777;
-    for (int i = 0; i < 200; ++i) {
-      x = x * 1664525u + 1013904223u;
-      text += words[(x >> 16) % 12];
-      text += (i % 9 == 8) ? ".\n" : " ";
-    }
+    const std::string text = test_inputs::WordSalad(777);
     const std::string p = ::testing::TempDir() + "/squeeze_lowrank_test_calib.txt";
     absl::Status s = WriteFileAtomically(p, text);
     EXPECT_TRUE(s.ok()) << s;

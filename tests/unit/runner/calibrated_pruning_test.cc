@@ -14,6 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
@@ -39,27 +40,6 @@ std::string Fresh(const std::string& name) {
   return d;
 }
 
-// llama2.c tokenizer.bin (llama2c_tokenizer.h) with only the special and
-// byte pieces: every text encodes byte by byte.
-std::string ByteTokenizerBin() {
-  std::string out;
-  auto put_i32 = [&out](int32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
-  auto put_piece = [&](const std::string& p) {
-    const float score = 0.0f;
-    out.append(reinterpret_cast<const char*>(&score), 4);
-    put_i32(static_cast<int32_t>(p.size()));
-    out += p;
-  };
-  put_i32(6);  // max_token_length
-  for (const char* s : {"<unk>", "<s>", "</s>"}) put_piece(s);
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
-    put_piece(buf);
-  }
-  return out;
-}
-
 // A small random Llama (untied head) with its tokenizer, as an HF directory.
 const std::string& ModelDir() {
   static const std::string dir = [] {
@@ -76,7 +56,7 @@ const std::string& ModelDir() {
     const std::string d = Fresh("model");
     absl::Status s = SaveModel(MakeRandomModel(c, 11), d);
     EXPECT_TRUE(s.ok()) << s;
-    s = WriteFileAtomically(d + "/tokenizer.bin", ByteTokenizerBin());
+    s = WriteFileAtomically(d + "/tokenizer.bin", test_inputs::ByteTokenizerBin());
     EXPECT_TRUE(s.ok()) << s;
     return d;
   }();
@@ -86,14 +66,7 @@ const std::string& ModelDir() {
 // Deterministic English-like text, enough for 4 windows of 32 tokens.
 const std::string& CalibText() {
   static const std::string path = [] {
-    const char* words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "saw", "big", "red", "dog", "run"};
-    std::string text;
-    uint32_t x = 12345;
-    for (int i = 0; i < 200; ++i) {
-      x = x * 1664525u + 1013904223u;
-      text += words[(x >> 16) % 12];
-      text += (i % 9 == 8) ? ".\n" : " ";
-    }
+    const std::string text = test_inputs::WordSalad(12345);
     const std::string p = ::testing::TempDir() + "/squeeze_calibrated_pruning_test_calib.txt";
     absl::Status s = WriteFileAtomically(p, text);
     EXPECT_TRUE(s.ok()) << s;
