@@ -14,3 +14,6 @@ echo "== engine (tests/bench/bench_engine)"
 echo
 echo "== service (tests/bench/service/run_bench.sh)"
 bash "$ROOT/tests/bench/service/run_bench.sh" "$BUILD"
+echo
+echo "== kernels (tests/bench/bench_kernels): int4/int8 GEMV vs copy bandwidth, W8A8, fp32 GEMM vs Eigen"
+"$BUILD/tests/bench/bench_kernels" --benchmark_counters_tabular=true

@@ -34,6 +34,12 @@ Everything else (coordinator, worker, CLI) is built and ready in $BUILD.
 MSG
   exit 0
 fi
+if [ ! -f "$CALIB_TEXT" ] && [ -z "${DEMO_RECIPE:-}" ]; then
+  # GPTQ needs calibration text; without it the demo runs round-to-nearest,
+  # which needs none.
+  echo "demo: no calibration text at $CALIB_TEXT; running the RTN W4A16 recipe instead of GPTQ" >&2
+  RECIPE=$ROOT/deploy/examples/w4a16-rtn.yaml
+fi
 if [ ! -f "$RECIPE" ]; then
   echo "demo: recipe $RECIPE not found" >&2
   exit 2

@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libssl-dev libyaml-cpp-dev
   nodejs libicu-dev
+  # /metrics: the HTTP server library; promtool + prometheus and curl for its integration test
+  libmicrohttpd-dev prometheus curl
 )
 
 missing=()

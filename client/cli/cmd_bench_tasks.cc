@@ -3,10 +3,13 @@
 //   squeeze eval-tasks --model PATH [--tokenizer FILE] [--tasks arc_easy,piqa,...]
 //                      [--data-dir DIR] [--limit N] [--seq-len N] [--no-bos]
 //                      [--reference PATH --kl-text FILE [--kl-seq-len N] [--kl-chunks N]]
-//                      [--cost-context N] [--json]
+//                      [--cost-context N] [--latency [--latency-batch 1,8] ...] [--json]
+// Task names resolve against --data-dir, else $SQUEEZE_TASKS_DIR (no
+// compile-time default); --tasks "" scores no task (cost / latency only).
 // --json prints ONE object: {"tasks": {name: {format, n, acc, acc_stderr,
 // acc_norm, acc_norm_stderr[, perplexity, token_perplexity]}}, "cost": {...},
-// "agreement": {...} (with --reference), "seconds"}.
+// "agreement": {...} (with --reference), "latency": {...} (with --latency),
+// "seconds"}.
 #include <unistd.h>
 
 #include <chrono>
@@ -16,13 +19,17 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "workers/runner/report_eval.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/eval/agreement.h"
 #include "workers/engine/eval/cost.h"
+#include "workers/engine/eval/latency.h"
 #include "workers/engine/eval/loaded_model.h"
+#include "workers/engine/eval/task_files.h"
 #include "workers/engine/eval/tasks.h"
 
 namespace squeeze::cli {
@@ -42,7 +49,7 @@ int RunEvalTasks(const std::vector<std::string>& args) {
       .Option("tokenizer", "tokenizer file (default: the one found beside the model)")
       .Option("tasks", "comma-separated task names (files DIR/NAME.jsonl) or .jsonl paths",
               "arc_easy,piqa,lambada_openai")
-      .Option("data-dir", "directory of the task files", std::string(SQUEEZE_SHARED_DIR) + "/data/tasks")
+      .Option("data-dir", "directory of the task files (default: $SQUEEZE_TASKS_DIR)")
       .Option("limit", "score only the first N examples of each task (0 = all)", "0")
       .Option("delimiter", "text between the query/context and the choice", " ")
       .Option("seq-len", "context length (default: the model's)", "0")
@@ -52,6 +59,11 @@ int RunEvalTasks(const std::vector<std::string>& args) {
       .Option("kl-seq-len", "chunk length for the agreement (default: the models' context length)", "0")
       .Option("kl-chunks", "chunks at most for the agreement (0 = all)", "0")
       .Option("cost-context", "context length for FLOPs per token (default: the model's)", "0")
+      .Flag("latency", "measure prefill / decode latency (engine/eval/latency.h)")
+      .Option("latency-batch", "batch sizes for --latency", "1,8")
+      .Option("latency-prompt", "prompt tokens per sequence for --latency", "64")
+      .Option("latency-decode", "decode steps per sequence for --latency", "32")
+      .Option("latency-reps", "timed repetitions for --latency (after 1 warm-up)", "5")
       .Flag("json", "print one JSON object with keys tasks, cost, agreement, seconds");
   if (auto exit = ParseOrExit(p, args, "eval-tasks")) return *exit;
   auto limit = p.GetInt("limit");
@@ -59,9 +71,25 @@ int RunEvalTasks(const std::vector<std::string>& args) {
   auto kl_seq = p.GetInt("kl-seq-len");
   auto kl_chunks = p.GetInt("kl-chunks");
   auto cost_ctx = p.GetInt("cost-context");
+  auto lat_prompt = p.GetInt("latency-prompt");
+  auto lat_decode = p.GetInt("latency-decode");
+  auto lat_reps = p.GetInt("latency-reps");
   for (const absl::Status& s : {limit.status(), seq_len.status(), kl_seq.status(), kl_chunks.status(),
-                                cost_ctx.status()}) {
+                                cost_ctx.status(), lat_prompt.status(), lat_decode.status(), lat_reps.status()}) {
     if (!s.ok()) return Fail(s);
+  }
+  LatencyOptions lat;
+  lat.prompt_len = static_cast<int>(*lat_prompt);
+  lat.decode_tokens = static_cast<int>(*lat_decode);
+  lat.repetitions = static_cast<int>(*lat_reps);
+  lat.batch_sizes.clear();
+  for (absl::string_view b : absl::StrSplit(p.Get("latency-batch"), ',', absl::SkipWhitespace())) {
+    int v = 0;
+    if (!absl::SimpleAtoi(b, &v) || v < 1) {
+      std::cerr << "squeeze eval-tasks: --latency-batch: \"" << b << "\" is not a batch size >= 1\n";
+      return kExitUsage;
+    }
+    lat.batch_sizes.push_back(v);
   }
   if (*limit < 0 || *seq_len < 0 || *kl_seq < 0 || *kl_chunks < 0 || *cost_ctx < 0) {
     std::cerr << "squeeze eval-tasks: numeric options must be >= 0\n";
@@ -73,9 +101,13 @@ int RunEvalTasks(const std::vector<std::string>& args) {
   }
   // Load every task file before the model, so a typo fails fast.
   std::vector<Task> tasks;
-  for (absl::string_view name : absl::StrSplit(p.Get("tasks"), ',', absl::SkipWhitespace())) {
-    std::string path(name);
-    if (path.size() < 6 || path.substr(path.size() - 6) != ".jsonl") path = p.Get("data-dir") + "/" + path + ".jsonl";
+  std::vector<std::string> task_paths;
+  if (!p.Get("tasks").empty()) {
+    auto paths = ResolveTaskFiles(p.Get("tasks"), p.Get("data-dir"));
+    if (!paths.ok()) return Fail(paths.status());
+    task_paths = *paths;
+  }
+  for (const std::string& path : task_paths) {
     auto t = LoadTaskFile(path, *limit, p.Get("delimiter"));
     if (!t.ok()) return Fail(t.status());
     tasks.push_back(*std::move(t));
@@ -159,6 +191,21 @@ int RunEvalTasks(const std::vector<std::string>& args) {
           "perplexity reference %.4f, model %.4f\n",
           a->mean_kl, a->kl_stderr, a->median_kl, a->p99_kl, a->max_kl, a->top1_agreement, a->positions,
           a->reference_perplexity, a->model_perplexity);
+    }
+  }
+  if (p.GetFlag("latency")) {
+    auto l = MeasureLatency(loaded->model, lat);
+    if (!l.ok()) return Fail(l.status());
+    j["latency"] = LatencyJson(*l);
+    if (!p.GetFlag("json")) {
+      for (const LatencyPoint& lp : l->points) {
+        std::cout << absl::StrFormat(
+            "latency batch %d: prefill %.0f tok/s (%.4f ms/token), decode %.4f ms/token p50 (p90 %.4f), %.0f tok/s\n",
+            lp.batch, lp.prefill_tokens_per_s, lp.prefill_ms_per_token_p50, lp.decode_ms_per_token_p50,
+            lp.decode_ms_per_token_p90, lp.decode_tokens_per_s);
+      }
+      std::cout << absl::StrFormat("memory: model %d bytes, KV cache %d bytes, peak RSS %d bytes (%d threads)\n",
+                                   l->model_bytes, l->kv_cache_bytes, l->peak_rss_bytes, l->threads);
     }
   }
   j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

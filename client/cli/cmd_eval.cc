@@ -33,7 +33,7 @@ int RunEval(const std::vector<std::string>& args) {
   ArgParser p("squeeze eval --model PATH --text FILE [options]",
               "Measures perplexity of a local model on a text file (lm-evaluation-harness rolling\n"
               "windows by default, or the GPTQ protocol).");
-  p.Option("model", "model: Hugging Face directory or llama2.c .bin", "", true)
+  p.Option("model", "model: Hugging Face directory, llama2.c .bin or .gguf", "", true)
       .Option("tokenizer", "tokenizer file (default: the one found beside the model)")
       .Option("text", "UTF-8 text file to score", "", true)
       .Option("seq-len", "window length in tokens (default: the model's context length)", "0")

@@ -21,7 +21,7 @@ namespace {
 int RunGenerate(const std::vector<std::string>& args) {
   ArgParser p("squeeze generate --model PATH [--prompt TEXT] [--max-tokens N] [options]",
               "Generates text with a local model (HF directory or llama2.c .bin) on the CPU.");
-  p.Option("model", "model: Hugging Face directory or llama2.c .bin", "", true)
+  p.Option("model", "model: Hugging Face directory, llama2.c .bin or .gguf", "", true)
       .Option("tokenizer", "tokenizer file (default: the one found beside the model)")
       .Option("prompt", "text to continue (BOS is prepended)", "")
       .Option("max-tokens", "new tokens at most", "256")

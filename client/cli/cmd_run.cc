@@ -1,6 +1,11 @@
 // squeeze run: runs a recipe in-process, without a coordinator (laptops, CI).
 //   squeeze run --recipe FILE --model PATH --out DIR [--calib FILE]
 //               [--eval-text FILE] [--seed N] [--work-dir DIR] [--json]
+//               [--tasks NAMES [--data-dir DIR] [--task-limit N] [--task-seed N]]
+//               [--no-latency] [--no-agreement] [--print-report]
+// The evaluation stage (workers/runner/report_eval.h) scores the dense and the
+// compressed model; --print-report prints report.md rendered from the full
+// report (with the measured latency, which stays out of the artifact).
 // Progress: a bar per stage on stderr when it is a terminal, else one line per
 // layer. SIGINT / SIGTERM stop at the next layer boundary and leave a
 // checkpoint in the work dir; running the same command again resumes.
@@ -21,8 +26,10 @@
 #include "client/cli/args.h"
 #include "client/cli/command.h"
 #include "workers/engine/core/file_util.h"
+#include "workers/engine/eval/task_files.h"
 #include "workers/methods/stored_linear.h"
 #include "workers/runner/recipe.h"
+#include "workers/runner/report_render.h"
 #include "workers/runner/stage_runner.h"
 
 namespace squeeze::cli {
@@ -82,6 +89,13 @@ int RunRun(const std::vector<std::string>& args) {
       .Option("seed", "seed (the recipe's seed, when given, wins)", "0")
       .Option("work-dir", "checkpoint directory (default: <out>.work)")
       .Option("threads", "worker threads (0 = SQUEEZE_THREADS or all cores)", "0")
+      .Option("tasks", "zero-shot task names (DIR/NAME.jsonl) or .jsonl paths scored on both models")
+      .Option("data-dir", "directory of the task files (default: $SQUEEZE_TASKS_DIR)")
+      .Option("task-limit", "examples per task (0 = all)", "0")
+      .Option("task-seed", "with --task-limit: score a sample drawn with this seed (recorded in the report)")
+      .Flag("no-latency", "skip the latency measurement of the dense and compressed model")
+      .Flag("no-agreement", "skip the KL / top-1 agreement with the dense model")
+      .Flag("print-report", "print the report (Markdown, measured figures included) on stdout")
       .Flag("json", "print one JSON object with the result on stdout");
   if (auto exit = ParseOrExit(p, args, "run")) return *exit;
   const bool json_out = p.GetFlag("json");
@@ -93,9 +107,11 @@ int RunRun(const std::vector<std::string>& args) {
   auto seed = p.GetInt("seed");
   auto threads = p.GetInt("threads");
   auto eval_max = p.GetInt("eval-max-bytes");
-  for (const absl::Status& s : {seed.status(), threads.status(), eval_max.status()}) {
+  auto task_limit = p.GetInt("task-limit");
+  for (const absl::Status& s : {seed.status(), threads.status(), eval_max.status(), task_limit.status()}) {
     if (!s.ok()) return fail(kExitUsage, "failed", std::string(s.message()));
   }
+  if (*task_limit < 0) return fail(kExitUsage, "failed", "--task-limit must be >= 0");
   if (*seed < 0 || *threads < 0 || *eval_max < 0) {
     return fail(kExitUsage, "failed", "--seed, --threads and --eval-max-bytes must be >= 0");
   }
@@ -113,6 +129,19 @@ int RunRun(const std::vector<std::string>& args) {
   o.seed = static_cast<uint64_t>(*seed);
   o.threads = static_cast<int>(*threads);
   o.eval_max_bytes = *eval_max;
+  if (!p.Get("tasks").empty()) {
+    auto paths = ResolveTaskFiles(p.Get("tasks"), p.Get("data-dir"));
+    if (!paths.ok()) return fail(kExitUsage, "failed", std::string(paths.status().message()));
+    o.report.task_paths = *paths;
+  }
+  o.report.task_limit = *task_limit;
+  if (!p.Get("task-seed").empty()) {
+    auto ts = p.GetInt("task-seed");
+    if (!ts.ok() || *ts < 0) return fail(kExitUsage, "failed", "--task-seed: expected an integer >= 0");
+    o.report.task_seed = static_cast<uint64_t>(*ts);
+  }
+  o.report.latency = !p.GetFlag("no-latency");
+  o.report.agreement = !p.GetFlag("no-agreement");
 
   RunControl control;
   g_control = &control;
@@ -157,6 +186,15 @@ int RunRun(const std::vector<std::string>& args) {
       std::cout << absl::StrFormat("perplexity: %.4f -> %.4f\n", r["perplexity"]["before"].get<double>(),
                                    r["perplexity"]["after"].get<double>());
     }
+    if (r.contains("scores") && r["scores"].is_object()) {
+      const auto& sc = r["scores"];
+      std::cout << "compression ratio " << (sc["compression_ratio"].is_number() ? absl::StrFormat("%.3f", sc["compression_ratio"].get<double>()) : "-");
+      if (sc.contains("elue") && sc["elue"].is_object()) {
+        std::cout << absl::StrFormat(", ELUE-style score %+.3f", sc["elue"]["score"].get<double>());
+      }
+      std::cout << "\n";
+    }
+    if (p.GetFlag("print-report")) std::cout << "\n" << RenderReportMarkdown(r);
   }
   return kExitOk;
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <random>
 
 #include "absl/strings/numbers.h"
@@ -68,6 +69,17 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(CoordinatorOption
   SQ_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(options.data_dir + "/jobs.db"));
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), std::move(store), std::move(objects)));
   SQ_RETURN_IF_ERROR(c->Recover());
+  if (c->options_.metrics != nullptr) {
+    SQ_ASSIGN_OR_RETURN(c->metrics_, CoordinatorMetrics::Create(*c->options_.metrics));
+    c->options_.metrics->AddCollectHook([p = c.get()] {
+      absl::StatusOr<CoordinatorStats> s = p->Stats();
+      if (s.ok()) {
+        p->metrics_->Update(*s);
+      } else {
+        std::fprintf(stderr, "squeeze-coordinator: metrics: %s\n", s.status().ToString().c_str());
+      }
+    });
+  }
   if (c->options_.start_reaper) c->reaper_ = std::thread([p = c.get()] { p->ReaperLoop(); });
   return c;
 }
@@ -140,8 +152,15 @@ absl::Status Coordinator::SetState(StoredJob& job, v1::JobState state, const std
   job.job.set_state(state);
   if (IsTerminal(state)) {
     job.job.set_end_time_ms(clock_->UnixMs());
+    if (metrics_) {
+      const int64_t started = job.job.start_time_ms();
+      metrics_->Finished(state, started > 0 ? (job.job.end_time_ms() - started) / 1000.0 : 0.0);
+    }
     if (!job.lease_id.empty()) leases_.erase(job.lease_id);
     job.lease_id.clear();
+    // A finished job needs no checkpoint: drop the reference (blobs are
+    // immutable and may be shared, so nothing is deleted here).
+    job.checkpoint_digest.clear();
     ForgetJobCaches(job.job.job_id());
   }
   v1::JobEvent e;
@@ -177,6 +196,7 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   if (r.max_attempts() < 0) return absl::InvalidArgumentError("max_attempts: must be >= 0");
   // Inputs must exist and be manifests before anything is queued.
   int64_t model_bytes = 0;
+  std::string model_config_sha;  // the model's config.json blob, if any
   const std::pair<const char*, const std::string*> refs[] = {
       {"model_digest", &r.model_digest()}, {"calib_digest", &r.calib_digest()}, {"eval_digest", &r.eval_digest()}};
   for (const auto& [field, digest] : refs) {
@@ -190,11 +210,25 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
     }
     absl::StatusOr<store::Manifest> m = store::Manifest::FromJson(*json);
     if (!m.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", *digest, " is not a manifest"));
-    if (digest == &r.model_digest()) model_bytes = m->TotalBytes();
+    if (digest == &r.model_digest()) {
+      model_bytes = m->TotalBytes();
+      for (const store::ManifestEntry& e : m->files) {
+        if (e.path == "config.json") model_config_sha = e.sha256;
+      }
+    }
   }
   if (options_.validate_recipe) {
     absl::Status s = options_.validate_recipe(r.recipe_yaml());
     if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("recipe: ", s.message()));
+  }
+  // The recipe against the model's widths (e.g. N:M masks), when it has a config.json.
+  if (options_.validate_recipe_for_model && !model_config_sha.empty()) {
+    absl::StatusOr<std::string> config = objects_->Get(model_config_sha);
+    if (!config.ok()) {
+      return absl::NotFoundError(absl::StrCat("model_digest: config.json blob ", model_config_sha, " is missing"));
+    }
+    absl::Status s = options_.validate_recipe_for_model(r.recipe_yaml(), *config, "model config.json");
+    if (!s.ok()) return absl::InvalidArgumentError(std::string(s.message()));
   }
 
   std::unique_lock<std::mutex> lk(mu_);
@@ -351,7 +385,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(const v1:
   std::lock_guard<std::mutex> lk(mu_);
   v1::RegisterWorkerResponse out;
   out.set_worker_id(NewId("worker-"));
-  workers_[out.worker_id()] = Worker{caps};
+  workers_[out.worker_id()] = Worker{caps, clock_->MonotonicMs()};
   out.set_lease_ttl_ms(options_.lease_ttl_ms);
   out.set_heartbeat_interval_ms(std::max<int64_t>(options_.lease_ttl_ms / 4, 50));
   return out;
@@ -367,6 +401,7 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string
     return absl::NotFoundError(absl::StrCat("worker ", worker_id, " is not registered (register again)"));
   }
   const v1::Capabilities caps = w->second.caps;
+  w->second.last_seen_ms = clock_->MonotonicMs();
   while (true) {
     if (shutdown_) return std::optional<v1::Task>();
     SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> next, store_->NextQueued(caps.gpus_size() > 0, caps.ram_bytes()));
@@ -375,11 +410,16 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string
       j.lease_id = NewId("lease-");
       j.worker_id = worker_id;
       j.job.set_attempts(j.job.attempts() + 1);
-      if (j.job.start_time_ms() == 0) j.job.set_start_time_ms(clock_->UnixMs());
+      if (j.job.start_time_ms() == 0) {
+        j.job.set_start_time_ms(clock_->UnixMs());
+        if (metrics_) metrics_->QueueWait((j.job.start_time_ms() - j.job.create_time_ms()) / 1000.0);
+      }
       SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
-      SQ_RETURN_IF_ERROR(SetState(j, v1::RUNNING,
-                                  absl::StrCat("leased to ", worker_id, " (attempt ", j.job.attempts(), " of ",
-                                               j.job.max_attempts(), ")")));
+      SQ_RETURN_IF_ERROR(SetState(
+          j, v1::RUNNING,
+          absl::StrCat("leased to ", worker_id, " (attempt ", j.job.attempts(), " of ", j.job.max_attempts(), ")",
+                       j.checkpoint_digest.empty() ? "" : absl::StrCat("; resume from checkpoint ",
+                                                                       j.checkpoint_digest))));
       SQ_RETURN_IF_ERROR(store_->Update(j));
       SQ_RETURN_IF_ERROR(tx.Commit());
       leases_[j.lease_id] = Lease{j.job.job_id(), worker_id, clock_->MonotonicMs() + options_.lease_ttl_ms};
@@ -393,6 +433,7 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string
       t.set_eval_digest(j.job.eval_digest());
       t.set_seed(j.job.seed());
       t.set_lease_ttl_ms(options_.lease_ttl_ms);
+      t.set_checkpoint_digest(j.checkpoint_digest);
       NotifyWatchersLocked();
       lk.unlock();
       return std::optional<v1::Task>(std::move(t));
@@ -424,6 +465,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
   }
   const int64_t now = clock_->MonotonicMs();
   leases_[r.lease_id()].deadline_ms = now + options_.lease_ttl_ms;
+  if (auto w = workers_.find(leases_[r.lease_id()].worker_id); w != workers_.end()) w->second.last_seen_ms = now;
   out.set_lease_valid(true);
   out.set_cancel(j->cancel_requested);
   if (r.progress_size() == 0) return out;
@@ -517,6 +559,7 @@ absl::StatusOr<v1::TaskAck> Coordinator::FailTask(const v1::FailTaskRequest& r) 
     SQ_RETURN_IF_ERROR(SetState(*j, v1::FAILED, r.error()));
   }
   SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
+  if (metrics_ && j->job.state() == v1::QUEUED) metrics_->Retried("worker_error");
   lk.unlock();
   queue_cv_.notify_all();
   ack.set_accepted(true);
@@ -524,14 +567,48 @@ absl::StatusOr<v1::TaskAck> Coordinator::FailTask(const v1::FailTaskRequest& r) 
   return ack;
 }
 
+absl::Status Coordinator::CheckCheckpoint(const std::string& digest) const {
+  if (!store::IsSha256Hex(digest)) return absl::InvalidArgumentError("not a sha256 digest");
+  absl::StatusOr<std::string> json = objects_->Get(digest);
+  if (!json.ok()) return absl::NotFoundError("not in the object store");
+  absl::StatusOr<store::Manifest> m = store::Manifest::FromJson(*json);
+  if (!m.ok()) return absl::InvalidArgumentError("not a manifest");
+  bool has_json = false;
+  for (const auto& f : m->files) {
+    if (!objects_->Contains(f.sha256)) {
+      return absl::FailedPreconditionError(absl::StrCat("file ", f.path, " was not uploaded"));
+    }
+    has_json = has_json || f.path == "checkpoint.json";
+  }
+  if (!has_json) return absl::InvalidArgumentError("no checkpoint.json in it");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::TaskAck> Coordinator::ReleaseTask(const v1::ReleaseTaskRequest& r) {
+  // Verify the checkpoint outside the lock (it reads the object store). A bad
+  // one never refuses the release: it is logged and the job keeps the
+  // checkpoint it had (an older one of the same run is still valid).
+  absl::Status checkpoint_ok = absl::OkStatus();
+  if (!r.checkpoint_digest().empty()) checkpoint_ok = CheckCheckpoint(r.checkpoint_digest());
   std::unique_lock<std::mutex> lk(mu_);
   v1::TaskAck ack;
   SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> j, JobForLease(r.lease_id()));
   if (!j) return ack;
   SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
-  SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("released by the worker: ", r.reason()), false));
+  std::string why = absl::StrCat("released by the worker: ", r.reason());
+  if (!r.checkpoint_digest().empty()) {
+    if (checkpoint_ok.ok()) {
+      j->checkpoint_digest = r.checkpoint_digest();
+      absl::StrAppend(&why, "; checkpoint ", r.checkpoint_digest(), " stored");
+    } else {
+      std::fprintf(stderr, "squeeze-coordinator: job %s: checkpoint %s ignored: %s\n", j->job.job_id().c_str(),
+                   r.checkpoint_digest().c_str(), std::string(checkpoint_ok.message()).c_str());
+      absl::StrAppend(&why, "; checkpoint ", r.checkpoint_digest(), " ignored (", checkpoint_ok.message(), ")");
+    }
+  }
+  SQ_RETURN_IF_ERROR(Requeue(*j, why, false));
   SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
+  if (metrics_ && j->job.state() == v1::QUEUED) metrics_->Retried("released");
   lk.unlock();
   queue_cv_.notify_all();
   ack.set_accepted(true);
@@ -547,7 +624,7 @@ absl::StatusOr<int> Coordinator::ExpireLeases() {
     if (lease.deadline_ms <= now) expired.push_back(id);
   }
   if (expired.empty()) return 0;
-  int n = 0;
+  int n = 0, requeued = 0;
   SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
   for (const std::string& id : expired) {
     const Lease lease = leases_[id];
@@ -556,8 +633,13 @@ absl::StatusOr<int> Coordinator::ExpireLeases() {
     SQ_RETURN_IF_ERROR(Requeue(*j, absl::StrCat("lease expired on ", lease.worker_id), true));
     SQ_RETURN_IF_ERROR(store_->Update(*j));
     ++n;
+    if (j->job.state() == v1::QUEUED) ++requeued;
   }
   SQ_RETURN_IF_ERROR(tx.Commit());
+  if (metrics_) {
+    for (int i = 0; i < n; ++i) metrics_->LeaseExpired();
+    for (int i = 0; i < requeued; ++i) metrics_->Retried("lease_expired");
+  }
   NotifyWatchersLocked();
   lk.unlock();
   queue_cv_.notify_all();

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/coordinator/coordinator_metrics.h"
 #include "server/coordinator/job_store.h"
 #include "server/objectstore/object_store.h"
 #include "squeeze/v1/service.pb.h"
@@ -51,8 +52,18 @@ struct CoordinatorOptions {
   int64_t max_lease_wait_ms = 30'000; // cap on a LeaseTask long-poll
   // Validates a recipe at submit time; InvalidArgument names the YAML path.
   std::function<absl::Status(const std::string& recipe_yaml)> validate_recipe;
+  // Validates a recipe against the input model's config.json (its text and a
+  // name for errors), when the model manifest has one; e.g. N:M masks whose M
+  // does not divide a target's width. InvalidArgument names the YAML path.
+  std::function<absl::Status(const std::string& recipe_yaml, const std::string& config_json,
+                             const std::string& config_source)>
+      validate_recipe_for_model;
   Clock* clock = nullptr;             // nullptr = RealClock()
   bool start_reaper = true;           // background thread expiring leases
+  // Where the coordinator registers its metrics (coordinator_metrics.h); null
+  // = none. The registry's collect hook reads this coordinator: stop serving
+  // the registry before destroying the coordinator.
+  metrics::Registry* metrics = nullptr;
   // Cap on the sum of declared file sizes in one UploadModel (bytes); a larger
   // upload is refused with RESOURCE_EXHAUSTED and stores nothing.
   int64_t max_upload_bytes = int64_t{64} << 30;
@@ -87,6 +98,9 @@ class Coordinator {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
   absl::StatusOr<v1::TaskAck> CompleteTask(const v1::CompleteTaskRequest& request);
   absl::StatusOr<v1::TaskAck> FailTask(const v1::FailTaskRequest& request);
+  // Gives the task back without charging an attempt. A checkpoint_digest that
+  // names a complete checkpoint manifest in the object store is stored on the
+  // job and handed to its next lease; any other is logged and ignored.
   absl::StatusOr<v1::TaskAck> ReleaseTask(const v1::ReleaseTaskRequest& request);
 
   // Requeues (or fails, when attempts are spent) every job whose lease expired.
@@ -95,6 +109,11 @@ class Coordinator {
 
   // Wakes every waiter; later waits return at once.
   void Shutdown();
+
+  // Figures for the scrape-time gauges (one aggregate query, under the lock).
+  absl::StatusOr<CoordinatorStats> Stats();
+  // Null when options.metrics was null.
+  CoordinatorMetrics* metrics() { return metrics_.get(); }
 
   store::ObjectStore& objects() { return *objects_; }
   int64_t max_upload_bytes() const { return options_.max_upload_bytes; }
@@ -108,6 +127,7 @@ class Coordinator {
   };
   struct Worker {
     v1::Capabilities caps;
+    int64_t last_seen_ms = 0;  // monotonic: register, lease poll, heartbeat (metrics)
   };
 
   Coordinator(CoordinatorOptions options, std::unique_ptr<JobStore> store,
@@ -119,6 +139,9 @@ class Coordinator {
   // Ends the job's lease (map and row); requeues or fails per the rules.
   absl::Status Requeue(StoredJob& job, const std::string& why, bool charge_attempt);
   absl::StatusOr<StoredJob> MustGet(const std::string& job_id);
+  // OK when `digest` is a manifest in the object store whose files are all
+  // present and which holds a checkpoint.json (reads the store; no lock).
+  absl::Status CheckCheckpoint(const std::string& digest) const;
   absl::StatusOr<std::optional<StoredJob>> JobForLease(const std::string& lease_id);
   void ForgetJobCaches(const std::string& job_id);
   std::string NewId(const char* prefix);
@@ -151,6 +174,7 @@ class Coordinator {
   uint64_t id_state_;
   bool shutdown_ = false;
 
+  std::unique_ptr<CoordinatorMetrics> metrics_;  // null without options.metrics
   std::thread reaper_;
   std::atomic<bool> stop_reaper_{false};
 };

@@ -33,9 +33,22 @@ CREATE TABLE events(
     // v2: sha256 of the canonical SubmitJobRequest (idempotency key cleared), so a
     // reused key with a different request is refused. NULL for jobs from v1.
     "ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;",
+    // v3: the checkpoint a graceful stop (SIGTERM) uploaded, so that the next
+    // lease, on any worker, resumes from it. NULL for jobs from v1/v2 = none.
+    "ALTER TABLE jobs ADD COLUMN checkpoint_digest TEXT;",
 };
 
-constexpr char kColumns[] = "id, lease_id, worker_id, cancel_requested, report_json, job, request_sha256";
+constexpr char kColumns[] =
+    "id, lease_id, worker_id, cancel_requested, report_json, job, request_sha256, checkpoint_digest";
+
+// "" is stored as NULL.
+void BindOptionalText(Statement& s, int i, const std::string& v) {
+  if (v.empty()) {
+    s.BindNull(i);
+  } else {
+    s.Bind(i, v);
+  }
+}
 
 }  // namespace
 
@@ -81,6 +94,7 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::Query(Statement& stmt) {
       return absl::DataLossError(absl::StrCat("jobs row ", j.row, ": undecodable job record"));
     }
     j.request_sha256 = stmt.Text(6);
+    j.checkpoint_digest = stmt.Text(7);
     out.push_back(std::move(j));
   }
   return out;
@@ -91,8 +105,8 @@ absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) 
   SQ_ASSIGN_OR_RETURN(
       Statement s,
       db_->Prepare("INSERT INTO jobs(job_id, idempotency_key, state, priority, requires_gpu, mem_estimate, "
-                   "lease_id, worker_id, cancel_requested, report_json, job, request_sha256) "
-                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"));
+                   "lease_id, worker_id, cancel_requested, report_json, job, request_sha256, checkpoint_digest) "
+                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   s.Bind(1, j.job.job_id());
   if (idempotency_key.empty()) {
     s.BindNull(2);
@@ -108,11 +122,8 @@ absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) 
       .Bind(9, static_cast<int64_t>(j.cancel_requested))
       .Bind(10, j.report_json)
       .BindBlob(11, j.job.SerializeAsString());
-  if (j.request_sha256.empty()) {
-    s.BindNull(12);
-  } else {
-    s.Bind(12, j.request_sha256);
-  }
+  BindOptionalText(s, 12, j.request_sha256);
+  BindOptionalText(s, 13, j.checkpoint_digest);
   SQ_RETURN_IF_ERROR(s.Run());
   SQ_ASSIGN_OR_RETURN(Statement q, db_->Prepare("SELECT last_insert_rowid()"));
   SQ_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -122,15 +133,17 @@ absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) 
 
 absl::Status JobStore::Update(const StoredJob& j) {
   SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("UPDATE jobs SET state=?, priority=?, lease_id=?, worker_id=?, "
-                                                "cancel_requested=?, report_json=?, job=? WHERE job_id=?"));
+                                                "cancel_requested=?, report_json=?, job=?, checkpoint_digest=? "
+                                                "WHERE job_id=?"));
   s.Bind(1, static_cast<int64_t>(j.job.state()))
       .Bind(2, static_cast<int64_t>(j.job.priority()))
       .Bind(3, j.lease_id)
       .Bind(4, j.worker_id)
       .Bind(5, static_cast<int64_t>(j.cancel_requested))
       .Bind(6, j.report_json)
-      .BindBlob(7, j.job.SerializeAsString())
-      .Bind(8, j.job.job_id());
+      .BindBlob(7, j.job.SerializeAsString());
+  BindOptionalText(s, 8, j.checkpoint_digest);
+  s.Bind(9, j.job.job_id());
   SQ_RETURN_IF_ERROR(s.Run());
   if (db_->Changes() != 1) return absl::NotFoundError(absl::StrCat("job ", j.job.job_id(), " not found"));
   return absl::OkStatus();

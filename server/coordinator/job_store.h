@@ -5,7 +5,8 @@
 //   jobs(id INTEGER PK = FIFO order, job_id UNIQUE, idempotency_key UNIQUE,
 //        state, priority, requires_gpu, mem_estimate, lease_id, worker_id,
 //        cancel_requested, report_json, job BLOB = squeeze.v1.Job,
-//        request_sha256 (v2; NULL for older rows))
+//        request_sha256 (v2; NULL for older rows),
+//        checkpoint_digest (v3; NULL = no checkpoint))
 //   events(job_id, seq, event BLOB = squeeze.v1.JobEvent, PK(job_id, seq))
 // Invariants: a job's events have seq 1..job.last_seq with no gaps; the
 // indexed columns always agree with the Job blob. Not thread-safe: the
@@ -34,11 +35,14 @@ struct StoredJob {
   // sha256 hex of the canonical SubmitJobRequest with idempotency_key cleared;
   // "" when unknown (rows written before schema v2). Written once by Insert.
   std::string request_sha256;
+  // Manifest digest of the runner checkpoint left by a graceful stop; handed
+  // to the next lease. "" when none (and always once the job is terminal).
+  std::string checkpoint_digest;
 };
 
 class JobStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
 
   int schema_version() const { return schema_version_; }

@@ -25,6 +25,8 @@
 #include "proto/limits.h"
 #include "server/coordinator/recipe_check.h"
 #include "server/coordinator/service_impl.h"
+#include "server/http/metrics_endpoint.h"
+#include "server/metrics/process_metrics.h"
 #include "server/objectstore/local_object_store.h"
 #include "workers/engine/core/file_util.h"
 
@@ -35,6 +37,9 @@ ABSL_FLAG(int32_t, max_attempts, 3, "leases per job before it fails");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{64} << 30,
           "largest UploadModel accepted (sum of file sizes, bytes); larger ones fail with RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks a free one); empty = off");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here once serving (for tests)");
 
 namespace {
 
@@ -85,10 +90,31 @@ int main(int argc, char** argv) {
   options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
   options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
   options.validate_recipe = server::ValidateRecipe;
+  options.validate_recipe_for_model = server::ValidateRecipeForModel;
   options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   if (options.max_upload_bytes <= 0) return Fail("--max-upload-bytes must be positive");
+  // Metrics: the registry outlives the coordinator (its collect hook reads
+  // the coordinator) and the HTTP server is destroyed before both.
+  metrics::Registry metrics_registry;
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (!metrics_listen.empty()) {
+    options.metrics = &metrics_registry;
+    if (absl::Status s = metrics::AddProcessMetrics(metrics_registry); !s.ok()) return Fail(s.ToString());
+  }
   auto coordinator = server::Coordinator::Open(options, *std::move(objects));
   if (!coordinator.ok()) return Fail(coordinator.status().ToString());
+  std::unique_ptr<http::Server> metrics_server;
+  if (!metrics_listen.empty()) {
+    auto started = http::StartMetricsServer(metrics_listen, metrics_registry);
+    if (!started.ok()) return Fail(absl::StrCat("--metrics-listen: ", started.status().message()));
+    metrics_server = *std::move(started);
+    std::fprintf(stderr, "squeeze-coordinator: metrics on port %d (GET /metrics)\n", metrics_server->port());
+    if (const std::string pf = absl::GetFlag(FLAGS_metrics_port_file); !pf.empty()) {
+      if (absl::Status s = WriteFileAtomically(pf, absl::StrCat(metrics_server->port(), "\n")); !s.ok()) {
+        return Fail(std::string(s.message()));
+      }
+    }
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -1,5 +1,6 @@
 #include "server/coordinator/service_impl.h"
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -26,7 +27,12 @@ grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusC
 }  // namespace
 
 grpc::Status CompressionServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* r, v1::Job* out) {
-  return Assign(c_->Submit(*r), out);
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status s = Assign(c_->Submit(*r), out);
+  if (CoordinatorMetrics* m = c_->metrics()) {
+    m->Submitted(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), s.error_code());
+  }
+  return s;
 }
 
 grpc::Status CompressionServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* r, v1::Job* out) {

@@ -27,8 +27,9 @@ absl::Status Errno(const std::string& what, const std::string& path) {
 // sha256 (AtomicFileWriter: fsync, rename, directory fsync), read-only.
 class LocalBlobWriter : public BlobWriter {
  public:
-  LocalBlobWriter(const LocalObjectStore* store, AtomicFileWriter file)
-      : store_(store), file_(std::move(file)) {}
+  LocalBlobWriter(const LocalObjectStore* store, AtomicFileWriter file,
+                  std::shared_ptr<LocalObjectStore::UsageCounters> usage = nullptr)
+      : store_(store), file_(std::move(file)), usage_(std::move(usage)) {}
 
   absl::Status Append(absl::string_view bytes) override {
     if (closed_) return absl::FailedPreconditionError("blob writer is closed");
@@ -50,6 +51,10 @@ class LocalBlobWriter : public BlobWriter {
     SQ_RETURN_IF_ERROR(MakeDirs(fs::path(final_path).parent_path().string()));
     if (store_->Contains(digest)) return digest;  // dedup: the writer's destructor drops tmp
     SQ_RETURN_IF_ERROR(file_.CommitAs(final_path));
+    if (usage_) {
+      usage_->blobs.fetch_add(1);
+      usage_->bytes.fetch_add(bytes_written());
+    }
     return digest;
   }
 
@@ -58,6 +63,7 @@ class LocalBlobWriter : public BlobWriter {
   AtomicFileWriter file_;
   Sha256 hash_;
   bool closed_ = false;
+  std::shared_ptr<LocalObjectStore::UsageCounters> usage_;  // null: not counted
 };
 
 }  // namespace
@@ -67,7 +73,17 @@ absl::StatusOr<std::unique_ptr<LocalObjectStore>> LocalObjectStore::Open(const s
   std::error_code ec;
   fs::remove_all(root + "/tmp", ec);
   SQ_RETURN_IF_ERROR(MakeDirs(root + "/tmp"));
-  return std::unique_ptr<LocalObjectStore>(new LocalObjectStore(root));
+  std::unique_ptr<LocalObjectStore> store(new LocalObjectStore(root));
+  // Usage: one scan now; commits add to it afterwards.
+  ec.clear();
+  for (auto it = fs::recursive_directory_iterator(root + "/blobs", ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    store->usage_->blobs.fetch_add(1);
+    store->usage_->bytes.fetch_add(static_cast<int64_t>(it->file_size(ec)));
+  }
+  if (ec) return absl::InternalError(absl::StrCat(root, "/blobs: cannot scan: ", ec.message()));
+  return store;
 }
 
 std::string LocalObjectStore::BlobPath(const std::string& digest) const {
@@ -76,7 +92,14 @@ std::string LocalObjectStore::BlobPath(const std::string& digest) const {
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> LocalObjectStore::NewBlob() {
   SQ_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::CreateUnnamed(root_ + "/tmp", 0444));
-  return std::unique_ptr<BlobWriter>(std::make_unique<LocalBlobWriter>(this, std::move(file)));
+  return std::unique_ptr<BlobWriter>(std::make_unique<LocalBlobWriter>(this, std::move(file), usage_));
+}
+
+absl::StatusOr<StoreUsage> LocalObjectStore::Usage() const {
+  StoreUsage u;
+  u.blobs = usage_->blobs.load();
+  u.bytes = usage_->bytes.load();
+  return u;
 }
 
 bool LocalObjectStore::Contains(const std::string& digest) const {

@@ -15,6 +15,12 @@
 
 namespace squeeze::store {
 
+// What a store holds (for the squeeze_objectstore_* metrics).
+struct StoreUsage {
+  int64_t blobs = 0;
+  int64_t bytes = 0;
+};
+
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
@@ -35,6 +41,11 @@ class ObjectStore {
   // Up to `max_bytes` starting at `offset` (empty at or past the end).
   virtual absl::StatusOr<std::string> ReadRange(const std::string& digest, int64_t offset,
                                                 int64_t max_bytes) const = 0;
+  // Blobs and bytes stored now; Unimplemented for a backend that cannot tell
+  // cheaply.
+  virtual absl::StatusOr<StoreUsage> Usage() const {
+    return absl::UnimplementedError("this object store does not report its usage");
+  }
 
   // Conveniences built on the above.
   absl::StatusOr<std::string> Put(absl::string_view bytes);

@@ -8,7 +8,9 @@
 #include "workers/engine/formats/linear_loaders.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/methods/lowrank/factorized_linear.h"
+#include "workers/methods/quant/llm_int8_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
+#include "workers/methods/quant/w8a8_linear.h"
 
 namespace squeeze {
 
@@ -21,6 +23,17 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
   }
   if (tensors.count("weight_u")) {  // low-rank (lowrank/factorized_linear.h)
     auto layer = FactorizedLinear::FromStored(module, tensors);
+    if (!layer.ok()) return layer.status();
+    return std::unique_ptr<LinearLayer>(std::move(*layer));
+  }
+  if (auto w8 = tensors.find("weight"); w8 != tensors.end() && w8->second.dtype == DType::kI8) {
+    // int8 weights with activation quantization (quant/w8a8_linear.h, quant/llm_int8_linear.h).
+    if (tensors.count("llm_int8_threshold")) {
+      auto layer = LLMInt8Linear::FromStored(module, tensors);
+      if (!layer.ok()) return layer.status();
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    }
+    auto layer = W8A8Linear::FromStored(module, tensors);
     if (!layer.ok()) return layer.status();
     return std::unique_ptr<LinearLayer>(std::move(*layer));
   }
@@ -57,6 +70,26 @@ void RegisterMethodLinearLoaders() {
     RegisterLinearLoader(kLowRankKindPrefix, [](const std::string& kind, const std::map<std::string, TensorView>& t)
                                                  -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
       auto layer = FactorizedLinear::FromStored(kind, t);
+      if (!layer.ok()) return layer.status();
+      if ((*layer)->kind() != kind) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("recorded kind ", kind, " but the tensors describe ", (*layer)->kind()));
+      }
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    });
+    RegisterLinearLoader("w8a8_", [](const std::string& kind, const std::map<std::string, TensorView>& t)
+                                      -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      auto layer = W8A8Linear::FromStored(kind, t);
+      if (!layer.ok()) return layer.status();
+      if ((*layer)->kind() != kind) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("recorded kind ", kind, " but the tensors describe ", (*layer)->kind()));
+      }
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    });
+    RegisterLinearLoader(kLlmInt8Kind, [](const std::string& kind, const std::map<std::string, TensorView>& t)
+                                           -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      auto layer = LLMInt8Linear::FromStored(kind, t);
       if (!layer.ok()) return layer.status();
       if ((*layer)->kind() != kind) {
         return absl::InvalidArgumentError(

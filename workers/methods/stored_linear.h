@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
     const std::string& module, const std::map<std::string, TensorView>& tensors);
 
 // Registers, with engine/formats/linear_loaders.h, a loader for every
-// compressed kind the methods produce ("packed_int_*", "lowrank_r*"), so LoadModel reads
+// compressed kind the methods produce ("packed_int_*", "lowrank_r*", "w8a8_*",
+// "llm_int8"), so LoadModel reads
 // the runner's artifacts. Idempotent and thread-safe.
 void RegisterMethodLinearLoaders();
 

@@ -8,6 +8,8 @@
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/safetensors.h"
 #include "workers/methods/stored_linear.h"
+#include "server/objectstore/manifest.h"
+#include "server/objectstore/sha256.h"
 
 namespace squeeze {
 namespace {
@@ -26,6 +28,21 @@ std::vector<std::pair<const char*, std::vector<float>*>> BlockNorms(TransformerB
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ContentDigest(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) return store::Sha256File(path);
+  if (!std::filesystem::is_directory(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
+  }
+  SQ_ASSIGN_OR_RETURN(store::Manifest m, store::ManifestForPath(path));
+  return store::Sha256Hex(m.ToJson());
+}
+
+bool HasRunCheckpoint(const std::string& work_dir) {
+  std::error_code ec;
+  return std::filesystem::exists(JsonPath(work_dir), ec);
+}
 
 absl::Status SaveRunCheckpoint(const std::string& work_dir, const json& fingerprint, Model& model,
                                const std::set<std::string>& modules, const CheckpointPosition& position) {
@@ -63,7 +80,7 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 || !j.contains("fingerprint") ||
       !j["stage"].is_number_integer() || !j["next_layer"].is_number_integer() || !j["modules"].is_array() ||
-      !j["report"].is_array()) {
+      !j["report"].is_array() || j["stage"].get<int64_t>() < 0 || j["next_layer"].get<int64_t>() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(jpath, ": not a valid squeeze runner checkpoint"));
   }
   if (j["fingerprint"] != fingerprint) {
@@ -80,6 +97,8 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
   auto grouped = GroupTensorsByModule(st.tensors, names);
   std::map<std::string, LinearSlot> slots;
   for (const LinearSlot& s : model.AllLinears()) slots[s.name] = s;
+  // Phase 1: decode and check everything; `model` is not touched yet.
+  std::vector<std::pair<LinearSlot, std::unique_ptr<LinearLayer>>> layers;
   for (const std::string& m : names) {
     auto it = slots.find(m);
     if (it == slots.end()) return absl::InvalidArgumentError(absl::StrCat(jpath, ": unknown module ", m));
@@ -91,10 +110,10 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
         (*layer)->out_features() != (*it->second.slot)->out_features()) {
       return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", m, " has the wrong shape"));
     }
-    *it->second.slot = std::move(*layer);
-    modules->insert(m);
+    layers.emplace_back(it->second, std::move(*layer));
   }
   // Block norms (absent from checkpoints written before they were stored).
+  std::vector<std::pair<std::vector<float>*, std::vector<float>>> norms;
   for (size_t l = 0; l < model.blocks.size(); ++l) {
     for (auto& [suffix, norm] : BlockNorms(model.blocks[l])) {
       auto it = st.tensors.find(NormName(l, suffix));
@@ -103,9 +122,15 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
       if (!v.ok() || v->size() != norm->size()) {
         return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", it->first, " has the wrong shape"));
       }
-      *norm = std::move(*v);
+      norms.emplace_back(norm, std::move(*v));
     }
   }
+  // Phase 2: apply (cannot fail).
+  for (auto& [slot, layer] : layers) {
+    *slot.slot = std::move(layer);
+    modules->insert(slot.name);
+  }
+  for (auto& [norm, v] : norms) *norm = std::move(v);
   CheckpointPosition p;
   p.stage = j["stage"].get<int>();
   p.next_layer = j["next_layer"].get<int>();

@@ -6,8 +6,11 @@
 //                           exactly as the layer's StoredTensors() give them
 //   checkpoint.json         {"version": 1, "fingerprint": {...}, "stage": s,
 //                            "next_layer": l, "modules": [...], "report": [...]}
-// `fingerprint` identifies the run (canonical recipe, model path, seed, data
-// paths); a checkpoint with another fingerprint is refused, never applied.
+// `fingerprint` identifies the run by content, never by local path (canonical
+// recipe, model / calibration / evaluation digests, seed, eval options), so a
+// checkpoint moved to another machine or work dir (a later lease on another
+// worker) is accepted there; a checkpoint with another fingerprint is refused,
+// never applied.
 #pragma once
 
 #include <optional>
@@ -28,6 +31,15 @@ struct CheckpointPosition {
   nlohmann::json report = nlohmann::json::array();  // per-stage report so far
 };
 
+// The content identity of an input, for fingerprints: for a directory the
+// sha256 of its canonical manifest (= its name in the object store, as
+// `squeeze upload` and the coordinator's model_digest give it), for a regular
+// file the sha256 of its bytes. NotFound when `path` is neither.
+absl::StatusOr<std::string> ContentDigest(const std::string& path);
+
+// True when work_dir holds a checkpoint (its checkpoint.json).
+bool HasRunCheckpoint(const std::string& work_dir);
+
 // Writes the checkpoint for `model` (only `modules` are stored).
 absl::Status SaveRunCheckpoint(const std::string& work_dir, const nlohmann::json& fingerprint, Model& model,
                                const std::set<std::string>& modules, const CheckpointPosition& position);
@@ -36,6 +48,8 @@ absl::Status SaveRunCheckpoint(const std::string& work_dir, const nlohmann::json
 // stored modules in `model` and their names into `modules`, and returns the
 // position. nullopt when there is none. FailedPrecondition when it belongs to
 // another run; InvalidArgument when it is damaged (errors name the file).
+// All or nothing: on any error `model` and `modules` are left untouched, so
+// the caller may discard the checkpoint and start from zero.
 absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::string& work_dir,
                                                                     const nlohmann::json& fingerprint,
                                                                     Model& model, std::set<std::string>* modules);

@@ -6,6 +6,13 @@
 //   duo_scaling      s = x^a / w^(1-a) (default true, as llm-compressor) or x^a
 //   apply_clip       the clipping search (default true; q/k are never
 //                    clipped, as in the AWQ reference)
+//   quantize         true (default): round-to-nearest into packed integers
+//                    at the end. false (our extension): scaling and clipping
+//                    only, the layers stay dense (W diag(s), clipped), for
+//                    stacking with a quantizing modifier in a LATER stage,
+//                    as llm-compressor's [AWQModifier, GPTQModifier]: that
+//                    stage re-calibrates through the scaled model, so GPTQ's
+//                    Hessian is the one of the scaled inputs.
 // A smoothing group is scaled only when every linear in it (and the producing
 // linear for v -> o / up -> down) is quantized by this modifier.
 // Needs calibration inputs with X^T X (the exact output loss of the search).
@@ -18,6 +25,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "workers/engine/model/dense_linear.h"
 #include "workers/methods/quant/awq.h"
 #include "workers/methods/quant/gptq.h"
 #include "workers/methods/quant/packed_int_linear.h"
@@ -31,7 +39,8 @@ namespace {
 
 class AwqModifier final : public Modifier {
  public:
-  AwqModifier(QuantScheme scheme, AwqOptions options) : scheme_(std::move(scheme)), options_(options) {}
+  AwqModifier(QuantScheme scheme, AwqOptions options, bool quantize)
+      : scheme_(std::move(scheme)), options_(options), options_quantize_(quantize) {}
   std::string type() const override { return "AWQModifier"; }
   const TargetMatcher& matcher() const override { return scheme_.any; }
   bool needs_calibration() const override { return true; }
@@ -76,6 +85,20 @@ class AwqModifier final : public Modifier {
       const bool clip = options_.apply_clip && i != 0 && i != 1;  // never q / k
       const MatrixRM wc = clip ? AwqClipWeight(w, res->h[i], a, options_) : w;
       std::vector<float> bias(slot->bias().begin(), slot->bias().end());
+      if (!options_quantize_) {
+        ModuleReport r;
+        r.module = t.slot.name;
+        r.modifier = type();
+        r.metrics["bytes_before"] = static_cast<double>(slot->StorageBytes());
+        r.metrics["clip_rel_change"] = RelativeError(w, wc);
+        slot = DenseLinear::FromMatrix(wc, std::move(bias));
+        r.kind = slot->kind();
+        r.metrics["bytes_after"] = static_cast<double>(slot->StorageBytes());
+        if (res->scaled[i]) r.metrics["awq_ratio"] = res->search[i].ratio;
+        r.metrics["clipped"] = clip ? 1.0 : 0.0;
+        reports->push_back(std::move(r));
+        continue;
+      }
       auto q = QuantizeRtn(wc, a, std::move(bias));
       if (!q.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("AWQModifier: ", t.slot.name, ": ", q.status().message()));
@@ -95,6 +118,7 @@ class AwqModifier final : public Modifier {
  private:
   QuantScheme scheme_;
   AwqOptions options_;
+  bool options_quantize_ = true;
 };
 
 absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
@@ -105,6 +129,8 @@ absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
   auto clip = args.GetBool("apply_clip", true);
   if (!clip.ok()) return clip.status();
   options.apply_clip = *clip;
+  auto quantize = args.GetBool("quantize", true);
+  if (!quantize.ok()) return quantize.status();
   QuantSchemeSpec spec;
   spec.observer_error = "only the minmax observer is implemented (AWQ does its own clipping search: apply_clip)";
   spec.input_activations_error = "AWQModifier quantizes weights only (use SmoothQuant for W8A8)";
@@ -116,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
   };
   auto scheme = ParseQuantScheme(args, spec);
   if (!scheme.ok()) return scheme.status();
-  return std::unique_ptr<Modifier>(std::make_unique<AwqModifier>(std::move(*scheme), options));
+  return std::unique_ptr<Modifier>(std::make_unique<AwqModifier>(std::move(*scheme), options, *quantize));
 }
 
 }  // namespace
@@ -127,7 +153,9 @@ void RegisterAwqModifier(ModifierRegistry& registry) {
                      QuantSchemeArgSpecs("W4A16, W4A16_ASYM, W8A16",
                                          {{"duo_scaling", ArgType::kBool,
                                            "scale = x^a / w^(1-a) (true, default) or x^a (false)"},
-                                          {"apply_clip", ArgType::kBool, "weight clipping search (default true)"}}),
+                                          {"apply_clip", ArgType::kBool, "weight clipping search (default true)"},
+                                          {"quantize", ArgType::kBool,
+                                           "false: scale and clip only, quantize in a later stage (default true)"}}),
                      Create});
 }
 

@@ -10,7 +10,10 @@
 //                    A group's weights.actorder, when given, wins.
 // Needs calibration data with X^T X; H = 2 X^T X / n for each linear input.
 // Output: a PackedIntLinear (the same packed format as RTN; act-order
-// "group" with group strategy adds weight_g_idx).
+// "group" with group strategy adds weight_g_idx); scheme W8A8 (or int8
+// input_activations) gives a W8A8Linear with GPTQ's int8 codes (act-order
+// "group" is then the same as "static": per-channel scales have no groups).
+// weights.observer: minmax or mse (quant_grid.h).
 // Per-module figures: rel_error, max_abs_error (weights), output_rel_error
 // (||(W - W_hat) X^T|| / ||W X^T|| on the calibration inputs),
 // rtn_output_rel_error (the same for RTN at the same scheme, for
@@ -23,6 +26,7 @@
 #include "workers/methods/quant/gptq.h"
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/rtn.h"
+#include "workers/methods/quant/w8a8_linear.h"
 #include "workers/runner/modifier_registry.h"
 #include "workers/runner/quant_module_report.h"
 #include "workers/runner/quant_scheme_args.h"
@@ -64,7 +68,13 @@ class GptqModifier final : public Modifier {
         return absl::Status(q.status().code(), absl::StrCat("GPTQModifier: ", t.slot.name, ": ", q.status().message()));
       }
       const MatrixRM w_hat = q->layer->DenseWeight();
-      ModuleReport r = InstallQuantized(type(), t.slot.name, w, w_hat, std::move(q->layer), slot);
+      std::unique_ptr<LinearLayer> layer = std::move(q->layer);
+      if (scheme_.groups[g].int8_token_activations) {
+        auto w8 = W8A8Linear::FromPacked(static_cast<const PackedIntLinear&>(*layer));
+        if (!w8.ok()) return absl::InvalidArgumentError(absl::StrCat("GPTQModifier: ", t.slot.name, ": ", w8.status().message()));
+        layer = std::move(*w8);
+      }
+      ModuleReport r = InstallQuantized(type(), t.slot.name, w, w_hat, std::move(layer), slot);
       r.metrics["output_rel_error"] = RelativeOutputError(w, w_hat, stats->xtx());
       auto rtn = QuantizeRtn(w, options.quant);
       if (rtn.ok()) r.metrics["rtn_output_rel_error"] = RelativeOutputError(w, (*rtn)->DenseWeight(), stats->xtx());
@@ -112,8 +122,10 @@ absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
   // A group's weights.actorder, when given, wins over the modifier's.
   std::vector<std::optional<ActOrder>> group_orders;
   QuantSchemeSpec spec;
-  spec.observer_error = "only the minmax observer is implemented";
-  spec.input_activations_error = "activation quantization is not supported by GPTQModifier yet";
+  spec.allow_mse_observer = true;
+  spec.observer_error = "expected minmax or mse";
+  spec.allow_input_activations = true;
+  spec.input_activations_error = "";
   spec.actorder = [&group_orders](size_t group, const json& v, const std::string& path) {
     auto o = ParseActOrderValue(v, path);
     if (!o.ok()) return o.status();
@@ -139,7 +151,7 @@ void RegisterGptqModifier(ModifierRegistry& registry) {
   registry.Register({"GPTQModifier",
                      "GPTQ weight quantization (Hessian-aware error feedback) into packed integers",
                      QuantSchemeArgSpecs(
-                         "W4A16, W4A16_ASYM, W8A16",
+                         "W4A16, W4A16_ASYM, W8A16, W8A8",
                          {{"block_size", ArgType::kInt, "columns per lazy-update block (default 128)"},
                           {"dampening_frac", ArgType::kNumber, "fraction of mean diag(H) added to diag(H) (default 0.01)"},
                           {"actorder", ArgType::kAny, "null/false, static (weight), group (dynamic); default static"}}),

@@ -5,8 +5,9 @@
 //   rank_ratio        r = round(ratio * min(out, in))    } of these
 //   energy            smallest r keeping this fraction   } three
 //                     of sum s_i^2, in (0, 1]
-//   method            "svd" (default) or "asvd" (activation-aware; needs
-//                     calibration data)
+//   method            "svd" (default), "asvd" (activation-aware) or
+//                     "svd_llm" (SVD-LLM whitening with the Cholesky factor
+//                     of X^T X, svd_llm.h); the last two need calibration data
 //   asvd_alpha        exponent of the ASVD channel scale (default 0.5, as in
 //                     the ASVD paper); only with method: asvd
 //   allow_no_savings  accept a rank with r * (out + in) >= out * in (default
@@ -14,6 +15,7 @@
 //   targets / ignore  see target_match.h (defaults [Linear] / [lm_head])
 // ASVD's channel magnitude is the RMS of the input channel over the
 // calibration set (see lowrank.h for why not mean |x|).
+// svd_llm also reports "damping" (added to X^T X's diagonal, 0 when PD).
 // Reports per module: "rank", "rel_error" (||W - U V||_F / ||W||_F),
 // "energy_kept", "params_before" (out * in), "params_after" (r * (out + in)),
 // "bytes_before", "bytes_after" and, when the stage gathered X^T X,
@@ -25,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "workers/methods/lowrank/factorized_linear.h"
 #include "workers/methods/lowrank/lowrank.h"
+#include "workers/methods/lowrank/svd_llm.h"
 #include "workers/methods/quant/rtn.h"
 #include "workers/runner/modifier_registry.h"
 
@@ -39,12 +42,14 @@ class LowRankModifier final : public Modifier {
       : matcher_(std::move(matcher)), options_(options) {}
   std::string type() const override { return kType; }
   const TargetMatcher& matcher() const override { return matcher_; }
-  bool needs_calibration() const override { return options_.method == LowRankMethod::kAsvd; }
+  bool needs_calibration() const override { return options_.method != LowRankMethod::kSvd; }
+  bool needs_xtx() const override { return options_.method == LowRankMethod::kSvdLlm; }
 
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) override {
     if (needs_calibration() && ctx.inputs == nullptr) {
       return absl::FailedPreconditionError(
-          absl::StrCat(kType, ": method asvd needs calibration data, but there are no calibration inputs for "
+          absl::StrCat(kType, ": method ", LowRankMethodName(options_.method),
+                       " needs calibration data, but there are no calibration inputs for "
                               "this layer (give a calibration text; the lm_head has none, so ignore it)"));
     }
     for (LayerContext::Target& t : ctx.targets) {
@@ -52,15 +57,27 @@ class LowRankModifier final : public Modifier {
       const MatrixRM w = slot->DenseWeight();
       const ActivationStats* st = Stats(ctx, t);
       std::vector<double> magnitudes;
-      if (options_.method == LowRankMethod::kAsvd) {
-        if (st == nullptr || st->count() == 0) {
+      if (options_.method != LowRankMethod::kSvd) {
+        if (st == nullptr || st->count() == 0 || (options_.method == LowRankMethod::kSvdLlm && !st->has_xtx())) {
           return absl::FailedPreconditionError(
               absl::StrCat(kType, ": ", t.slot.name, ": no calibration statistics of its input"));
         }
         magnitudes = st->ChannelNorms();
         for (double& m : magnitudes) m /= std::sqrt(static_cast<double>(st->count()));
       }
-      auto f = LowRankFactorize(w, magnitudes, options_);
+      double damping = -1;
+      absl::StatusOr<LowRankResult> f;
+      if (options_.method == LowRankMethod::kSvdLlm) {
+        auto whitened = SvdLlmFactorize(w, st->xtx(), options_);
+        if (whitened.ok()) {
+          damping = whitened->damping;
+          f = std::move(whitened->factors);
+        } else {
+          f = whitened.status();
+        }
+      } else {
+        f = LowRankFactorize(w, magnitudes, options_);
+      }
       if (!f.ok()) {
         return absl::Status(f.status().code(), absl::StrCat(kType, ": ", t.slot.name, ": ", f.status().message()));
       }
@@ -69,6 +86,7 @@ class LowRankModifier final : public Modifier {
       r.modifier = kType;
       r.metrics["rank"] = static_cast<double>(f->rank);
       r.metrics["energy_kept"] = f->energy_kept;
+      if (damping >= 0) r.metrics["damping"] = damping;
       r.metrics["params_before"] = static_cast<double>(w.size());
       r.metrics["params_after"] = static_cast<double>(f->rank * (w.rows() + w.cols()));
       r.metrics["bytes_before"] = static_cast<double>(slot->StorageBytes());
@@ -136,8 +154,10 @@ absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
     o.method = LowRankMethod::kSvd;
   } else if (*method == "asvd") {
     o.method = LowRankMethod::kAsvd;
+  } else if (*method == "svd_llm") {
+    o.method = LowRankMethod::kSvdLlm;
   } else {
-    return args.Error("method", absl::StrCat("unknown value \"", *method, "\" (expected svd or asvd)"));
+    return args.Error("method", absl::StrCat("unknown value \"", *method, "\" (expected svd, asvd or svd_llm)"));
   }
   auto alpha = args.GetNumber("asvd_alpha", 0.5);
   if (!alpha.ok()) return alpha.status();
@@ -168,7 +188,7 @@ void RegisterLowRankModifier(ModifierRegistry& registry) {
        {{"rank", ArgType::kInt, "rank r >= 1 (one of rank / rank_ratio / energy)"},
         {"rank_ratio", ArgType::kNumber, "r = round(ratio * min(out, in)), ratio in (0, 1]"},
         {"energy", ArgType::kNumber, "smallest r keeping this fraction of sum s_i^2, in (0, 1]"},
-        {"method", ArgType::kString, "\"svd\" (default) or \"asvd\" (needs calibration data)"},
+        {"method", ArgType::kString, "\"svd\" (default), \"asvd\" or \"svd_llm\" (the last two need calibration data)"},
         {"asvd_alpha", ArgType::kNumber, "ASVD channel-scale exponent (default 0.5)"},
         {"allow_no_savings", ArgType::kBool, "accept ranks with r * (out + in) >= out * in (default false)"},
         {"targets", ArgType::kStringList, "modules to factorize (default [Linear])"},

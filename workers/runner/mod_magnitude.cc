@@ -2,6 +2,7 @@
 //   sparsity          fraction of weights zeroed, [0, 1) (default 0.5)
 //   mask_structure    "0:0" unstructured (default) or "N:M" (N zeros per M inputs)
 //   comparison_group  "layer" (default) or "row": where the smallest are ranked
+//   sparsity_profile, owl_m, owl_lmbda   OWL layerwise sparsity (pruning_modifier_base.h)
 //   targets / ignore  see target_match.h (defaults [Linear] / [lm_head])
 // Output: the masked weight as an fp32 DenseLinear (bias kept); the argument
 // parsing and report loop are pruning_modifier_base.h's.
@@ -18,12 +19,16 @@ class MagnitudePruningModifier final : public PruningModifierBase {
  public:
   MagnitudePruningModifier(TargetMatcher matcher, MagnitudeOptions options)
       : PruningModifierBase("MagnitudePruningModifier", std::move(matcher)), options_(options) {}
+  // Only OWL's layer allocation needs calibration data.
+  bool needs_calibration() const override { return owl(); }
 
  protected:
-  absl::StatusOr<PrunedModule> PruneModule(const LayerContext&, const LayerContext::Target&,
+  absl::StatusOr<PrunedModule> PruneModule(const LayerContext& ctx, const LayerContext::Target&,
                                            const MatrixRM& w) override {
     PrunedModule m;
-    auto pruned = MagnitudePrune(w, options_, &m.stats);
+    MagnitudeOptions o = options_;
+    o.sparsity = LayerSparsity(ctx.layer, options_.sparsity);
+    auto pruned = MagnitudePrune(w, o, &m.stats);
     if (!pruned.ok()) return pruned.status();
     m.weight = std::move(*pruned);
     return m;

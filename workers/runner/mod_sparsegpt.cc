@@ -3,6 +3,7 @@
 //   mask_structure    "0:0" unstructured (default) or "N:M" (N zeros per M inputs)
 //   block_size        columns per block (default 128; a multiple of M for N:M)
 //   dampening_frac    dampening, fraction of mean(diag H) (default 0.01)
+//   sparsity_profile, owl_m, owl_lmbda   OWL layerwise sparsity (pruning_modifier_base.h)
 //   targets / ignore  see target_match.h (defaults [Linear] / [lm_head])
 // Needs calibration data with X^T X. Output: the pruned and OBS-updated
 // weight as an fp32 DenseLinear (bias kept). Reports "sparsity", "rel_error"
@@ -33,7 +34,9 @@ class SparseGPTModifier final : public PruningModifierBase {
                                            const MatrixRM& w) override {
     const ActivationStats* st = InputStats(ctx, t);
     if (st == nullptr || !st->has_xtx()) return absl::FailedPreconditionError("no X^T X statistics of its input");
-    auto res = SparseGptPrune(w, st->xtx(), st->count(), options_,
+    SparseGptOptions o = options_;
+    o.sparsity = LayerSparsity(ctx.layer, options_.sparsity);
+    auto res = SparseGptPrune(w, st->xtx(), st->count(), o,
                               ctx.pool != nullptr ? *ctx.pool : ThreadPool::Default());
     if (!res.ok()) return res.status();
     PrunedModule m;

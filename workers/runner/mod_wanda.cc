@@ -2,6 +2,7 @@
 //   sparsity          fraction of weights zeroed, [0, 1) (default 0.5)
 //   mask_structure    "0:0" unstructured (default) or "N:M" (N zeros per M inputs)
 //   comparison_group  "row" (default, as the paper) or "layer"
+//   sparsity_profile, owl_m, owl_lmbda   OWL layerwise sparsity (pruning_modifier_base.h)
 //   targets / ignore  see target_match.h (defaults [Linear] / [lm_head])
 // Needs calibration data (per-input-channel norms, no X^T X). Output: the
 // masked weight as an fp32 DenseLinear (bias kept). Reports "sparsity",
@@ -32,7 +33,9 @@ class WandaPruningModifier final : public PruningModifierBase {
     const ActivationStats* st = InputStats(ctx, t);
     if (st == nullptr) return absl::FailedPreconditionError("no calibration statistics of its input");
     PrunedModule m;
-    auto pruned = WandaPrune(w, st->ChannelNorms(), options_, &m.stats);
+    WandaOptions o = options_;
+    o.sparsity = LayerSparsity(ctx.layer, options_.sparsity);
+    auto pruned = WandaPrune(w, st->ChannelNorms(), o, &m.stats);
     if (!pruned.ok()) return pruned.status();
     m.weight = std::move(*pruned);
     if (st->has_xtx()) {

@@ -27,7 +27,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "workers/engine/core/tensor.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/engine/calib/activation_stats.h"
@@ -84,6 +87,30 @@ class Modifier {
   // Applies the method to ctx.targets (never empty); appends one report per
   // module it changed.
   virtual absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) = 0;
+
+  // Whole-model preparation, for methods that allocate per layer from
+  // statistics of every layer (OWL's layerwise sparsity). With
+  // needs_calibration(), the runner calls it once per stage before the
+  // stage's first layer, with the model as the stage starts and the
+  // calibration sequences. The JSON it returns (null = nothing decided) is
+  // kept in the stage report under "prepared"; a run resumed inside the stage
+  // hands it back through RestorePrepared instead of calling PrepareStage
+  // again, so it decides exactly as the uninterrupted run. Defaults: nothing.
+  virtual absl::StatusOr<nlohmann::json> PrepareStage(const Model& /*model*/,
+                                                      const std::vector<std::vector<int>>& /*calibration*/,
+                                                      ThreadPool& /*pool*/) {
+    return nlohmann::json();
+  }
+  virtual absl::Status RestorePrepared(const nlohmann::json& /*prepared*/) { return absl::OkStatus(); }
+
+  // Checks, before any work, that the modifier can apply to a target module
+  // of this shape (e.g. an N:M mask needs M to divide in_features). Called by
+  // CheckRecipeForModel (recipe.h) for every module the matcher selects;
+  // InvalidArgument naming the YAML path and the module. Default: any shape.
+  virtual absl::Status CheckTargetShape(const std::string& /*module*/, int64_t /*in_features*/,
+                                        int64_t /*out_features*/) const {
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace squeeze

@@ -173,9 +173,13 @@ void RegisterBuiltinModifiers(ModifierRegistry& registry) {
   RegisterQuantizationModifier(registry);
   RegisterGptqModifier(registry);
   RegisterAwqModifier(registry);
+  RegisterSmoothQuantModifier(registry);
+  RegisterLLMInt8Modifier(registry);
   RegisterWandaPruningModifier(registry);
   RegisterSparseGPTModifier(registry);
   RegisterLowRankModifier(registry);
+  RegisterStructuredPruningModifier(registry);
+  RegisterDistillationModifier(registry);
 }
 
 }  // namespace squeeze

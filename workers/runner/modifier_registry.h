@@ -102,7 +102,11 @@ void RegisterGptqModifier(ModifierRegistry& registry);
 void RegisterWandaPruningModifier(ModifierRegistry& registry);
 void RegisterSparseGPTModifier(ModifierRegistry& registry);
 void RegisterLowRankModifier(ModifierRegistry& registry);
+void RegisterStructuredPruningModifier(ModifierRegistry& registry);
 void RegisterAwqModifier(ModifierRegistry& registry);
+void RegisterSmoothQuantModifier(ModifierRegistry& registry);
+void RegisterLLMInt8Modifier(ModifierRegistry& registry);
+void RegisterDistillationModifier(ModifierRegistry& registry);
 void RegisterBuiltinModifiers(ModifierRegistry& registry);
 
 }  // namespace squeeze

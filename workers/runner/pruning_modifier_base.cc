@@ -4,7 +4,10 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "workers/engine/core/status_macros.h"
 #include "workers/engine/model/dense_linear.h"
+#include "workers/engine/model/forward.h"
+#include "workers/methods/prune/owl.h"
 #include "workers/methods/quant/rtn.h"
 
 namespace squeeze {
@@ -27,12 +30,43 @@ absl::StatusOr<PruneArgs> ParsePruneArgs(const ModifierArgs& args) {
     return args.Error("sparsity", absl::StrCat(o.sparsity, " contradicts mask_structure \"", *mask,
                                                "\" (which zeroes exactly ", o.mask.sparsity(), ")"));
   }
+  auto profile = args.GetString("sparsity_profile", "uniform");
+  if (!profile.ok()) return profile.status();
+  if (*profile == "owl") {
+    o.owl = true;
+  } else if (*profile != "uniform") {
+    return args.Error("sparsity_profile", absl::StrCat("unknown value \"", *profile, "\" (expected uniform or owl)"));
+  }
+  auto m = args.GetNumber("owl_m", 5.0);
+  if (!m.ok()) return m.status();
+  if (!(*m > 0.0)) return args.Error("owl_m", absl::StrCat(*m, " must be > 0"));
+  auto lambda = args.GetNumber("owl_lmbda", 0.08);
+  if (!lambda.ok()) return lambda.status();
+  if (!(*lambda >= 0.0 && *lambda < 1.0)) return args.Error("owl_lmbda", absl::StrCat(*lambda, " is outside [0, 1)"));
+  o.owl_m = *m;
+  o.owl_lambda = *lambda;
+  if (o.owl && !o.mask.unstructured()) {
+    return args.Error("sparsity_profile", absl::StrCat("\"owl\" needs unstructured pruning, not mask_structure \"",
+                                                       *mask, "\""));
+  }
+  if (!o.owl && (args.Has("owl_m") || args.Has("owl_lmbda"))) {
+    return args.Error(args.Has("owl_m") ? "owl_m" : "owl_lmbda", "is only used with sparsity_profile: owl");
+  }
+  if (o.owl) {  // every layer's sparsity must stay in [0, 1): the spread is 2 * lambda around the mean
+    if (o.sparsity - 2.0 * o.owl_lambda < 0.0 || o.sparsity + 2.0 * o.owl_lambda >= 1.0) {
+      return args.Error("owl_lmbda", absl::StrCat(o.owl_lambda, " with sparsity ", o.sparsity,
+                                                  " could give a layer sparsity outside [0, 1) (needs sparsity +/- 2 * owl_lmbda inside)"));
+    }
+  }
   return o;
 }
 
 std::vector<ArgSpec> PruningArgSpecs(std::vector<ArgSpec> own) {
   std::vector<ArgSpec> specs = {{"sparsity", ArgType::kNumber, "fraction zeroed, [0, 1); default 0.5"},
                                 {"mask_structure", ArgType::kString, "\"0:0\" unstructured or \"N:M\""}};
+  specs.push_back({"sparsity_profile", ArgType::kString, "\"uniform\" (default) or \"owl\" (outlier-weighted layerwise)"});
+  specs.push_back({"owl_m", ArgType::kNumber, "OWL outlier threshold M (default 5)"});
+  specs.push_back({"owl_lmbda", ArgType::kNumber, "OWL lambda: layer sparsities span 2*lambda (default 0.08)"});
   specs.insert(specs.end(), own.begin(), own.end());
   specs.push_back({"targets", ArgType::kStringList, "modules to prune (default [Linear])"});
   specs.push_back({"ignore", ArgType::kStringList, "modules to skip (default [lm_head])"});
@@ -55,6 +89,64 @@ const ActivationStats* PruningModifierBase::InputStats(const LayerContext& ctx, 
       (t.which >= 0 && t.which < static_cast<int>(ctx.inputs->stats.size())) ? ctx.inputs->stats[t.which] : nullptr;
   if (st == nullptr || st->channels() != (*t.slot.slot)->in_features()) return nullptr;
   return st;
+}
+
+absl::StatusOr<nlohmann::json> PruningModifierBase::PrepareStage(const Model& model,
+                                                                 const std::vector<std::vector<int>>& calibration,
+                                                                 ThreadPool& pool) {
+  if (!prune_args_.owl) return nlohmann::json();
+  auto include = [&](int layer, BlockLinear w) {
+    return matcher_.Matches(absl::StrCat("model.layers.", layer, ".", BlockLinearSuffix(w)));
+  };
+  auto ratios = ModelOutlierRatios(model, calibration, prune_args_.owl_m, include, pool);
+  if (!ratios.ok()) return absl::Status(ratios.status().code(), absl::StrCat(type_, ": OWL: ", ratios.status().message()));
+  std::vector<double> d;
+  std::vector<int> layers;
+  for (int l = 0; l < static_cast<int>(ratios->size()); ++l) {
+    if ((*ratios)[l] >= 0.0) {
+      d.push_back((*ratios)[l]);
+      layers.push_back(l);
+    }
+  }
+  nlohmann::json out = {{"sparsity_profile", "owl"}, {"owl_m", prune_args_.owl_m},
+                        {"owl_lmbda", prune_args_.owl_lambda}, {"outlier_ratio", *ratios}};
+  nlohmann::json per_layer = nlohmann::json::array();
+  for (size_t l = 0; l < ratios->size(); ++l) per_layer.push_back(nullptr);
+  if (!d.empty()) {
+    auto sp = OwlSparsities(d, prune_args_.sparsity, prune_args_.owl_lambda);
+    if (!sp.ok()) return absl::Status(sp.status().code(), absl::StrCat(type_, ": ", sp.status().message()));
+    for (size_t i = 0; i < layers.size(); ++i) per_layer[layers[i]] = (*sp)[i];
+  }
+  out["layer_sparsity"] = per_layer;
+  SQ_RETURN_IF_ERROR(RestorePrepared(out));
+  return out;
+}
+
+absl::Status PruningModifierBase::RestorePrepared(const nlohmann::json& prepared) {
+  layer_sparsity_.clear();
+  if (!prepared.is_object() || !prepared.contains("layer_sparsity") || !prepared["layer_sparsity"].is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat(type_, ": prepared stage state has no layer_sparsity"));
+  }
+  const nlohmann::json& ls = prepared["layer_sparsity"];
+  for (size_t l = 0; l < ls.size(); ++l) {
+    if (ls[l].is_number()) layer_sparsity_[static_cast<int>(l)] = ls[l].get<double>();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PruningModifierBase::CheckTargetShape(const std::string& module, int64_t in_features,
+                                                  int64_t /*out_features*/) const {
+  const MaskStructure& mask = prune_args_.mask;
+  if (mask.unstructured() || in_features % mask.m == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "recipe: ", yaml_path_, ".mask_structure: \"", prune_args_.mask_text, "\" groups ", mask.m,
+      " consecutive inputs, but ", module, " has ", in_features, " inputs (not a multiple of ", mask.m,
+      "); add it to ignore or use another mask_structure"));
+}
+
+double PruningModifierBase::LayerSparsity(int layer, double uniform) const {
+  auto it = layer_sparsity_.find(layer);
+  return it == layer_sparsity_.end() ? uniform : it->second;
 }
 
 absl::Status PruningModifierBase::ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) {

@@ -7,6 +7,16 @@
 //   mask_structure    "0:0" unstructured (default) or "N:M" (N zeros per M
 //                     inputs); with N:M an explicit sparsity must equal N / M
 //   comparison_group  "layer" or "row" (methods that rank within a group)
+//   sparsity_profile  null / "uniform" (default): every layer gets `sparsity`;
+//                     "owl": per-layer sparsity from the layer's outlier ratio
+//                     (methods/prune/owl.h), mean equal to `sparsity`;
+//                     unstructured only. Needs calibration (also for
+//                     magnitude). The allocation is computed on the model as
+//                     the stage starts and kept in the stage report
+//                     ("prepared": outlier_ratio, layer_sparsity per layer).
+//   owl_m             outlier threshold M (default 5, the paper's)
+//   owl_lmbda         lambda: the layer sparsities span 2 * lambda around the
+//                     target (default 0.08, the paper's LLaMA-7B setting)
 //   targets / ignore  see target_match.h (defaults [Linear] / [lm_head])
 // Output of every pruning modifier: the pruned weight as an fp32 DenseLinear
 // (bias kept), reported with "sparsity" (fraction of zero weights), "rel_error"
@@ -33,6 +43,9 @@ struct PruneArgs {
   double sparsity = 0.5;  // in [0, 1)
   MaskStructure mask;
   std::string mask_text;  // mask_structure as written, for error messages
+  bool owl = false;       // sparsity_profile: owl
+  double owl_m = 5.0;     // > 0
+  double owl_lambda = 0.08;  // >= 0
 };
 
 // sparsity and mask_structure of `args`, checked against each other.
@@ -62,7 +75,11 @@ template <typename M, typename Options>
 absl::StatusOr<std::unique_ptr<Modifier>> MakePruningModifier(const ModifierArgs& args, const Options& options) {
   auto matcher = args.GetMatcher();
   if (!matcher.ok()) return matcher.status();
-  return std::unique_ptr<Modifier>(std::make_unique<M>(std::move(*matcher), options));
+  auto common = ParsePruneArgs(args);
+  if (!common.ok()) return common.status();
+  auto m = std::make_unique<M>(std::move(*matcher), options);
+  m->SetPruneArgs(*common, args.path());
+  return std::unique_ptr<Modifier>(std::move(m));
 }
 
 // One module's pruning result.
@@ -85,6 +102,18 @@ class PruningModifierBase : public Modifier {
   // "<type>: <module>: <message>".
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) final;
 
+  void SetPruneArgs(const PruneArgs& args, std::string yaml_path) {
+    prune_args_ = args;
+    yaml_path_ = std::move(yaml_path);
+  }
+  // N:M: M must divide the target's in_features.
+  absl::Status CheckTargetShape(const std::string& module, int64_t in_features, int64_t out_features) const override;
+  bool owl() const { return prune_args_.owl; }
+  // OWL: the per-layer sparsities (null without sparsity_profile: owl).
+  absl::StatusOr<nlohmann::json> PrepareStage(const Model& model, const std::vector<std::vector<int>>& calibration,
+                                              ThreadPool& pool) override;
+  absl::Status RestorePrepared(const nlohmann::json& prepared) override;
+
  protected:
   // Prunes `w`, the dense weight of target `t`.
   virtual absl::StatusOr<PrunedModule> PruneModule(const LayerContext& ctx, const LayerContext::Target& t,
@@ -94,9 +123,16 @@ class PruningModifierBase : public Modifier {
   // channel count is t's in_features; nullptr otherwise.
   static const ActivationStats* InputStats(const LayerContext& ctx, const LayerContext::Target& t);
 
+  // The sparsity of block `layer`: OWL's allocation when prepared, else
+  // `uniform` (the method's sparsity option).
+  double LayerSparsity(int layer, double uniform) const;
+
  private:
   std::string type_;
   TargetMatcher matcher_;
+  PruneArgs prune_args_;
+  std::string yaml_path_;  // "<stage>.<group>.<type>", for errors
+  std::map<int, double> layer_sparsity_;  // OWL allocation by block
 };
 
 }  // namespace squeeze

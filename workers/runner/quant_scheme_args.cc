@@ -37,9 +37,13 @@ absl::StatusOr<WeightQuantArgs> ParseWeights(const json& w, const std::string& p
       a.group_size = v.get<int>();
       has_group_size = true;
     } else if (k == "observer") {
-      if (!v.is_null() && !(v.is_string() && v.get<std::string>() == "minmax")) {
-        return RecipeFieldError(p, spec.observer_error);
+      if (v.is_null()) continue;
+      if (v.is_string() && v.get<std::string>() == "minmax") continue;
+      if (spec.allow_mse_observer && v.is_string() && v.get<std::string>() == "mse") {
+        a.observer = QuantObserver::kMse;
+        continue;
       }
+      return RecipeFieldError(p, spec.observer_error);
     } else if (k == "dynamic") {
       if (!v.is_boolean() || v.get<bool>()) return RecipeFieldError(p, "dynamic weight quantization is not supported");
     } else if (k == "actorder") {
@@ -59,6 +63,51 @@ absl::StatusOr<WeightQuantArgs> ParseWeights(const json& w, const std::string& p
   return a;
 }
 
+// A config group's `input_activations`: only int8 symmetric per-token
+// dynamic quantization is implemented (w8a8_linear.h).
+absl::Status ParseInputActivations(const json& a, const std::string& path) {
+  if (!a.is_object()) return RecipeFieldError(path, "expected a mapping or null");
+  const std::string want = "only int8 symmetric per-token dynamic activations are supported "
+                           "(num_bits: 8, type: int, symmetric: true, strategy: token, dynamic: true)";
+  bool has_strategy = false, has_dynamic = false;
+  for (const auto& [k, v] : a.items()) {
+    const std::string p = absl::StrCat(path, ".", k);
+    if (k == "num_bits") {
+      if (!v.is_number_integer() || v.get<int>() != 8) return RecipeFieldError(p, want);
+    } else if (k == "type") {
+      if (!v.is_string() || v.get<std::string>() != "int") return RecipeFieldError(p, want);
+    } else if (k == "symmetric") {
+      if (!v.is_boolean() || !v.get<bool>()) return RecipeFieldError(p, want);
+    } else if (k == "strategy") {
+      if (!v.is_string() || v.get<std::string>() != "token") return RecipeFieldError(p, want);
+      has_strategy = true;
+    } else if (k == "dynamic") {
+      if (!v.is_boolean() || !v.get<bool>()) return RecipeFieldError(p, want);
+      has_dynamic = true;
+    } else if (k == "observer") {
+      if (!v.is_null() && !(v.is_string() && v.get<std::string>() == "minmax")) {
+        return RecipeFieldError(p, "dynamic activations take no observer (null or minmax)");
+      }
+    } else if (k == "group_size") {
+      if (!v.is_null()) return RecipeFieldError(p, "does not apply to strategy token");
+    } else {
+      return RecipeFieldError(p, "unknown field (known: num_bits, type, symmetric, strategy, dynamic, observer)");
+    }
+  }
+  if (!has_strategy) return RecipeFieldError(path + ".strategy", "is required (token)");
+  if (!has_dynamic) return RecipeFieldError(path + ".dynamic", "is required (true)");
+  return absl::OkStatus();
+}
+
+// W8A8 layers take 8-bit symmetric per-channel weights.
+absl::Status CheckW8A8Weights(const WeightQuantArgs& w, const std::string& path) {
+  if (w.num_bits != 8 || !w.symmetric || w.strategy != QuantStrategy::kChannel) {
+    return RecipeFieldError(path, absl::StrCat("int8 input activations need weights num_bits 8, symmetric, "
+                                               "strategy channel (got ", w.ShortName(), ")"));
+  }
+  return absl::OkStatus();
+}
+
 // One entry of config_groups, number `index`, at YAML path `gp`; appends its
 // targets to `all_targets`.
 absl::StatusOr<QuantSchemeGroup> ParseGroup(const json& g, const std::string& gp, size_t index,
@@ -66,7 +115,7 @@ absl::StatusOr<QuantSchemeGroup> ParseGroup(const json& g, const std::string& gp
                                             std::vector<std::string>* all_targets) {
   if (!g.is_object()) return RecipeFieldError(gp, "expected a mapping");
   std::vector<std::string> targets;
-  bool has_weights = false;
+  bool has_weights = false, act = false;
   WeightQuantArgs wa;
   for (const auto& [k, v] : g.items()) {
     const std::string p = absl::StrCat(gp, ".", k);
@@ -87,7 +136,10 @@ absl::StatusOr<QuantSchemeGroup> ParseGroup(const json& g, const std::string& gp
       wa = *w;
       has_weights = true;
     } else if (k == "input_activations") {
-      if (!v.is_null()) return RecipeFieldError(p, spec.input_activations_error);
+      if (v.is_null()) continue;
+      if (!spec.allow_input_activations) return RecipeFieldError(p, spec.input_activations_error);
+      if (absl::Status s = ParseInputActivations(v, p); !s.ok()) return s;
+      act = true;
     } else if (k == "output_activations") {
       if (!v.is_null()) return RecipeFieldError(p, "output activation quantization is not supported");
     } else {
@@ -96,10 +148,13 @@ absl::StatusOr<QuantSchemeGroup> ParseGroup(const json& g, const std::string& gp
   }
   if (targets.empty()) return RecipeFieldError(gp + ".targets", "is required");
   if (!has_weights) return RecipeFieldError(gp + ".weights", "is required");
+  if (act) {
+    if (absl::Status s = CheckW8A8Weights(wa, gp + ".weights"); !s.ok()) return s;
+  }
   auto m = TargetMatcher::Create(targets, ignore, gp);
   if (!m.ok()) return m.status();
   all_targets->insert(all_targets->end(), targets.begin(), targets.end());
-  return QuantSchemeGroup{std::move(*m), wa};
+  return QuantSchemeGroup{std::move(*m), wa, act};
 }
 
 }  // namespace
@@ -138,12 +193,15 @@ absl::StatusOr<QuantScheme> ParseQuantScheme(const ModifierArgs& args, const Qua
   if (has_scheme) {
     auto scheme = args.GetString("scheme", "");
     if (!scheme.ok()) return scheme.status();
-    auto preset = WeightOnlySchemePreset(*scheme);
+    auto preset = FindSchemePreset(*scheme);
     if (!preset.ok()) return args.Error("scheme", std::string(preset.status().message()));
+    if (preset->int8_token_activations && !spec.allow_input_activations) {
+      return args.Error("scheme", absl::StrCat(*scheme, ": ", spec.input_activations_error));
+    }
     auto matcher = args.GetMatcher();
     if (!matcher.ok()) return matcher.status();
     all_targets = matcher->targets();
-    groups.push_back({std::move(*matcher), *preset});
+    groups.push_back({std::move(*matcher), preset->weights, preset->int8_token_activations});
   } else {
     if (args.Has("targets")) return args.Error("targets", "with config_groups, targets go inside each group");
     const json& cg = args.json().at("config_groups");

@@ -1,12 +1,14 @@
 // The weight-quantization scheme arguments shared by QuantizationModifier
 // (mod_quantization.cc) and GPTQModifier (mod_gptq.cc), in llm-compressor's
 // vocabulary:
-//   scheme         a preset (quant_args.h: W4A16, W4A16_ASYM, W8A16) with
-//                  targets / ignore (defaults [Linear] / [lm_head]); or
+//   scheme         a preset (quant_args.h: W4A16, W4A16_ASYM, W8A16, W8A8)
+//                  with targets / ignore (defaults [Linear] / [lm_head]); or
 //   config_groups  {<group name>: {targets: [...], weights: {num_bits,
 //                  type: int, symmetric, strategy: tensor|channel|group,
-//                  group_size, observer: minmax, dynamic: false, actorder},
-//                  input_activations: null, output_activations: null}};
+//                  group_size, observer: minmax|mse, dynamic: false,
+//                  actorder}, input_activations: null | {num_bits: 8,
+//                  type: int, symmetric: true, strategy: token, dynamic:
+//                  true}, output_activations: null}};
 //                  the first group whose targets match a module quantizes it;
 //                  `ignore` applies to all groups.
 // Exactly one of scheme / config_groups. Every error is InvalidArgument
@@ -29,9 +31,14 @@ namespace squeeze {
 
 // What differs between the modifiers that use the parser.
 struct QuantSchemeSpec {
-  // Reason given for an observer other than minmax / null.
+  // Whether weights.observer may be "mse" (MSE-optimal clipping, quant_grid.h).
+  bool allow_mse_observer = false;
+  // Reason given for an observer other than minmax / null (or mse when allowed).
   std::string observer_error;
-  // Reason given for a non-null input_activations of a config group.
+  // Whether int8 per-token input activations (W8A8) are accepted.
+  bool allow_input_activations = false;
+  // Reason given for input activations (scheme W8A8 or a non-null
+  // input_activations) when they are not accepted.
   std::string input_activations_error;
   // Handles weights.actorder of config group number `group` (0-based, the
   // index it will have in QuantScheme::groups); `path` is its YAML path.
@@ -42,6 +49,9 @@ struct QuantSchemeSpec {
 struct QuantSchemeGroup {
   TargetMatcher matcher;  // the group's targets minus ignore
   WeightQuantArgs weights;
+  // W8A8: input activations int8, symmetric, per token, dynamic; the weights
+  // are then 8 bit symmetric per channel (checked) and the layer a W8A8Linear.
+  bool int8_token_activations = false;
 };
 
 struct QuantScheme {

@@ -257,4 +257,39 @@ absl::StatusOr<std::vector<std::unique_ptr<Modifier>>> BuildStageModifiers(const
   return out;
 }
 
+absl::Status CheckRecipeForModel(const Recipe& recipe, const ModelConfig& c, const ModifierRegistry& registry) {
+  struct Module {
+    std::string name;
+    int64_t in = 0, out = 0;
+  };
+  std::vector<Module> modules;
+  const bool per_layer = static_cast<int>(c.layer_n_heads.size()) == c.n_layers;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const int64_t hd = c.head_dim, dim = c.dim;
+    const int64_t q = (per_layer ? c.layer_n_heads[l] : c.n_heads) * hd;
+    const int64_t kv = (per_layer ? c.layer_n_kv_heads[l] : c.n_kv_heads) * hd;
+    const int64_t h = per_layer ? c.layer_hidden_dim[l] : c.hidden_dim;
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    modules.push_back({p + "self_attn.q_proj", dim, q});
+    modules.push_back({p + "self_attn.k_proj", dim, kv});
+    modules.push_back({p + "self_attn.v_proj", dim, kv});
+    modules.push_back({p + "self_attn.o_proj", q, dim});
+    modules.push_back({p + "mlp.gate_proj", dim, h});
+    modules.push_back({p + "mlp.up_proj", dim, h});
+    modules.push_back({p + "mlp.down_proj", h, dim});
+  }
+  if (!c.tie_word_embeddings) modules.push_back({"lm_head", c.dim, c.vocab_size});
+  for (const RecipeStage& stage : recipe.stages) {
+    auto mods = BuildStageModifiers(stage, registry);
+    if (!mods.ok()) return mods.status();
+    for (const auto& m : *mods) {
+      for (const Module& mod : modules) {
+        if (!m->matcher().Matches(mod.name)) continue;
+        if (absl::Status s = m->CheckTargetShape(mod.name, mod.in, mod.out); !s.ok()) return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace squeeze

@@ -75,6 +75,17 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text,
 // every artifact.
 std::string SerializeRecipe(const Recipe& recipe);
 
+// Checks the recipe against the shapes of a model given by its config
+// (per-layer widths included): every stage's modifiers are built and
+// Modifier::CheckTargetShape is called for each block linear / untied lm_head
+// their targets select (e.g. an N:M mask_structure needs M to divide the
+// module's input width). InvalidArgument naming the YAML path and the module;
+// used at submit time (server/coordinator/recipe_check.h) and by the stage
+// runner right after loading the model. Shapes are those of the input model:
+// a stage after structured pruning is checked against the original widths.
+absl::Status CheckRecipeForModel(const Recipe& recipe, const ModelConfig& config,
+                                 const ModifierRegistry& registry = ModifierRegistry::Builtin());
+
 // Instantiates the modifiers of one stage, in order.
 absl::StatusOr<std::vector<std::unique_ptr<Modifier>>> BuildStageModifiers(
     const RecipeStage& stage, const ModifierRegistry& registry = ModifierRegistry::Builtin());

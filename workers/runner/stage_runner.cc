@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "workers/engine/calib/activation_stats.h"
 #include "workers/engine/calib/sequential.h"
 #include "workers/engine/core/file_util.h"
@@ -19,6 +20,7 @@
 #include "workers/engine/tokenizer/tokenizer.h"
 #include "workers/runner/checkpoint.h"
 #include "workers/runner/compressed_model.h"
+#include "workers/runner/report_render.h"
 
 namespace squeeze {
 namespace {
@@ -130,6 +132,11 @@ class Runner {
   }
   // Checks the control at a layer boundary; a stop writes the checkpoint.
   absl::Status AtBoundary(int stage, int next_layer);
+  // The run's identity for checkpoints (checkpoint.h), by content; computed
+  // on first use (it may hash the inputs when no digests were given).
+  absl::StatusOr<json> Fingerprint();
+  // Loads the checkpoint in work_dir_, if any (honours discard_unusable_checkpoint).
+  absl::StatusOr<std::optional<CheckpointPosition>> LoadCheckpoint();
   absl::Status ApplyLayer(int stage, int layer, std::vector<std::unique_ptr<Modifier>>& mods,
                           const LayerInputs* inputs);
   absl::StatusOr<std::vector<std::vector<int>>> CalibrationSequences();
@@ -148,7 +155,7 @@ class Runner {
   std::unique_ptr<ThreadPool> own_pool_;
   uint64_t seed_ = 0;
   std::string work_dir_;
-  json fingerprint_;
+  std::optional<json> fingerprint_;
   Model model_;
   std::set<std::string> changed_;  // modules replaced so far
   json stages_report_ = json::array();
@@ -203,10 +210,56 @@ absl::Status Runner::AtBoundary(int stage, int next_layer) {
   pos.stage = stage;
   pos.next_layer = next_layer;
   pos.report = stages_report_;
-  SQ_RETURN_IF_ERROR(SaveRunCheckpoint(work_dir_, fingerprint_, model_, changed_, pos));
+  SQ_ASSIGN_OR_RETURN(json fingerprint, Fingerprint());
+  SQ_RETURN_IF_ERROR(SaveRunCheckpoint(work_dir_, fingerprint, model_, changed_, pos));
   return absl::AbortedError(absl::StrCat(kStoppedPrefix, ": stage ", recipe_.stages[stage].name, ", ",
                                          next_layer, " layers done; checkpoint in ", work_dir_,
                                          "; run again with the same work dir to resume"));
+}
+
+absl::StatusOr<json> Runner::Fingerprint() {
+  if (fingerprint_) return *fingerprint_;
+  auto digest = [](const std::string& given, const std::string& path) -> absl::StatusOr<std::string> {
+    if (!given.empty() || path.empty()) return given;
+    return ContentDigest(path);
+  };
+  SQ_ASSIGN_OR_RETURN(std::string model, digest(options_.model_digest, options_.model_path));
+  SQ_ASSIGN_OR_RETURN(std::string calib, digest(options_.calib_digest, options_.calib_text_path));
+  SQ_ASSIGN_OR_RETURN(std::string eval, digest(options_.eval_digest, options_.eval_text_path));
+  json fp = {{"recipe", SerializeRecipe(recipe_)},
+             {"model", model},
+             {"seed", seed_},
+             {"calib", calib},
+             {"eval", eval},
+             {"eval_max_bytes", options_.eval_max_bytes},
+             {"eval_seq_len", options_.eval_seq_len}};
+  // A llama2.c .bin reads its tokenizer from beside it: part of the input.
+  std::error_code ec;
+  if (options_.model_digest.empty() && fs::is_regular_file(options_.model_path, ec)) {
+    if (auto tok = FindTokenizerFor(options_.model_path); tok.ok()) {
+      SQ_ASSIGN_OR_RETURN(fp["tokenizer"], ContentDigest(*tok));
+    }
+  }
+  fingerprint_ = std::move(fp);
+  return *fingerprint_;
+}
+
+absl::StatusOr<std::optional<CheckpointPosition>> Runner::LoadCheckpoint() {
+  if (!HasRunCheckpoint(work_dir_)) return std::optional<CheckpointPosition>();
+  SQ_ASSIGN_OR_RETURN(json fingerprint, Fingerprint());
+  absl::StatusOr<std::optional<CheckpointPosition>> pos =
+      LoadRunCheckpoint(work_dir_, fingerprint, model_, &changed_);
+  if (pos.ok() && *pos && (*pos)->stage > static_cast<int>(recipe_.stages.size())) {
+    // Same fingerprint (so same recipe) yet past its end: the model was already
+    // changed, so this cannot fall back to zero.
+    return absl::InvalidArgumentError(absl::StrCat(work_dir_, "/checkpoint.json: bad position"));
+  }
+  if (pos.ok() || !options_.discard_unusable_checkpoint) return pos;
+  // LoadRunCheckpoint is all or nothing: the model is still the input model.
+  SQ_RETURN_IF_ERROR(Emit("resume", "model", 0, 1,
+                          absl::StrCat("checkpoint unusable, starting from zero: ", pos.status().message())));
+  SQ_RETURN_IF_ERROR(RemoveRunCheckpoint(work_dir_));
+  return std::optional<CheckpointPosition>();
 }
 
 absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_ptr<Modifier>>& mods,
@@ -260,6 +313,26 @@ absl::Status Runner::RunStage(int s, int start_layer) {
     return absl::OkStatus();
   }
   SQ_ASSIGN_OR_RETURN(auto seqs, CalibrationSequences());
+  // Whole-model preparation (Modifier::PrepareStage); what it decided is kept
+  // in the stage report, and a resumed stage restores it instead.
+  if (stages_report_[s].contains("prepared")) {
+    const json& prepared = stages_report_[s]["prepared"];
+    for (size_t i = 0; i < mods.size() && i < prepared.size(); ++i) {
+      if (!prepared[i].is_null()) SQ_RETURN_IF_ERROR(mods[i]->RestorePrepared(prepared[i]));
+    }
+  } else {
+    json prepared = json::array();
+    bool any = false;
+    for (auto& m : mods) {
+      json p;
+      if (m->needs_calibration()) {
+        SQ_ASSIGN_OR_RETURN(p, m->PrepareStage(model_, seqs, *pool_));
+      }
+      any = any || !p.is_null();
+      prepared.push_back(std::move(p));
+    }
+    if (any) stages_report_[s]["prepared"] = std::move(prepared);
+  }
   std::array<std::unique_ptr<ActivationStats>, kNumBlockLinears> stats;
   SequentialHooks hooks;
   hooks.on_input = [&](const LinearInput& in) {
@@ -312,6 +385,7 @@ absl::Status Runner::WriteArtifacts(const json& report_without_files) {
   }
   report["files_bytes"] = files;  // sizes of the other files (report.json excluded)
   SQ_RETURN_IF_ERROR(WriteFileAtomically(tmp + "/report.json", report.dump(2) + "\n"));
+  if (report.contains("cost")) SQ_RETURN_IF_ERROR(WriteReportFiles(tmp, report));  // report.md, pareto.svg
   if (fs::exists(out, ec)) {
     fs::remove(out, ec);  // an empty directory (checked at the start)
     if (ec) return absl::InternalError(absl::StrCat(out, ": ", ec.message()));
@@ -340,21 +414,20 @@ absl::StatusOr<RunResult> Runner::Run() {
   }
   seed_ = recipe_.calibration.seed.value_or(options_.seed);
   work_dir_ = options_.work_dir.empty() ? options_.output_dir + ".work" : options_.work_dir;
-  const std::string recipe_text = SerializeRecipe(recipe_);
-  fingerprint_ = {{"recipe", recipe_text},
-                  {"model", options_.model_path},
-                  {"seed", seed_},
-                  {"calib", options_.calib_text_path},
-                  {"eval", options_.eval_text_path},
-                  {"eval_max_bytes", options_.eval_max_bytes},
-                  {"eval_seq_len", options_.eval_seq_len}};
   // Validate every stage's modifiers before any work.
   for (const RecipeStage& s : recipe_.stages) SQ_RETURN_IF_ERROR(BuildStageModifiers(s, Registry()).status());
+  ReportEvaluator evaluator(options_.report, *pool_);  // the evaluation stage (report_eval.h)
+  SQ_RETURN_IF_ERROR(evaluator.Prepare());
+  const double cpu0 = ProcessCpuSeconds();
+  std::map<std::string, std::pair<double, double>> stage_seconds;  // wall, CPU
+  std::optional<PerplexityResult> ppl_before, ppl_after;
 
   auto t = Clock::now();
   SQ_RETURN_IF_ERROR(Emit("load", "model", 0, 1, absl::StrCat("loading ", options_.model_path)));
   SQ_ASSIGN_OR_RETURN(model_, LoadCompressedModel(options_.model_path));
   SQ_RETURN_IF_ERROR(ValidateModel(model_));
+  // The recipe against the model's shapes (e.g. N:M masks) before any work.
+  SQ_RETURN_IF_ERROR(CheckRecipeForModel(recipe_, model_.config, Registry()));
   SQ_RETURN_IF_ERROR(Emit("load", "model", 1, 1, "model loaded"));
   const json size_before = ModelSize(model_);
   result.timings_s["load"] = Seconds(t);
@@ -377,6 +450,7 @@ absl::StatusOr<RunResult> Runner::Run() {
     SQ_ASSIGN_OR_RETURN(eval_tok, LoadTok());
     SQ_RETURN_IF_ERROR(Emit("eval", "eval", 0, 2, "perplexity before"));
     SQ_ASSIGN_OR_RETURN(PerplexityResult before, EvaluatePerplexity(model_, *eval_tok, eval_docs, ppl_options, *pool_));
+    ppl_before = before;
     ppl = {{"before", before.perplexity}, {"nll_per_token_before", before.nll_per_token},
            {"bits_per_byte_before", before.bits_per_byte}, {"tokens", before.tokens},
            {"protocol", "rolling"}, {"seq_len", options_.eval_seq_len > 0 ? options_.eval_seq_len : model_.config.max_seq_len}};
@@ -384,14 +458,25 @@ absl::StatusOr<RunResult> Runner::Run() {
                             {{"perplexity_before", before.perplexity}}));
     result.timings_s["eval_before"] = Seconds(t);
   }
+  std::unique_ptr<Tokenizer> task_tok;
+  if (!options_.report.task_paths.empty() && !eval_tok) {
+    SQ_ASSIGN_OR_RETURN(task_tok, LoadTok());
+  }
+  const Tokenizer* report_tok = eval_tok ? eval_tok.get() : task_tok.get();
+  t = Clock::now();
+  SQ_RETURN_IF_ERROR(Emit("eval", "eval", 0, 1, "evaluating the dense model (tasks, latency)"));
+  SQ_RETURN_IF_ERROR(evaluator.EvaluateDense(model_, report_tok, ppl_before ? &*ppl_before : nullptr,
+                                             options_.eval_seq_len > 0 ? options_.eval_seq_len : model_.config.max_seq_len));
+  result.timings_s["eval_dense"] = Seconds(t);
 
-  SQ_ASSIGN_OR_RETURN(std::optional<CheckpointPosition> pos,
-                      LoadRunCheckpoint(work_dir_, fingerprint_, model_, &changed_));
+  SQ_ASSIGN_OR_RETURN(std::optional<CheckpointPosition> pos, LoadCheckpoint());
   int first_stage = 0, first_layer = 0;
   if (pos) {
-    if (pos->stage < 0 || pos->stage > static_cast<int>(recipe_.stages.size()) || pos->next_layer < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(work_dir_, "/checkpoint.json: bad position"));
-    }
+    const std::string at = pos->stage < static_cast<int>(recipe_.stages.size())
+                               ? absl::StrCat("stage ", recipe_.stages[pos->stage].name, ", layer ", pos->next_layer)
+                               : std::string("after the last stage");
+    SQ_RETURN_IF_ERROR(Emit("resume", "model", 1, 1, absl::StrCat("resumed from checkpoint at ", at),
+                            {{"resume_stage", pos->stage}, {"resume_layer", pos->next_layer}}));
     result.resumed = true;
     first_stage = pos->stage;
     first_layer = pos->next_layer;
@@ -399,8 +484,10 @@ absl::StatusOr<RunResult> Runner::Run() {
   }
   for (int s = first_stage; s < static_cast<int>(recipe_.stages.size()); ++s) {
     t = Clock::now();
+    const double c0 = ProcessCpuSeconds();
     SQ_RETURN_IF_ERROR(RunStage(s, s == first_stage ? first_layer : 0));
     result.timings_s["stage:" + recipe_.stages[s].name] = Seconds(t);
+    stage_seconds["stage:" + recipe_.stages[s].name] = {Seconds(t), ProcessCpuSeconds() - c0};
   }
 
   json report = {{"format", "squeeze-report-v1"},
@@ -416,6 +503,7 @@ absl::StatusOr<RunResult> Runner::Run() {
     t = Clock::now();
     SQ_RETURN_IF_ERROR(Emit("eval", "eval", 1, 2, "perplexity after"));
     SQ_ASSIGN_OR_RETURN(PerplexityResult after, EvaluatePerplexity(model_, *eval_tok, eval_docs, ppl_options, *pool_));
+    ppl_after = after;
     ppl["after"] = after.perplexity;
     ppl["nll_per_token_after"] = after.nll_per_token;
     ppl["bits_per_byte_after"] = after.bits_per_byte;
@@ -424,6 +512,15 @@ absl::StatusOr<RunResult> Runner::Run() {
     result.timings_s["eval_after"] = Seconds(t);
   }
   report["perplexity"] = ppl;  // null without eval text
+  t = Clock::now();
+  SQ_RETURN_IF_ERROR(Emit("eval", "eval", 0, 1, "evaluating the compressed model (tasks, agreement, latency)"));
+  SQ_RETURN_IF_ERROR(evaluator.EvaluateCompressed(model_, report_tok, ppl_after ? &*ppl_after : nullptr));
+  if (evaluator.wants_agreement() && eval_tok) {
+    SQ_ASSIGN_OR_RETURN(Model dense, LoadCompressedModel(options_.model_path));
+    SQ_RETURN_IF_ERROR(evaluator.EvaluateAgreement(dense, model_, *eval_tok, absl::StrJoin(eval_docs, "\n\n")));
+  }
+  evaluator.AddDeterministic(&report);
+  result.timings_s["eval_compressed"] = Seconds(t);
 
   t = Clock::now();
   SQ_RETURN_IF_ERROR(Emit("save", "model", 0, 1, absl::StrCat("writing ", options_.output_dir)));
@@ -433,6 +530,7 @@ absl::StatusOr<RunResult> Runner::Run() {
   SQ_RETURN_IF_ERROR(RemoveRunCheckpoint(work_dir_));
   SQ_ASSIGN_OR_RETURN(std::string written, ReadFileToString(options_.output_dir + "/report.json"));
   result.report = json::parse(written);
+  evaluator.AddMeasured(&result.report, stage_seconds, Seconds(t_total), ProcessCpuSeconds() - cpu0);
   result.output_dir = options_.output_dir;
   result.timings_s["total"] = Seconds(t_total);
   return result;

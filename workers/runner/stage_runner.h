@@ -10,7 +10,11 @@
 //   <tokenizer file>                 copied from beside the input model
 //   recipe.yaml                      SerializeRecipe(recipe)
 //   report.json                      per stage / layer / module figures, sizes,
-//                                    perplexities; no timings, no paths
+//                                    perplexities, and the evaluation stage's
+//                                    quality / cost / scores (report_eval.h;
+//                                    "dense" = the input model); no timings,
+//                                    no paths
+//   report.md, pareto.svg            rendered from report.json (report_render.h)
 // Stages whose modifiers need calibration data run the sequential scheme of
 // engine/calib/sequential.h over the calibration text.
 //
@@ -21,8 +25,10 @@
 // the next layer boundary, write a checkpoint into work_dir (the modules
 // changed so far + the position + the report so far) and return a status
 // for which IsStoppedWithCheckpoint() is true. Calling RunRecipe again with
-// the same recipe, model, seed and work_dir resumes there and produces
-// artifacts byte-identical to an uninterrupted run. RequestCancel() stops at
+// the same recipe, inputs and seed and that checkpoint in work_dir resumes
+// there and produces artifacts byte-identical to an uninterrupted run. Inputs
+// are matched by content (digests), not path: the checkpoint may be copied to
+// another machine whose model lives elsewhere (squeeze-worker does that). RequestCancel() stops at
 // the next boundary with CancelledError and writes nothing.
 #pragma once
 
@@ -36,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "workers/runner/recipe.h"
+#include "workers/runner/report_eval.h"
 
 namespace squeeze {
 
@@ -46,6 +53,18 @@ struct RunOptions {
   std::string eval_text_path;   // optional; perplexity before / after
   // Checkpoints go here. Empty: "<output_dir>.work". Removed on success.
   std::string work_dir;
+  // Content identity of the inputs for the checkpoint fingerprint (a worker
+  // passes the object-store digests of its task, so a checkpoint made on one
+  // machine resumes on another). Empty: computed from the files with
+  // ContentDigest (checkpoint.h) when a checkpoint is written or read.
+  std::string model_digest;
+  std::string calib_digest;
+  std::string eval_digest;
+  // A checkpoint in work_dir that cannot be used (another run's, damaged):
+  // false = fail with its error (squeeze run: the user decides); true = report
+  // it as a "checkpoint" progress message, remove it and start from zero
+  // (squeeze-worker: a bad checkpoint must not wedge a job).
+  bool discard_unusable_checkpoint = false;
   uint64_t seed = 0;            // the recipe's `seed`, when given, wins
   // Perplexity (engine/eval, rolling protocol): the first eval_max_bytes of
   // the eval text (0 = all; cut at a UTF-8 boundary), documents split at
@@ -54,6 +73,8 @@ struct RunOptions {
   int64_t eval_max_bytes = 65536;
   int eval_seq_len = 0;
   int threads = 0;              // 0: ThreadPool::Default()
+  // The evaluation stage (report_eval.h): task files, agreement, latency.
+  ReportOptions report;
   // Where modifier types are looked up; null = ModifierRegistry::Builtin().
   // (Tests register extra modifiers here.)
   const ModifierRegistry* registry = nullptr;
@@ -99,7 +120,9 @@ class RunControl {
 
 struct RunResult {
   std::string output_dir;
-  nlohmann::json report;  // == the report.json written
+  // The report.json written (deterministic) plus the measured figures
+  // (latency, wall / CPU seconds; report_eval.h), which stay out of the artifact.
+  nlohmann::json report;
   bool resumed = false;   // started from a checkpoint
   // Wall-clock seconds per phase ("load", "eval_before", "stage:<name>",
   // "eval_after", "save", "total"). Never written into the artifact.

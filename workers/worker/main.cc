@@ -14,7 +14,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "client/lib/service_client.h"
+#include "server/http/metrics_endpoint.h"
+#include "server/metrics/process_metrics.h"
+#include "workers/engine/core/file_util.h"
 #include "workers/worker/worker.h"
 
 ABSL_FLAG(std::string, coordinator, "", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)");
@@ -23,6 +27,9 @@ ABSL_FLAG(int32_t, threads, 0, "engine threads (0 = all cores)");
 ABSL_FLAG(bool, once, false, "exit after one task");
 ABSL_FLAG(int64_t, lease_wait_ms, 10000, "long-poll duration for a lease (ms)");
 ABSL_FLAG(int64_t, pace_ms, 0, "sleep this long at every layer boundary (tests and demos only)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks a free one); empty = off");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here once serving (for tests)");
 
 namespace {
 // Accept --flag-name as well as absl's --flag_name spelling.
@@ -62,6 +69,32 @@ int main(int argc, char** argv) {
   options.once = absl::GetFlag(FLAGS_once);
   options.lease_wait_ms = absl::GetFlag(FLAGS_lease_wait_ms);
   options.pace_ms = absl::GetFlag(FLAGS_pace_ms);
+  // Metrics: the registry and WorkerMetrics outlive the worker; the HTTP
+  // server is stopped before they go (reverse order of declaration).
+  squeeze::metrics::Registry metrics_registry;
+  std::unique_ptr<squeeze::worker::WorkerMetrics> worker_metrics;
+  std::unique_ptr<squeeze::http::Server> metrics_server;
+  if (const std::string listen = absl::GetFlag(FLAGS_metrics_listen); !listen.empty()) {
+    const auto fail = [](const absl::Status& s) {
+      std::fprintf(stderr, "squeeze-worker: --metrics-listen: %s\n", std::string(s.message()).c_str());
+      return 2;
+    };
+    if (absl::Status s = squeeze::metrics::AddProcessMetrics(metrics_registry); !s.ok()) return fail(s);
+    auto wm = squeeze::worker::WorkerMetrics::Create(metrics_registry);
+    if (!wm.ok()) return fail(wm.status());
+    auto started = squeeze::http::StartMetricsServer(listen, metrics_registry);
+    if (!started.ok()) return fail(started.status());
+    worker_metrics = *std::move(wm);
+    options.metrics = worker_metrics.get();
+    metrics_server = *std::move(started);
+    std::fprintf(stderr, "squeeze-worker: metrics on port %d (GET /metrics)\n", metrics_server->port());
+    if (const std::string pf = absl::GetFlag(FLAGS_metrics_port_file); !pf.empty()) {
+      if (absl::Status w = squeeze::WriteFileAtomically(pf, absl::StrCat(metrics_server->port(), "\n")); !w.ok()) {
+        std::fprintf(stderr, "squeeze-worker: %s\n", std::string(w.message()).c_str());
+        return 2;
+      }
+    }
+  }
   squeeze::worker::Worker worker(options);
 
   std::atomic<bool> signalled{false};

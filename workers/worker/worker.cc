@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/runner/checkpoint.h"
 
 namespace squeeze::worker {
 namespace {
@@ -125,8 +126,10 @@ class Heartbeat {
 
 class ForwardingSink : public ProgressSink {
  public:
-  ForwardingSink(Heartbeat& hb, int64_t pace_ms) : hb_(hb), pace_ms_(pace_ms) {}
+  ForwardingSink(Heartbeat& hb, int64_t pace_ms, WorkerMetrics* metrics = nullptr)
+      : hb_(hb), pace_ms_(pace_ms), metrics_(metrics) {}
   void OnProgress(const ProgressEvent& e) override {
+    if (metrics_) metrics_->OnProgress(e.stage);
     v1::Progress p;
     p.set_stage(e.stage);
     p.set_unit(e.unit);
@@ -141,7 +144,17 @@ class ForwardingSink : public ProgressSink {
  private:
   Heartbeat& hb_;
   int64_t pace_ms_;
+  WorkerMetrics* metrics_;
 };
+
+// "checkpoint at stage S, layer L" from work_dir/checkpoint.json, for logs.
+std::string DescribeCheckpoint(const std::string& work_dir) {
+  absl::StatusOr<std::string> text = ReadFileToString(work_dir + "/checkpoint.json");
+  if (!text.ok()) return "no checkpoint";
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("stage") || !j.contains("next_layer")) return "unreadable checkpoint";
+  return absl::StrCat("checkpoint at stage ", j["stage"].dump(), ", layer ", j["next_layer"].dump());
+}
 
 }  // namespace
 
@@ -285,11 +298,51 @@ absl::StatusOr<std::string> Worker::SingleFile(const std::string& dir, const cha
   return found;
 }
 
+std::string Worker::FetchCheckpoint(const v1::Task& task, const std::string& job_dir,
+                                    const std::string& work_dir) {
+  const std::string& digest = task.checkpoint_digest();
+  const std::string tmp = job_dir + "/checkpoint.partial";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  absl::Status s = RetryUnreachable([&] { return client_.DownloadTree(digest, tmp); });
+  if (s.ok() && !fs::exists(tmp + "/checkpoint.json", ec)) {
+    s = absl::InvalidArgumentError("no checkpoint.json in it");
+  }
+  std::string message;
+  if (s.ok()) {
+    // Replace whatever this worker had locally: the coordinator's is the newest.
+    fs::remove_all(work_dir, ec);
+    fs::rename(tmp, work_dir, ec);
+    if (ec) s = absl::InternalError(absl::StrCat("cannot move it into ", work_dir, ": ", ec.message()));
+  }
+  if (s.ok()) {
+    message = absl::StrCat("fetched checkpoint ", digest, " (", DescribeCheckpoint(work_dir), ")");
+  } else {
+    fs::remove_all(tmp, ec);
+    message = absl::StrCat("checkpoint ", digest, " unavailable (", s.message(), "); starting from ",
+                           HasRunCheckpoint(work_dir) ? "this worker's local checkpoint" : "zero");
+  }
+  Log(absl::StrCat(task.job_id(), ": ", message));
+  return message;
+}
+
 absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   Log(absl::StrCat("leased ", task.job_id(), " (attempt ", task.attempt(), ")"));
+  // Metrics: each way out sets the outcome; an error return counts as failed.
+  struct CountOutcome {
+    WorkerMetrics* m;
+    const char* outcome = "failed";
+    ~CountOutcome() {
+      if (m) m->TaskEnded(outcome);
+    }
+  } outcome{options_.metrics};
+  if (options_.metrics) {
+    options_.metrics->TaskStarted();
+    options_.metrics->EnterStage("fetch");
+  }
   RunControl control;
   Heartbeat hb(client_, task.lease_id(), heartbeat_interval_ms_, control);
-  ForwardingSink sink(hb, options_.pace_ms);
+  ForwardingSink sink(hb, options_.pace_ms, options_.metrics);
   {
     std::lock_guard<std::mutex> lk(mu_);
     control_ = &control;
@@ -309,6 +362,13 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   run.threads = options_.threads;
   run.work_dir = job_dir + "/work";
   run.output_dir = job_dir + "/out";
+  // The checkpoint fingerprint names inputs by digest, not by this worker's
+  // paths, so a checkpoint from another worker is accepted; one that cannot be
+  // used is reported and dropped rather than failing the job.
+  run.model_digest = task.model_digest();
+  run.calib_digest = task.calib_digest();
+  run.eval_digest = task.eval_digest();
+  run.discard_unusable_checkpoint = true;
   absl::StatusOr<RunResult> result = [&]() -> absl::StatusOr<RunResult> {
     SQ_ASSIGN_OR_RETURN(Recipe recipe, ParseRecipe(task.recipe_yaml()));
     SQ_ASSIGN_OR_RETURN(std::string model_dir, EnsureTree(task.model_digest()));
@@ -322,11 +382,20 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
       SQ_ASSIGN_OR_RETURN(run.eval_text_path, SingleFile(d, "evaluation text"));
     }
     SQ_RETURN_IF_ERROR(MakeDirs(run.work_dir));
+    if (!task.checkpoint_digest().empty()) {
+      v1::Progress p;  // into the job's events: where this lease starts from
+      p.set_stage("resume");
+      p.set_unit("model");
+      p.set_total(1);
+      p.set_message(FetchCheckpoint(task, job_dir, run.work_dir));
+      hb.Push(std::move(p));
+    }
     std::error_code ec;
     fs::remove_all(run.output_dir, ec);  // a previous attempt's partial output
     return RunRecipe(recipe, run, sink, control);
   }();
   hb.Stop();
+  if (options_.metrics) options_.metrics->EndStage();
 
   auto send_ack = [&](auto rpc, const auto& request) -> absl::Status {
     return RetryUnreachable([&] {
@@ -340,14 +409,32 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   std::error_code ec;
   if (hb.lost()) {
     Log(absl::StrCat(task.job_id(), ": lease lost; abandoning the run"));
+    outcome.outcome = "lost";
     return stop_ ? Exit::kStopped : Exit::kDone;
   }
   if (!result.ok() && IsStoppedWithCheckpoint(result.status())) {
-    Log(absl::StrCat(task.job_id(), ": stopped at a layer boundary; checkpoint kept in ", run.work_dir));
+    Log(absl::StrCat(task.job_id(), ": ", result.status().message()));
+    // Hand the checkpoint to the coordinator so that any worker's next lease
+    // resumes from it. Without it (store unreachable) the job still goes back
+    // to the queue; this worker's local copy stays for a lease it gets itself.
+    absl::StatusOr<v1::UploadModelResponse> uploaded = absl::UnavailableError("not attempted");
+    absl::Status up = RetryUnreachable([&] {
+      uploaded = client_.UploadPath(run.work_dir);
+      return uploaded.status();
+    });
     v1::ReleaseTaskRequest r;
     r.set_lease_id(task.lease_id());
-    r.set_reason("worker stopping (SIGTERM); checkpoint saved");
+    if (up.ok()) {
+      r.set_checkpoint_digest(uploaded->digest());
+      r.set_reason(absl::StrCat("worker stopping (SIGTERM); ", DescribeCheckpoint(run.work_dir)));
+      Log(absl::StrCat(task.job_id(), ": checkpoint uploaded as ", uploaded->digest()));
+    } else {
+      r.set_reason("worker stopping (SIGTERM); checkpoint kept on the worker only");
+      Log(absl::StrCat(task.job_id(), ": checkpoint upload failed (", up.ToString(), "); kept in ", run.work_dir));
+    }
     SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::ReleaseTask, r));
+    if (up.ok()) fs::remove_all(job_dir, ec);  // the object store holds it now
+    outcome.outcome = "released";
     return Exit::kStopped;
   }
   if (!result.ok()) {
@@ -360,11 +447,13 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
     r.set_cancelled(cancelled);
     SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::FailTask, r));
     if (cancelled || !r.retryable()) fs::remove_all(job_dir, ec);
+    outcome.outcome = cancelled ? "cancelled" : "failed";
     return stop_ ? Exit::kStopped : Exit::kDone;
   }
 
   absl::StatusOr<v1::UploadModelResponse> uploaded =
       absl::UnavailableError("not attempted");
+  if (options_.metrics) options_.metrics->EnterStage("upload");
   SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
     uploaded = client_.UploadPath(run.output_dir);
     return uploaded.status();
@@ -376,6 +465,7 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::CompleteTask, r));
   Log(absl::StrCat(task.job_id(), ": done, artifact ", uploaded->digest()));
   fs::remove_all(job_dir, ec);
+  outcome.outcome = "succeeded";
   return stop_ ? Exit::kStopped : Exit::kDone;
 }
 

@@ -6,10 +6,14 @@
 // Layout of the work dir:
 //   models/<digest>/        materialized inputs (models, calibration text), by
 //                           manifest digest; ".complete" marks a finished copy
-//   jobs/<job_id>/work      runner checkpoints (kept across leases: resume)
+//   jobs/<job_id>/work      runner checkpoint of the run (resume)
 //   jobs/<job_id>/out       the artifact being written
 // Stop (SIGTERM): the runner stops at the next layer boundary and checkpoints,
-// the lease is released without charging an attempt, Run() returns kStopped.
+// the checkpoint is uploaded to the object store and its digest goes with the
+// release (no attempt charged); Run() returns kStopped. A task whose lease
+// carries a checkpoint_digest gets that checkpoint downloaded into its work
+// dir first, whichever worker wrote it; a checkpoint that cannot be fetched or
+// used is logged (worker log and job events) and the run starts from zero.
 #pragma once
 
 #include <atomic>
@@ -22,6 +26,7 @@
 #include "client/lib/service_client.h"
 #include "workers/runner/stage_runner.h"
 #include "workers/worker/capabilities.h"
+#include "workers/worker/worker_metrics.h"
 
 namespace squeeze::worker {
 
@@ -36,6 +41,9 @@ struct WorkerOptions {
   int64_t pace_ms = 0;
   // How long to keep retrying the coordinator before giving up on a result.
   int64_t result_retry_ms = 120'000;
+  // Stage timings and task outcomes go here when set (--metrics-listen); the
+  // caller keeps it alive as long as the Worker.
+  WorkerMetrics* metrics = nullptr;
 };
 
 class Worker {
@@ -55,6 +63,9 @@ class Worker {
   absl::StatusOr<std::string> EnsureTree(const std::string& digest);
   absl::StatusOr<std::string> ModelPath(const std::string& dir);
   absl::StatusOr<std::string> SingleFile(const std::string& dir, const char* what);
+  // Downloads task.checkpoint_digest into work_dir (replacing what is there);
+  // never fails the task: returns the line to log and report either way.
+  std::string FetchCheckpoint(const v1::Task& task, const std::string& job_dir, const std::string& work_dir);
   // Retries `call` while the coordinator is unreachable, up to result_retry_ms.
   absl::Status RetryUnreachable(const std::function<absl::Status()>& call);
 

@@ -29,7 +29,8 @@ sq download "$J" --out "$T/art1" >/dev/null || fail "download"
 for f in config.json model.safetensors recipe.yaml report.json; do
   [ -s "$T/art1/$f" ] || fail "artifact lacks $f"
 done
-sq report "$J" >"$T/report.out" || fail "report"
+sq report "$J" --json >"$T/report.out" || fail "report"
+sq report "$J" | grep -q "## Quality" || fail "report (Markdown) has no quality section"
 grep -q "\"format\"" "$T/report.out" || fail "report has no format field"
 grep -q "\"perplexity\"" "$T/art1/report.json" || fail "report.json has no perplexity (eval text was given)"
 

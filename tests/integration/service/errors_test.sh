@@ -16,6 +16,19 @@ expect_rc() {
 }
 printf 'hello\n' >"$T/calib.txt"
 MODEL=$(sq upload "$T/calib.txt")
+# An N:M mask whose M does not divide a width of the model (its config.json:
+# MLP width 172, 172 % 8 = 4) is refused at submit, naming the YAML path and module.
+mkdir -p "$T/nm_model"
+printf '{"architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 4, "vocab_size": 512, "tie_word_embeddings": true}\n' >"$T/nm_model/config.json"
+NM_MODEL=$(sq upload "$T/nm_model")
+cat >"$T/nm.yaml" <<'YAML'
+sparsity_stage:
+  sparsity_modifiers:
+    SparseGPTModifier: {mask_structure: "4:8"}
+YAML
+expect_rc 2 sq submit --recipe "$T/nm.yaml" --model "$NM_MODEL"
+grep -q "sparsity_stage.sparsity_modifiers.SparseGPTModifier.mask_structure" "$T/out" || fail "N:M width error does not name the YAML path: $(cat "$T/out")"
+grep -q "model.layers.0.mlp.down_proj has 172 inputs" "$T/out" || fail "N:M width error does not name the module: $(cat "$T/out")"
 before=$(blobs)
 cat >"$T/bad.yaml" <<'YAML'
 stage:

@@ -92,3 +92,30 @@ TEST(CostTest, SparseAndFactorizedKindsAndUntiedHead) {
 
 }  // namespace
 }  // namespace squeeze
+
+namespace squeeze {
+namespace {
+
+// Pruning by masking leaves zeros in a dense matrix: non-zero parameters and
+// ideal MACs count them, kernel MACs and bytes do not change.
+TEST(CostTest, MaskedDenseLayerCountsItsZeros) {
+  const ModelConfig cfg = Tiny();
+  Model m = MakeRandomModel(cfg, 4);
+  const ModelCost before = ComputeModelCost(m, 4);
+  MatrixRM w = m.blocks[1].down_proj->DenseWeight();  // [8, 12]
+  for (int64_t r = 0; r < w.rows(); ++r) {
+    for (int64_t c = 0; c < 5; ++c) w(r, c) = 0.0f;  // 40 zeros
+  }
+  m.blocks[1].down_proj = DenseLinear::FromMatrix(w);
+  EXPECT_EQ(LinearNonZeroWeights(*m.blocks[1].down_proj), 96 - 40);
+  const ModelCost after = ComputeModelCost(m, 4);
+  EXPECT_EQ(after.params_nonzero, before.params_nonzero - 40);
+  EXPECT_EQ(after.macs_linears_ideal, before.macs_linears_ideal - 40);
+  EXPECT_EQ(after.ideal_flops_per_token, before.ideal_flops_per_token - 80);
+  EXPECT_EQ(after.macs_linears, before.macs_linears);
+  EXPECT_EQ(after.params_total, before.params_total);
+  EXPECT_EQ(after.bytes_total, before.bytes_total);
+}
+
+}  // namespace
+}  // namespace squeeze

@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include <Eigen/Eigenvalues>
 #include <Eigen/QR>
+#include <Eigen/SVD>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -28,6 +30,7 @@
 #include "workers/engine/model/synthetic_model.h"
 #include "workers/methods/lowrank/factorized_linear.h"
 #include "workers/methods/lowrank/lowrank.h"
+#include "workers/methods/lowrank/svd_llm.h"
 #include "workers/methods/stored_linear.h"
 #include "workers/runner/compressed_model.h"
 #include "workers/runner/modifier_registry.h"
@@ -40,6 +43,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using test_util::RandomMatrix;
+using test_util::XtX;
 
 LowRankOptions Rank(int64_t r, LowRankMethod m = LowRankMethod::kSvd, bool allow = false) {
   LowRankOptions o;
@@ -130,6 +134,71 @@ TEST(LowRankFactorize, AsvdOutputErrorBelowSvdOnUnevenChannels) {
   auto plain = LowRankFactorize(w, {}, Rank(8));
   ASSERT_TRUE(f0.ok() && plain.ok());
   EXPECT_LT(FrobDiff(f0->u * f0->v, plain->u * plain->v), 1e-4);
+}
+
+// Inputs with correlated channels: x = z M with a random mixing M and uneven
+// channel scales (so X^T X is far from diagonal).
+MatrixRM CorrelatedInputs(int rows, int in, uint64_t seed) {
+  std::vector<double> rms;
+  const MatrixRM z = UnevenInputs(rows, in, seed, &rms);
+  const MatrixRM mix = MatrixRM::Identity(in, in) + 0.5f * RandomMatrix(in, in, seed + 7) / std::sqrt(float(in));
+  return z * mix;
+}
+
+// SVD-LLM: the output error is exactly the tail of W S's singular values, is
+// below plain SVD's and ASVD's at the same rank, and equals a plain
+// reference whitening by the symmetric square root of X^T X (the optimal
+// rank-r weight for the output is unique, whatever whitening reaches it).
+TEST(LowRankFactorize, SvdLlmOutputErrorIsTheWhitenedTailAndBeatsSvdAndAsvd) {
+  const int out = 40, in = 48, rows = 400;
+  const MatrixRM x = CorrelatedInputs(rows, in, 31);
+  const MatrixRM w = RandomMatrix(out, in, 32);
+  const Eigen::MatrixXd xtx = XtX(x);
+  std::vector<double> rms(in);
+  for (int j = 0; j < in; ++j) rms[j] = x.col(j).cast<double>().norm() / std::sqrt(rows);
+  auto out_err = [&](const MatrixRM& wh) {
+    const Eigen::MatrixXd d = (w - wh).cast<double>();
+    return std::sqrt((d * xtx).cwiseProduct(d).sum());
+  };
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(xtx);
+  const Eigen::MatrixXd hs = eig.eigenvectors() * eig.eigenvalues().cwiseSqrt().asDiagonal() * eig.eigenvectors().transpose();
+  const Eigen::MatrixXd hs_inv =
+      eig.eigenvectors() * eig.eigenvalues().cwiseSqrt().cwiseInverse().asDiagonal() * eig.eigenvectors().transpose();
+  for (int r : {4, 8, 16}) {
+    auto llm = SvdLlmFactorize(w, xtx, Rank(r, LowRankMethod::kSvdLlm));
+    auto svd = LowRankFactorize(w, {}, Rank(r));
+    auto asvd = LowRankFactorize(w, rms, Rank(r, LowRankMethod::kAsvd));
+    ASSERT_TRUE(llm.ok()) << llm.status();
+    ASSERT_TRUE(svd.ok() && asvd.ok());
+    EXPECT_EQ(llm->damping, 0.0);
+    EXPECT_EQ(llm->factors.rank, r);
+    const MatrixRM wl = llm->factors.u * llm->factors.v;
+    double tail = 0;
+    for (size_t i = r; i < llm->factors.singular_values.size(); ++i) {
+      tail += llm->factors.singular_values[i] * llm->factors.singular_values[i];
+    }
+    const double e_llm = out_err(wl), e_svd = out_err(svd->u * svd->v), e_asvd = out_err(asvd->u * asvd->v);
+    std::printf("rank %2d: ||(W-What)X^T|| svd %.3f asvd %.3f svd_llm %.3f (tail %.3f)\n", r, e_svd, e_asvd, e_llm,
+                std::sqrt(tail));
+    EXPECT_NEAR(e_llm, std::sqrt(tail), 1e-3 * std::sqrt(tail));
+    EXPECT_LT(e_llm, e_svd);
+    EXPECT_LT(e_llm, e_asvd);
+    // Reference: whitening by H^{1/2} (symmetric), truncated SVD, unwhitened.
+    Eigen::BDCSVD<Eigen::MatrixXd> ref(w.cast<double>() * hs, Eigen::ComputeThinU | Eigen::ComputeThinV);
+    const Eigen::MatrixXd wr = ref.matrixU().leftCols(r) * ref.singularValues().head(r).asDiagonal() *
+                               ref.matrixV().leftCols(r).transpose() * hs_inv;
+    EXPECT_LT((wl.cast<double>() - wr).norm(), 1e-3 * wr.norm()) << "rank " << r;
+  }
+  // Fewer calibration rows than inputs: X^T X is singular, damping makes it usable.
+  const MatrixRM few = CorrelatedInputs(16, in, 33);
+  auto damped = SvdLlmFactorize(w, XtX(few), Rank(8, LowRankMethod::kSvdLlm));
+  ASSERT_TRUE(damped.ok()) << damped.status();
+  EXPECT_GT(damped->damping, 0.0);
+  EXPECT_TRUE(damped->factors.u.allFinite() && damped->factors.v.allFinite());
+  // Refusals.
+  EXPECT_FALSE(SvdLlmFactorize(w, Eigen::MatrixXd::Identity(in - 1, in - 1), Rank(8)).ok());
+  EXPECT_FALSE(SvdLlmFactorize(w, Eigen::MatrixXd::Zero(in, in), Rank(8)).ok());
+  EXPECT_FALSE(LowRankFactorize(w, {}, Rank(8, LowRankMethod::kSvdLlm)).ok());
 }
 
 TEST(LowRankFactorize, RankSelectionAndRefusals) {
@@ -356,7 +425,7 @@ TEST(LowRankModifier, ThroughRunRecipeOnSyntheticModel) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()), HasSubstr("model.layers.0.self_attn.q_proj: rank 20 saves no"));
 
-  for (const char* method : {"svd", "asvd"}) {
+  for (const char* method : {"svd", "asvd", "svd_llm"}) {
     SCOPED_TRACE(method);
     const std::string yaml = std::string("num_calibration_samples: 4\nmax_seq_length: 32\n") +
                              "s:\n  m_modifiers:\n    LowRankModifier: {rank_ratio: 0.25, method: " + method + "}\n";
@@ -444,7 +513,7 @@ TEST(LowRankModifier, StopAndResumeIsByteIdentical) {
   EXPECT_GE(compared, 2);
 }
 
-TEST(LowRankModifier, Stories260KPerplexitySvdVsAsvd) {
+TEST(LowRankModifier, Stories260KPerplexitySvdAsvdSvdLlm) {
   const std::string shared = SQUEEZE_SHARED_DIR;
   const std::string model = shared + "/models/stories260K/hf";
   const std::string train = shared + "/data/tinystories/train.txt";
@@ -456,7 +525,7 @@ TEST(LowRankModifier, Stories260KPerplexitySvdVsAsvd) {
   // ratio 0.45 is the largest that still saves parameters in q/o (29 < 32).
   double dense = 0;
   std::map<std::string, std::vector<double>> ppl;
-  for (const char* method : {"svd", "asvd"}) {
+  for (const char* method : {"svd", "asvd", "svd_llm"}) {
     for (const char* ratio : {"0.3", "0.45"}) {
       const std::string yaml = std::string("num_calibration_samples: 16\nmax_seq_length: 256\n") +
                                "s:\n  m_modifiers:\n    LowRankModifier: {rank_ratio: " + ratio + ", method: " + method +
@@ -488,6 +557,8 @@ TEST(LowRankModifier, Stories260KPerplexitySvdVsAsvd) {
   // ASVD's claim (activation-aware truncation loses less): lower perplexity
   // than plain SVD at the same rank.
   for (size_t i = 0; i < ppl["svd"].size(); ++i) EXPECT_LT(ppl["asvd"][i], ppl["svd"][i]) << "ratio #" << i;
+  // SVD-LLM's claim (truncation-aware whitening): lower perplexity than plain SVD.
+  for (size_t i = 0; i < ppl["svd"].size(); ++i) EXPECT_LT(ppl["svd_llm"][i], ppl["svd"][i]) << "ratio #" << i;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "workers/methods/quant/rtn.h"
 
+#include <iostream>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -170,6 +171,56 @@ TEST(Schemes, Presets) {
   EXPECT_EQ(WeightOnlySchemePreset("W8A16")->ShortName(), "w8_sym_channel");
   EXPECT_EQ(WeightOnlySchemePreset("W8A8").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(WeightOnlySchemePreset("W5A3").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+
+// observer: mse (quant_grid.h): on heavy-tailed weights (Student-t, 2
+// degrees of freedom) a few large values stretch the minmax range; the
+// shrink-grid search finds a clipping range with a smaller squared
+// error. It is never worse than minmax for any row (p = 1 is on the grid),
+// and the packed layer holds exactly the reference's dequantized values.
+TEST(Rtn, MseObserverBeatsMinmaxOnHeavyTailedWeights) {
+  std::mt19937_64 rng(11);
+  std::student_t_distribution<float> t(2.0f);
+  MatrixRM w(48, 256);
+  for (int64_t i = 0; i < w.size(); ++i) w.data()[i] = t(rng);
+  for (const WeightQuantArgs& base : {Args(4, true, QuantStrategy::kChannel), Args(3, true, QuantStrategy::kChannel),
+                                      Args(4, false, QuantStrategy::kGroup, 64), Args(2, false, QuantStrategy::kTensor)}) {
+    WeightQuantArgs mse = base;
+    mse.observer = QuantObserver::kMse;
+    const MatrixRM a = FakeQuantRtnReference(w, base), b = FakeQuantRtnReference(w, mse);
+    const double e_minmax = (w - a).cast<double>().squaredNorm(), e_mse = (w - b).cast<double>().squaredNorm();
+    std::cout << base.ShortName() << ": squared error minmax " << e_minmax << ", mse " << e_mse << "\n";
+    EXPECT_LT(e_mse, 0.99 * e_minmax) << base.ShortName();
+    if (base.strategy != QuantStrategy::kTensor) {
+      for (int64_t r = 0; r < w.rows(); ++r) {
+        EXPECT_LE((w.row(r) - b.row(r)).cast<double>().squaredNorm(),
+                  (w.row(r) - a.row(r)).cast<double>().squaredNorm() * (1 + 1e-12))
+            << base.ShortName() << " row " << r;
+      }
+    }
+    auto q = QuantizeRtn(w, mse);
+    ASSERT_TRUE(q.ok());
+    EXPECT_TRUE(((*q)->DenseWeight().array() == b.array()).all()) << base.ShortName();
+  }
+  // A group without outliers: uniform values are best left unclipped.
+  MatrixRM u(1, 16);
+  for (int i = 0; i < 16; ++i) u(0, i) = -1.0f + 2.0f * static_cast<float>(i) / 15.0f;
+  WeightQuantArgs m8 = Args(8, true, QuantStrategy::kChannel);
+  m8.observer = QuantObserver::kMse;
+  EXPECT_LE((u - FakeQuantRtnReference(u, m8)).squaredNorm(),
+            (u - FakeQuantRtnReference(u, Args(8, true, QuantStrategy::kChannel))).squaredNorm());
+}
+
+TEST(Schemes, ObserverNamesAndW8A8Preset) {
+  EXPECT_EQ(*ParseQuantObserver("mse"), QuantObserver::kMse);
+  EXPECT_EQ(*ParseQuantObserver("minmax"), QuantObserver::kMinMax);
+  EXPECT_FALSE(ParseQuantObserver("percentile").ok());
+  auto p = FindSchemePreset("W8A8");
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->int8_token_activations);
+  EXPECT_EQ(p->weights.ShortName(), "w8_sym_channel");
+  EXPECT_FALSE(FindSchemePreset("W4A16")->int8_token_activations);
 }
 
 }  // namespace

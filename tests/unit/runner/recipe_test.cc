@@ -80,8 +80,8 @@ TEST(Recipe, ErrorsNameTheYamlPath) {
               HasSubstr("contradicts"));
   EXPECT_THAT(ErrorOf("s:\n  m_modifiers:\n    MagnitudePruningModifier: {targets: [\"re:(\"]}\n"),
               HasSubstr("recipe: s.m_modifiers.MagnitudePruningModifier.targets: invalid regex"));
-  EXPECT_THAT(ErrorOf("s:\n  m_modifiers:\n    QuantizationModifier: {scheme: W8A8}\n"),
-              HasSubstr("QuantizationModifier.scheme: scheme W8A8 quantizes activations"));
+  EXPECT_THAT(ErrorOf("s:\n  m_modifiers:\n    AWQModifier: {scheme: W8A8}\n"),
+              HasSubstr("AWQModifier.scheme: W8A8: AWQModifier quantizes weights only"));
   EXPECT_THAT(ErrorOf("s:\n  m_modifiers:\n    QuantizationModifier: {}\n"),
               HasSubstr("give exactly one of scheme or config_groups"));
   EXPECT_THAT(ErrorOf(R"(s:

@@ -362,5 +362,128 @@ TEST_F(CoordinatorTest, ListJobsPagesAndFiltersByLabel) {
   EXPECT_EQ(c_->ListJobs(f)->jobs_size(), 2);
 }
 
+// A checkpoint as a worker uploads it: two files and their manifest.
+std::string PutCheckpoint(store::ObjectStore& objects, const std::string& tag) {
+  store::Manifest m;
+  const std::string json = "{\"version\":1,\"tag\":\"" + tag + "\"}";
+  const std::string tensors = "tensors of " + tag;
+  m.files.push_back({"checkpoint.json", *objects.Put(json), static_cast<int64_t>(json.size())});
+  m.files.push_back({"checkpoint.safetensors", *objects.Put(tensors), static_cast<int64_t>(tensors.size())});
+  return *objects.Put(m.ToJson());
+}
+
+std::string StoredCheckpoint(const fs::path& dir, const std::string& job_id) {
+  auto store = JobStore::Open((dir / "jobs.db").string());  // a second connection (WAL)
+  EXPECT_TRUE(store.ok()) << store.status();
+  auto j = (*store)->Get(job_id);
+  EXPECT_TRUE(j.ok() && j->has_value());
+  return (*j)->checkpoint_digest;
+}
+
+TEST_F(CoordinatorTest, ReleasedCheckpointGoesWithTheNextLeaseOnAnyWorkerAndSurvivesRestart) {
+  const v1::Job job = Submit();
+  const std::string a = Register();
+  auto t1 = Lease(a);
+  ASSERT_TRUE(t1);
+  EXPECT_EQ(t1->checkpoint_digest(), "");  // a fresh job starts from zero
+  const std::string ckpt = PutCheckpoint(c_->objects(), "a");
+  v1::ReleaseTaskRequest r;
+  r.set_lease_id(t1->lease_id());
+  r.set_reason("SIGTERM");
+  r.set_checkpoint_digest(ckpt);
+  ASSERT_TRUE(c_->ReleaseTask(r)->accepted());
+  EXPECT_EQ(c_->GetJob(job.job_id())->state(), v1::QUEUED);
+  Reopen();  // as after kill -9: the digest is in SQLite, not only in memory
+  const std::string b = Register();
+  auto t2 = Lease(b);
+  ASSERT_TRUE(t2);
+  EXPECT_EQ(t2->job_id(), job.job_id());
+  EXPECT_EQ(t2->checkpoint_digest(), ckpt);
+  EXPECT_EQ(t2->attempt(), 1);  // a release charges no attempt
+  bool announced = false;
+  for (const auto& e : Events(job.job_id())) {
+    announced = announced || e.message().find("resume from checkpoint " + ckpt) != std::string::npos;
+  }
+  EXPECT_TRUE(announced);
+  // A lease that expires (worker killed: no new checkpoint) keeps the old one.
+  clock_.Advance(2000);
+  EXPECT_EQ(*c_->ExpireLeases(), 1);
+  auto t3 = Lease(b);
+  ASSERT_TRUE(t3);
+  EXPECT_EQ(t3->checkpoint_digest(), ckpt);
+  // Success drops the reference.
+  v1::CompleteTaskRequest done;
+  done.set_lease_id(t3->lease_id());
+  done.set_artifact_digest(model_);
+  ASSERT_TRUE(c_->CompleteTask(done)->accepted());
+  EXPECT_EQ(StoredCheckpoint(dir_, job.job_id()), "");
+}
+
+TEST_F(CoordinatorTest, BadCheckpointOnReleaseIsIgnoredAndTheOldOneKept) {
+  const v1::Job job = Submit();
+  const std::string w = Register();
+  const std::string good = PutCheckpoint(c_->objects(), "good");
+  auto t = Lease(w);
+  ASSERT_TRUE(t);
+  v1::ReleaseTaskRequest r;
+  r.set_lease_id(t->lease_id());
+  r.set_checkpoint_digest(good);
+  ASSERT_TRUE(c_->ReleaseTask(r)->accepted());
+
+  store::Manifest no_json;  // a manifest without checkpoint.json
+  no_json.files.push_back({"model.safetensors", *c_->objects().Put("x"), 1});
+  store::Manifest missing_file;  // names a blob that was never uploaded
+  missing_file.files.push_back({"checkpoint.json", std::string(64, 'e'), 3});
+  const std::string bad[] = {"not-a-digest", std::string(64, 'f') /* absent */, *c_->objects().Put("plain blob"),
+                             *c_->objects().Put(no_json.ToJson()), *c_->objects().Put(missing_file.ToJson())};
+  for (const std::string& digest : bad) {
+    auto lease = Lease(w);
+    ASSERT_TRUE(lease);
+    EXPECT_EQ(lease->checkpoint_digest(), good) << digest;
+    v1::ReleaseTaskRequest br;
+    br.set_lease_id(lease->lease_id());
+    br.set_checkpoint_digest(digest);
+    auto ack = c_->ReleaseTask(br);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_TRUE(ack->accepted()) << digest;  // a bad checkpoint never refuses the release
+    EXPECT_EQ(c_->GetJob(job.job_id())->state(), v1::QUEUED);
+    const auto events = Events(job.job_id());
+    EXPECT_NE(events.back().message().find("checkpoint " + digest + " ignored"), std::string::npos)
+        << events.back().message();
+  }
+  EXPECT_EQ(Lease(w)->checkpoint_digest(), good);
+}
+
+TEST_F(CoordinatorTest, CancelAndFailureDropTheCheckpoint) {
+  const v1::Job cancelled = Submit();
+  const std::string w = Register();
+  auto t = Lease(w);
+  ASSERT_TRUE(t);
+  v1::ReleaseTaskRequest r;
+  r.set_lease_id(t->lease_id());
+  r.set_checkpoint_digest(PutCheckpoint(c_->objects(), "c"));
+  ASSERT_TRUE(c_->ReleaseTask(r)->accepted());
+  EXPECT_NE(StoredCheckpoint(dir_, cancelled.job_id()), "");
+  ASSERT_TRUE(c_->Cancel(cancelled.job_id()).ok());  // cancelled while queued
+  EXPECT_EQ(c_->GetJob(cancelled.job_id())->state(), v1::CANCELLED);
+  EXPECT_EQ(StoredCheckpoint(dir_, cancelled.job_id()), "");
+
+  const v1::Job failed = Submit();
+  auto t2 = Lease(w);
+  ASSERT_TRUE(t2);
+  v1::ReleaseTaskRequest r2;
+  r2.set_lease_id(t2->lease_id());
+  r2.set_checkpoint_digest(PutCheckpoint(c_->objects(), "f"));
+  ASSERT_TRUE(c_->ReleaseTask(r2)->accepted());
+  auto t3 = Lease(w);
+  ASSERT_TRUE(t3);
+  v1::FailTaskRequest f;
+  f.set_lease_id(t3->lease_id());
+  f.set_error("bad input");
+  ASSERT_TRUE(c_->FailTask(f)->accepted());
+  EXPECT_EQ(c_->GetJob(failed.job_id())->state(), v1::FAILED);
+  EXPECT_EQ(StoredCheckpoint(dir_, failed.job_id()), "");
+}
+
 }  // namespace
 }  // namespace squeeze::server

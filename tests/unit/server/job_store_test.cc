@@ -88,5 +88,83 @@ TEST(JobStore, RoundTripsJobsAndEvents) {
   EXPECT_EQ(st.Update(missing).code(), absl::StatusCode::kNotFound);
 }
 
+// A database as schema v2 left it (the shipped v1 + v2 statements, verbatim),
+// with one job in it, is migrated to v3 in place: the job survives and the new
+// checkpoint column reads as "no checkpoint" until one is stored.
+TEST(JobStore, MigratesAVersion2DatabaseAndStoresCheckpoints) {
+  const std::string path = DbPath("v2.db");
+  v1::Job job;
+  job.set_job_id("job-old");
+  job.set_state(v1::QUEUED);
+  job.set_recipe_yaml("s:\n  m_modifiers:\n    X: {}\n");
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(R"sql(
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT UNIQUE,
+  state INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  requires_gpu INTEGER NOT NULL,
+  mem_estimate INTEGER NOT NULL,
+  lease_id TEXT,
+  worker_id TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  report_json TEXT,
+  job BLOB NOT NULL);
+CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);
+CREATE INDEX jobs_lease ON jobs(lease_id);
+CREATE TABLE events(
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event BLOB NOT NULL,
+  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
+ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;
+PRAGMA user_version = 2;
+)sql")
+                    .ok());
+    auto ins = (*db)->Prepare(
+        "INSERT INTO jobs(job_id, idempotency_key, state, priority, requires_gpu, mem_estimate, lease_id, "
+        "worker_id, cancel_requested, report_json, job, request_sha256) VALUES(?,?,?,0,0,0,'','',0,'',?,?)");
+    ASSERT_TRUE(ins.ok()) << ins.status();
+    ins->Bind(1, job.job_id()).Bind(2, std::string("old-key")).Bind(3, static_cast<int64_t>(v1::QUEUED));
+    ins->BindBlob(4, job.SerializeAsString()).Bind(5, std::string("abc"));
+    ASSERT_TRUE(ins->Run().ok());
+  }
+  const std::string digest(64, 'c');
+  {
+    auto s = JobStore::Open(path);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ((*s)->schema_version(), 3);
+    auto got = (*s)->Get("job-old");
+    ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
+    EXPECT_EQ((*got)->job.recipe_yaml(), job.recipe_yaml());
+    EXPECT_EQ((*got)->request_sha256, "abc");
+    EXPECT_EQ((*got)->checkpoint_digest, "");
+    EXPECT_EQ((*(*s)->FindByIdempotencyKey("old-key"))->job.job_id(), "job-old");
+    StoredJob j = **got;
+    j.checkpoint_digest = digest;
+    ASSERT_TRUE((*s)->Update(j).ok());
+    StoredJob fresh;
+    fresh.job.set_job_id("job-new");
+    fresh.checkpoint_digest = std::string(64, 'd');
+    ASSERT_TRUE((*s)->Insert(fresh, "").ok());
+  }
+  auto s = JobStore::Open(path);  // durable across reopen
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*(*s)->Get("job-old"))->checkpoint_digest, digest);
+  EXPECT_EQ((*(*s)->Get("job-new"))->checkpoint_digest, std::string(64, 'd'));
+  StoredJob cleared = **(*s)->Get("job-old");
+  cleared.checkpoint_digest.clear();
+  ASSERT_TRUE((*s)->Update(cleared).ok());
+  EXPECT_EQ((*(*s)->Get("job-old"))->checkpoint_digest, "");
+  auto null_check = (*s)->db().Prepare("SELECT checkpoint_digest IS NULL FROM jobs WHERE job_id='job-old'");
+  ASSERT_TRUE(null_check.ok());
+  ASSERT_TRUE(*null_check->Step());
+  EXPECT_EQ(null_check->Int(0), 1);  // "" is stored as NULL
+}
+
 }  // namespace
 }  // namespace squeeze::server

@@ -10,9 +10,20 @@ bool IsFactorized(const std::string& kind) {
          kind.find("factor") != std::string::npos;
 }
 
+}  // namespace
+
+int64_t LinearNonZeroWeights(const LinearLayer& l) {
+  const int64_t nz = l.NonZeroWeights();
+  if (nz < l.in_features() * l.out_features() || l.kind().rfind("dense", 0) != 0) return nz;
+  const MatrixRM w = l.DenseWeight();
+  return static_cast<int64_t>((w.array() != 0.0f).count());
+}
+
+namespace {
+
 void AddLinear(const LinearLayer& l, ModelCost& c, bool is_head) {
   const int64_t dense = l.in_features() * l.out_features();
-  const int64_t nz = l.NonZeroWeights();
+  const int64_t nz = LinearNonZeroWeights(l);
   const int64_t bias = static_cast<int64_t>(l.bias().size());
   const int64_t kernel = LinearKernelMacs(l);
   c.params_total += dense + bias;
@@ -70,7 +81,7 @@ ModelCost ComputeModelCost(const Model& model, int context_len) {
   int64_t head_ideal;
   if (model.lm_head) {
     AddLinear(*model.lm_head, c, true);
-    head_ideal = model.lm_head->NonZeroWeights();
+    head_ideal = LinearNonZeroWeights(*model.lm_head);
   } else {
     c.macs_head = emb;  // tied: logits = h * embedding^T
     head_ideal = emb;

@@ -10,8 +10,10 @@
 //    whose Forward runs two thin matmuls: kernel MACs = their stored weights,
 //    NonZeroWeights() = rank * (in + out). Kinds are recognised by their name
 //    (kind() containing "lowrank", "low_rank" or "factor").
-//  - "Ideal" MACs = NonZeroWeights(): what a kernel that skips structural
-//    zeros could do. Which FLOPs can a kernel really skip today? None: no
+//  - "Ideal" MACs = LinearNonZeroWeights(): NonZeroWeights(), and for dense
+//    kinds (kind() starting with "dense", where pruning leaves its zeros in
+//    the dense matrix) the count of non-zero stored weights: what a kernel
+//    that skips structural zeros could do. Which FLOPs can a kernel really skip today? None: no
 //    sparse or N:M kernel exists yet, so ideal < kernel only shows the
 //    potential. Quantization saves bytes, not MACs.
 //  - Attention for a token that sees T keys (T = min(context, sliding window)):
@@ -21,7 +23,7 @@
 //  - Not counted: embedding lookup, RMSNorm, RoPE, softmax, SwiGLU, residual
 //    adds and biases (O(dim) per token, negligible next to the matmuls).
 // Parameters: embedding + norms + every linear's in*out (+ bias) + an untied
-// head; non-zero parameters use NonZeroWeights() for the linears. Bytes: each
+// head; non-zero parameters use LinearNonZeroWeights() for the linears. Bytes: each
 // linear's StorageBytes() + the fp32 embedding and norms as held in memory.
 #pragma once
 
@@ -57,6 +59,9 @@ struct ModelCost {
   double prefill_flops_per_token = 0;
   std::map<std::string, KindCost> by_kind;  // linears (and an untied head) by kind()
 };
+
+// Non-zero weights of one linear layer (see "Ideal" above).
+int64_t LinearNonZeroWeights(const LinearLayer& layer);
 
 // Kernel MACs per token of one linear layer (see the rules above).
 int64_t LinearKernelMacs(const LinearLayer& layer);

@@ -18,7 +18,9 @@ struct LoadedModel {
 };
 
 // LoadModel(model_path) (HF directory or llama2.c .bin) and the tokenizer at
-// tokenizer_path, or FindTokenizerFor(model_path) when it is empty. Checks the
+// tokenizer_path, or FindTokenizerFor(model_path) when it is empty. A
+// ".gguf" file is read with LoadGgufModel (formats/gguf_model.h): weights
+// dequantized to fp32, tokenizer from its metadata unless tokenizer_path is given. Checks the
 // tokenizer's vocabulary fits the model's. Errors name the file.
 absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& model_path,
                                                   const std::string& tokenizer_path = "");

@@ -186,8 +186,13 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
     SQ_ASSIGN_OR_RETURN(blk.ffn_norm, b.Vector(p + "post_attention_layernorm.weight", c.dim));
 
     const std::string q = p + "self_attn.q_proj", k = p + "self_attn.k_proj";
-    SQ_ASSIGN_OR_RETURN(blk.q_proj, b.Linear(q, Rows{c.n_heads * hd, hd}, c.dim, qkv_bias));
-    SQ_ASSIGN_OR_RETURN(blk.k_proj, b.Linear(k, Rows{c.n_kv_heads * hd, hd}, c.dim, qkv_bias));
+    // With per-layer widths (config "squeeze_layer_widths") the shapes are exact.
+    const bool per_layer = !c.layer_n_heads.empty();
+    const Rows q_rows = per_layer ? Rows{0, 1, c.layer_n_heads[l] * hd} : Rows{c.n_heads * hd, hd};
+    const Rows kv_rows = per_layer ? Rows{0, 1, c.layer_n_kv_heads[l] * hd} : Rows{c.n_kv_heads * hd, hd};
+    const Rows ffn_rows = per_layer ? Rows{0, 1, c.layer_hidden_dim[l]} : Rows{c.hidden_dim, 1};
+    SQ_ASSIGN_OR_RETURN(blk.q_proj, b.Linear(q, q_rows, c.dim, qkv_bias));
+    SQ_ASSIGN_OR_RETURN(blk.k_proj, b.Linear(k, kv_rows, c.dim, qkv_bias));
     const int64_t q_out = blk.q_proj->out_features(), kv_out = blk.k_proj->out_features();
     if ((q_out / hd) % (kv_out / hd) != 0) {
       return b.TensorError(k + ".weight",
@@ -197,7 +202,7 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
     SQ_ASSIGN_OR_RETURN(blk.v_proj, b.Linear(p + "self_attn.v_proj", Rows{0, 1, kv_out}, c.dim, qkv_bias));
     SQ_ASSIGN_OR_RETURN(blk.o_proj, b.Linear(p + "self_attn.o_proj", Rows{0, 1, c.dim}, q_out, false));
 
-    SQ_ASSIGN_OR_RETURN(blk.gate_proj, b.Linear(p + "mlp.gate_proj", Rows{c.hidden_dim, 1}, c.dim, false));
+    SQ_ASSIGN_OR_RETURN(blk.gate_proj, b.Linear(p + "mlp.gate_proj", ffn_rows, c.dim, false));
     const int64_t h = blk.gate_proj->out_features();
     SQ_ASSIGN_OR_RETURN(blk.up_proj, b.Linear(p + "mlp.up_proj", Rows{0, 1, h}, c.dim, false));
     SQ_ASSIGN_OR_RETURN(blk.down_proj, b.Linear(p + "mlp.down_proj", Rows{0, 1, c.dim}, h, false));

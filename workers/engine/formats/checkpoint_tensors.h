@@ -40,6 +40,9 @@ struct CheckpointTensors {
 //   o_proj [dim, hq*head_dim]
 //   gate_proj, up_proj [h, dim], 0 < h <= hidden_dim;  down_proj [dim, h]
 //   embed_tokens, lm_head [vocab, dim]; norms [dim]; "<module>.bias" [out].
+// With per-layer widths in the config (ModelConfig::layer_n_heads etc., the
+// "squeeze_layer_widths" key of config.json) layer l's hq, hkv and h must
+// equal its entries exactly.
 // q/k/v biases are required when config.attention_bias; any other bias is
 // optional. Linear modules of a non-dense kind (linear_kinds) are built by the
 // loader registered for that kind (linear_loaders.h) from their

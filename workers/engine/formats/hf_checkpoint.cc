@@ -249,7 +249,7 @@ absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const
     written.insert(kHfIndexFile);
   }
   SQ_RETURN_IF_ERROR(
-      WriteFileAtomically(Join(dir, kHfConfigFile), HfConfigJson(c, TorchDtype(options.dtype))));
+      WriteFileAtomically(Join(dir, kHfConfigFile), HfConfigJson(EffectiveConfig(model), TorchDtype(options.dtype))));
 
   // Remove model files of a previous save with another layout.
   std::error_code ec;

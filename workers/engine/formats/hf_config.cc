@@ -1,6 +1,8 @@
 #include "workers/engine/formats/hf_config.h"
 
+#include <algorithm>
 #include <charconv>
+#include <functional>
 #include <climits>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -180,6 +182,23 @@ absl::StatusOr<ModelConfig> ParseObject(const json& j, const std::string& source
     }
   }
 
+  if (auto it = j.find("squeeze_layer_widths"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return r.Error("squeeze_layer_widths", "must be a mapping");
+    for (auto [key, dst] : {std::pair{"num_attention_heads", &c.layer_n_heads},
+                            {"num_key_value_heads", &c.layer_n_kv_heads},
+                            {"intermediate_size", &c.layer_hidden_dim}}) {
+      auto v = it->find(key);
+      const std::string path = absl::StrCat("squeeze_layer_widths.", key);
+      if (v == it->end() || !v->is_array()) return r.Error(path, "must be a list of integers (one per layer)");
+      for (const json& e : *v) {
+        if (!e.is_number_integer()) return r.Error(path, absl::StrCat("must hold integers, got ", e.dump()));
+        const int64_t x = e.get<int64_t>();
+        if (x < INT_MIN || x > INT_MAX) return r.Error(path, absl::StrCat("is out of range: ", x));
+        dst->push_back(static_cast<int>(x));
+      }
+    }
+  }
+
   if (absl::Status s = c.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
   }
@@ -246,7 +265,39 @@ std::string HfConfigJson(const ModelConfig& c, absl::string_view torch_dtype) {
     j["use_sliding_window"] = false;
   }
   j["torch_dtype"] = std::string(torch_dtype);
+  if (!c.layer_n_heads.empty()) {
+    j["squeeze_layer_widths"] = {{"num_attention_heads", c.layer_n_heads},
+                                 {"num_key_value_heads", c.layer_n_kv_heads},
+                                 {"intermediate_size", c.layer_hidden_dim}};
+  }
   return j.dump(2) + "\n";
+}
+
+ModelConfig EffectiveConfig(const Model& model) {
+  const ModelConfig& base = model.config;
+  if (model.blocks.empty() || base.head_dim <= 0) return base;
+  ModelConfig c = base;
+  c.layer_n_heads.clear();
+  c.layer_n_kv_heads.clear();
+  c.layer_hidden_dim.clear();
+  for (const TransformerBlock& b : model.blocks) {
+    if (!b.q_proj || !b.k_proj || !b.gate_proj) return base;
+    c.layer_n_heads.push_back(static_cast<int>(b.q_proj->out_features() / base.head_dim));
+    c.layer_n_kv_heads.push_back(static_cast<int>(b.k_proj->out_features() / base.head_dim));
+    c.layer_hidden_dim.push_back(static_cast<int>(b.gate_proj->out_features()));
+  }
+  auto max_of = [](const std::vector<int>& v) { return *std::max_element(v.begin(), v.end()); };
+  auto uniform = [](const std::vector<int>& v) { return std::adjacent_find(v.begin(), v.end(), std::not_equal_to<int>()) == v.end(); };
+  c.n_heads = max_of(c.layer_n_heads);
+  c.n_kv_heads = max_of(c.layer_n_kv_heads);
+  c.hidden_dim = max_of(c.layer_hidden_dim);
+  if (uniform(c.layer_n_heads) && uniform(c.layer_n_kv_heads) && uniform(c.layer_hidden_dim)) {
+    c.layer_n_heads.clear();
+    c.layer_n_kv_heads.clear();
+    c.layer_hidden_dim.clear();
+  }
+  if (!c.Validate().ok()) return base;
+  return c;
 }
 
 }  // namespace squeeze

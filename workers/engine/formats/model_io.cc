@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/checkpoint_tensors.h"
+#include "workers/engine/formats/gguf.h"
+#include "workers/engine/formats/gguf_model.h"
 #include "workers/engine/formats/hf_checkpoint.h"
 #include "workers/engine/formats/llama2c.h"
 
@@ -25,6 +27,13 @@ absl::StatusOr<Model> LoadModel(const std::string& path) {
     const fs::path parent = fs::path(path).parent_path();
     const std::string dir = parent.empty() ? std::string(".") : parent.string();
     SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, ReadHfCheckpoint(dir));
+    return BuildModel(std::move(ck));
+  }
+  if (absl::EndsWith(path, ".gguf")) {
+    // Weights only (dequantized to fp32); the tokenizer inside the file is
+    // read by LoadModelAndTokenizer (engine/eval/loaded_model.h).
+    SQ_ASSIGN_OR_RETURN(GgufFile file, ReadGguf(path));
+    SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, GgufToCheckpoint(file));
     return BuildModel(std::move(ck));
   }
   SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, ReadLlama2c(path));

@@ -5,7 +5,10 @@
 //     model-0000k-of-0000N.safetensors + model.safetensors.index.json
 //     (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM; F32/F16/BF16),
 //   - a llama2.c v0 checkpoint (.bin): q/k rows are permuted from llama2.c's
-//     interleaved RoPE layout into the engine's HF half-split layout.
+//     interleaved RoPE layout into the engine's HF half-split layout,
+//   - a GGUF file (.gguf, llama arch): every tensor dequantized to fp32 and
+//     q/k rows permuted back (gguf_model.h; its tokenizer is read by
+//     LoadModelAndTokenizer).
 // Weights are memory-mapped; F16/BF16 stay in their dtype inside DenseLinear.
 // Compressed linear kinds written by SaveModel are rebuilt by the loaders
 // registered in linear_loaders.h (SaveModel records each module's kind in the

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -26,6 +27,14 @@ struct ModelConfig {
   int bos_token_id = 1;
   int eos_token_id = 2;
   int sliding_window = 0;  // Mistral; 0 = full attention
+  // Per-layer widths of a structurally pruned model (config.json extension
+  // key "squeeze_layer_widths", see hf_config.h). Empty = every layer has the
+  // widths above; otherwise n_layers entries each, with
+  // 0 < layer_n_heads[l] <= n_heads, 0 < layer_n_kv_heads[l] <= n_kv_heads,
+  // layer_n_heads[l] % layer_n_kv_heads[l] == 0, 0 < layer_hidden_dim[l] <= hidden_dim.
+  std::vector<int> layer_n_heads;
+  std::vector<int> layer_n_kv_heads;
+  std::vector<int> layer_hidden_dim;
 
   // Checks sizes are positive and consistent (dim == n_heads * head_dim is NOT
   // required: Qwen/Mistral variants may differ; n_heads % n_kv_heads == 0 is).

@@ -10,7 +10,14 @@
 
 namespace squeeze {
 
-std::string LowRankMethodName(LowRankMethod m) { return m == LowRankMethod::kAsvd ? "asvd" : "svd"; }
+std::string LowRankMethodName(LowRankMethod m) {
+  switch (m) {
+    case LowRankMethod::kAsvd: return "asvd";
+    case LowRankMethod::kSvdLlm: return "svd_llm";
+    case LowRankMethod::kSvd: break;
+  }
+  return "svd";
+}
 
 absl::Status ValidateLowRankOptions(const LowRankOptions& o) {
   const int set = (o.rank > 0) + (o.rank_ratio > 0) + (o.energy > 0);
@@ -69,6 +76,9 @@ absl::StatusOr<LowRankResult> LowRankFactorize(const MatrixRM& w, const std::vec
   const int64_t out = w.rows(), in = w.cols();
   if (out < 1 || in < 1) return absl::InvalidArgumentError("empty weight");
   if (!w.allFinite()) return absl::InvalidArgumentError("weight has non-finite values");
+  if (o.method == LowRankMethod::kSvdLlm) {
+    return absl::InvalidArgumentError("SVD-LLM needs X^T X: use SvdLlmFactorize (svd_llm.h)");
+  }
   Eigen::MatrixXd a = w.cast<double>();
   std::vector<double> scale;
   if (o.method == LowRankMethod::kAsvd) {

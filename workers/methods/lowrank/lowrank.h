@@ -35,7 +35,8 @@
 
 namespace squeeze {
 
-enum class LowRankMethod { kSvd, kAsvd };
+// kSvdLlm: SVD-LLM's whitening (svd_llm.h; LowRankFactorize refuses it).
+enum class LowRankMethod { kSvd, kAsvd, kSvdLlm };
 
 struct LowRankOptions {
   // Exactly one of the three is set (> 0).
@@ -77,6 +78,6 @@ absl::StatusOr<LowRankResult> LowRankFactorize(const MatrixRM& w, const std::vec
 // (all ones when every magnitude is 0).
 std::vector<double> AsvdScales(const std::vector<double>& channel_magnitudes, double alpha);
 
-std::string LowRankMethodName(LowRankMethod m);  // "svd" | "asvd"
+std::string LowRankMethodName(LowRankMethod m);  // "svd" | "asvd" | "svd_llm"
 
 }  // namespace squeeze

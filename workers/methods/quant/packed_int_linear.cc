@@ -5,6 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "workers/kernels/cpu/cpu_features.h"
+#include "workers/kernels/cpu/packed_int_gemm.h"
 
 namespace squeeze {
 namespace {
@@ -233,6 +235,17 @@ void PackedIntLinear::DequantizeRows(int64_t r0, int64_t r1, float* dst) const {
 }
 
 void PackedIntLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
+  // The dispatching SIMD kernel (workers/kernels/cpu/packed_int_gemm.h) for
+  // the layouts it covers; the dequantizing loop below is the reference
+  // (it also runs under SQUEEZE_KERNELS=reference) and serves the rest.
+  const kernels::PackedIntWeights kw{args_.num_bits, out_, in_, words_per_row_, packed_.data(), groups_per_row_,
+                                     group_size_, scales_.data(),
+                                     zero_points_.empty() ? nullptr : zero_points_.data(),
+                                     g_idx_.empty() ? nullptr : g_idx_.data()};
+  if (kernels::ActiveIsa() != kernels::KernelIsa::kReference && kernels::PackedIntFastPathApplies(kw)) {
+    kernels::PackedIntGemm(kw, x, n_rows, bias_.empty() ? nullptr : bias_.data(), y, pool);
+    return;
+  }
   ConstMapMatrixRM X(x, n_rows, in_);
   MapMatrixRM Y(y, n_rows, out_);
   const int64_t n_tiles = (out_ + kRowsPerTile - 1) / kRowsPerTile;

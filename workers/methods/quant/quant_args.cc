@@ -24,6 +24,16 @@ absl::StatusOr<QuantStrategy> ParseQuantStrategy(absl::string_view name) {
       absl::StrCat("unknown strategy \"", name, "\" (expected one of tensor, channel, group)"));
 }
 
+absl::string_view QuantObserverName(QuantObserver o) {
+  return o == QuantObserver::kMse ? "mse" : "minmax";
+}
+
+absl::StatusOr<QuantObserver> ParseQuantObserver(absl::string_view name) {
+  if (name == "minmax") return QuantObserver::kMinMax;
+  if (name == "mse") return QuantObserver::kMse;
+  return absl::InvalidArgumentError(absl::StrCat("unknown observer \"", name, "\" (expected minmax or mse)"));
+}
+
 int64_t WeightQuantArgs::EffectiveGroupSize(int64_t in) const {
   return strategy == QuantStrategy::kGroup ? std::min<int64_t>(group_size, in) : in;
 }
@@ -70,11 +80,26 @@ absl::StatusOr<WeightQuantArgs> WeightOnlySchemePreset(absl::string_view scheme)
   }
   if (scheme == "W8A8") {
     return absl::NotFoundError(
-        "scheme W8A8 quantizes activations too; activation quantization is not implemented yet "
-        "(it comes with SmoothQuant, issue 5)");
+        "scheme W8A8 quantizes activations too (int8 per token): it is not a weight-only scheme");
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown scheme \"", scheme, "\" (expected one of ", kKnownSchemes, ")"));
+}
+
+absl::StatusOr<SchemePreset> FindSchemePreset(absl::string_view scheme) {
+  SchemePreset p;
+  if (scheme == "W8A8") {
+    p.weights.num_bits = 8;
+    p.weights.symmetric = true;
+    p.weights.strategy = QuantStrategy::kChannel;
+    p.weights.group_size = 0;
+    p.int8_token_activations = true;
+    return p;
+  }
+  auto w = WeightOnlySchemePreset(scheme);
+  if (!w.ok()) return w.status();
+  p.weights = *w;
+  return p;
 }
 
 }  // namespace squeeze

@@ -25,11 +25,22 @@ enum class QuantStrategy {
 absl::string_view QuantStrategyName(QuantStrategy s);  // "tensor" | "channel" | "group"
 absl::StatusOr<QuantStrategy> ParseQuantStrategy(absl::string_view name);
 
+// How the scale / zero point of a group is chosen (compressed-tensors'
+// `observer`; quant_grid.h has the formulas).
+enum class QuantObserver {
+  kMinMax,  // "minmax": the group's range
+  kMse,     // "mse": the shrunk range minimising ||w - Q(w)||^2 (grid search)
+};
+absl::string_view QuantObserverName(QuantObserver o);  // "minmax" | "mse"
+absl::StatusOr<QuantObserver> ParseQuantObserver(absl::string_view name);
+
 struct WeightQuantArgs {
   int num_bits = 4;       // 2..8
   bool symmetric = true;
   QuantStrategy strategy = QuantStrategy::kGroup;
   int group_size = 128;   // inputs per group (kGroup only); the last group of a row may be shorter
+  // Not stored in packed layers (it only changes the scale values chosen).
+  QuantObserver observer = QuantObserver::kMinMax;
 
   int qmin() const { return -(1 << (num_bits - 1)); }
   int qmax() const { return (1 << (num_bits - 1)) - 1; }
@@ -49,6 +60,16 @@ struct WeightQuantArgs {
 // W8A8 also quantizes activations and is not a weight-only scheme: NotFound
 // tells it apart from a name that is no scheme at all (InvalidArgument).
 absl::StatusOr<WeightQuantArgs> WeightOnlySchemePreset(absl::string_view scheme);
+
+// Every preset, activations included:
+//   W8A8  weights 8 bit symmetric per channel, input activations int8
+//         symmetric per token, dynamic (w8a8_linear.h)
+// and the weight-only ones above (int8_token_activations false).
+struct SchemePreset {
+  WeightQuantArgs weights;
+  bool int8_token_activations = false;
+};
+absl::StatusOr<SchemePreset> FindSchemePreset(absl::string_view scheme);
 // Every scheme name the recipe language knows, for error messages.
 inline constexpr absl::string_view kKnownSchemes = "W4A16, W4A16_ASYM, W8A16, W8A8";
 

@@ -5,24 +5,63 @@
 
 namespace squeeze {
 
-QuantGroupParams ComputeQuantGroupParams(const float* v, int64_t n, const WeightQuantArgs& a) {
+namespace {
+
+// The minmax formulas for the range [lo, hi] (lo <= 0 <= hi).
+QuantGroupParams ParamsForRange(float lo, float hi, const WeightQuantArgs& a) {
   QuantGroupParams p;
   if (a.symmetric) {
-    float amax = 0.0f;
-    for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float amax = std::max(-lo, hi);
     p.scale = amax > 0.0f ? amax / static_cast<float>(a.qmax()) : 1.0f;
     return p;
-  }
-  float lo = 0.0f, hi = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    lo = std::min(lo, v[i]);
-    hi = std::max(hi, v[i]);
   }
   if (hi - lo <= 0.0f) return p;
   p.scale = (hi - lo) / static_cast<float>((1 << a.num_bits) - 1);
   const float z = std::round(static_cast<float>(a.qmin()) - lo / p.scale);
   p.zero = static_cast<int32_t>(std::clamp(z, static_cast<float>(a.qmin()), static_cast<float>(a.qmax())));
   return p;
+}
+
+constexpr int kMseGrid = 100;      // p = 1 - i / kMseGrid
+constexpr int kMseMaxShrinkPct = 80;  // i in [0, 80)
+
+}  // namespace
+
+QuantGroupParams ComputeQuantGroupParams(const float* v, int64_t n, const WeightQuantArgs& a) {
+  float lo = 0.0f, hi = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
+  }
+  if (a.symmetric) {
+    // max|w| exactly as the minmax observer has always computed it.
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(v[i]));
+    lo = -amax;
+    hi = amax;
+  }
+  const QuantGroupParams minmax = ParamsForRange(lo, hi, a);
+  if (a.observer != QuantObserver::kMse) return minmax;
+  auto sq_error = [&](const QuantGroupParams& p) {
+    double e = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(DequantCode(QuantCode(v[i], p, a), p)) - static_cast<double>(v[i]);
+      e += d * d;
+    }
+    return e;
+  };
+  QuantGroupParams best = minmax;
+  double best_err = sq_error(minmax);
+  for (int i = 1; i < kMseMaxShrinkPct; ++i) {
+    const float p = 1.0f - static_cast<float>(i) / static_cast<float>(kMseGrid);
+    const QuantGroupParams cand = ParamsForRange(p * lo, p * hi, a);
+    const double err = sq_error(cand);
+    if (err < best_err) {
+      best_err = err;
+      best = cand;
+    }
+  }
+  return best;
 }
 
 int32_t QuantCode(float v, const QuantGroupParams& p, const WeightQuantArgs& a) {

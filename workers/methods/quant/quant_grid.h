@@ -10,6 +10,16 @@
 //   dequantized w = (q - z) * s
 // An all-zero group gets s = 1 and z = 0 (so codes 0). qmin / qmax are the
 // signed grid of WeightQuantArgs (quant_args.h).
+//
+// observer "mse" (a.observer == kMse): MSE-optimal clipping. With lo / hi as
+// above, try the shrunk ranges [p lo, p hi] for p = 1 - i / 100,
+// i in [0, 80) (p from 1.00 down to 0.21: the grid and max shrink of the
+// GPTQ authors' reference quantizer; llm-compressor's MSE observer uses the
+// same kind of grid), compute s / z from the shrunk range by the formulas
+// above (symmetric: amax = p max|w|), and keep the first p of least
+//   sum_i (w_i - (q_i - z) s)^2     (in double)
+// over the group. p = 1 is the minmax choice, so the squared error is never
+// above minmax's.
 #pragma once
 
 #include <cstdint>

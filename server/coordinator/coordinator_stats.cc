@@ -1,0 +1,45 @@
+// Coordinator::Stats: the figures behind the scrape-time gauges.
+#include <set>
+
+#include "server/coordinator/coordinator.h"
+#include "workers/engine/core/status_macros.h"
+
+namespace squeeze::server {
+
+absl::StatusOr<CoordinatorStats> Coordinator::Stats() {
+  CoordinatorStats s;
+  if (absl::StatusOr<store::StoreUsage> u = objects_->Usage(); u.ok()) {
+    s.stored_blobs = u->blobs;
+    s.stored_bytes = u->bytes;
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  SQ_ASSIGN_OR_RETURN(Statement q,
+                      store_->db().Prepare("SELECT state, requires_gpu, COUNT(*) FROM jobs GROUP BY state, requires_gpu"));
+  while (true) {
+    SQ_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    const auto state = static_cast<v1::JobState>(q.Int(0));
+    const int64_t n = q.Int(2);
+    s.jobs_by_state[state] += n;
+    if (state == v1::QUEUED) (q.Int(1) != 0 ? s.queued_gpu : s.queued_cpu) += n;
+  }
+  std::set<std::string> busy;
+  for (const auto& [id, lease] : leases_) busy.insert(lease.worker_id);
+  s.active_leases = static_cast<int64_t>(leases_.size());
+  // A polling worker is back within one long-poll (capped at max_lease_wait_ms);
+  // a working one heartbeats within a TTL.
+  const int64_t now = clock_->MonotonicMs();
+  const int64_t horizon = options_.max_lease_wait_ms + options_.lease_ttl_ms;
+  for (const auto& [id, w] : workers_) {
+    if (busy.count(id)) {
+      ++s.workers_busy;
+    } else if (now - w.last_seen_ms <= horizon) {
+      ++s.workers_idle;
+    } else {
+      ++s.workers_lost;
+    }
+  }
+  return s;
+}
+
+}  // namespace squeeze::server

@@ -1,0 +1,309 @@
+// bench_kernels: the CPU kernels of workers/kernels/cpu on Llama-7B layer
+// shapes, each beside baselines measured in the same run:
+//
+//   BM_CopyBandwidth   STREAM-like copy (memcpy of 256 MiB split over the
+//                      pool): GB/s counted as bytes read + written, the
+//                      memory-bandwidth yardstick.
+//   BM_PackedIntGemv   int4 / int8 packed weights (group 128, symmetric) x
+//                      fp32 activations, rows x cols = 4096x4096, 11008x4096,
+//                      4096x11008, batch n = 1 and 16; paths: fp32
+//                      activations and int8 activations (Q8). Counters:
+//                      weight GB/s (packed codes + scales read per call),
+//                      bw_frac (= GB/s / copy GB/s), vs_eigen (Eigen fp32
+//                      GEMV/GEMM of the dequantized matrix over the same pool
+//                      and chunks, time / ours), vs_ref (the plain reference,
+//                      time / ours; n = 1 only, it is slow).
+//   BM_Int8Gemm        W8A8 int8 x int8 (per-row x per-token scales),
+//                      m = 1, 16, 128 tokens: vs_eigen (fp32 GEMM of the
+//                      same shape), vs_ref.
+//   BM_GemmF32         our fp32 GEMM (dispatching, over the pool) vs Eigen
+//                      over the same pool and chunks: vs_eigen.
+// After the runs, one `RATIO <name> <value>` line per comparison (ours /
+// baseline, higher is better) for scripts/bench.sh.
+//
+// Run: build-*/tests/bench/bench_kernels [--benchmark_filter=...]
+// Threads: SQUEEZE_THREADS (default: all cores). Variant: SQUEEZE_KERNELS.
+//
+// llama.cpp comparison (issue #9): needs a GGUF export of a synthetic model
+// with these shapes (Q4_0 / Q8_0 / F32) and node-llama-cpp in tests/node; see
+// the note in README.md (Kernels) for how to hook it up.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "workers/engine/core/thread_pool.h"
+#include "workers/kernels/cpu/cpu_features.h"
+#include "workers/kernels/cpu/gemm_f32.h"
+#include "workers/kernels/cpu/int8_gemm.h"
+#include "workers/kernels/cpu/packed_int_gemm.h"
+
+namespace squeeze::kernels {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using MatRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// RATIO lines printed after all benchmarks, in insertion order.
+std::vector<std::pair<std::string, double>>& Ratios() {
+  static auto* r = new std::vector<std::pair<std::string, double>>;
+  return *r;
+}
+// Google Benchmark calls a benchmark more than once (a short estimation run
+// first): the last call, the measured one, wins.
+void AddRatio(const std::string& name, double v) {
+  for (auto& [n, value] : Ratios()) {
+    if (n == name) {
+      value = v;
+      return;
+    }
+  }
+  Ratios().emplace_back(name, v);
+}
+
+double g_copy_gbps = 0;  // set by BM_CopyBandwidth (registered first)
+
+template <typename F>
+double SecondsPerCall(F&& f, int reps) {
+  f();  // warm up
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) f();
+  return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
+}
+
+std::vector<float> Random(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// Eigen fp32 y = x W^T over the pool in the fixed column chunks DenseLinear
+// uses (the engine's fp32 linear before these kernels).
+void EigenGemm(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, ThreadPool& pool) {
+  const int64_t chunk = GemmF32ChunkColumns(n, m, k);
+  Eigen::Map<const MatRM> X(x, n, k);
+  Eigen::Map<MatRM> Y(y, n, m);
+  pool.ParallelFor((m + chunk - 1) / chunk, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(m, j0 + chunk);
+      Eigen::Map<const MatRM> W(w + j0 * k, j1 - j0, k);
+      Y.middleCols(j0, j1 - j0).noalias() = X * W.transpose();
+    }
+  });
+}
+
+// ---------------------------------------------------------------- copy
+
+void BM_CopyBandwidth(benchmark::State& state) {
+  const size_t bytes = size_t{256} << 20;
+  std::vector<char> src(bytes, 1), dst(bytes, 0);
+  ThreadPool& pool = ThreadPool::Default();
+  const int64_t chunks = 256;
+  const size_t per = bytes / chunks;
+  auto copy = [&] {
+    pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
+    });
+  };
+  copy();
+  const auto t0 = Clock::now();
+  for (auto _ : state) {
+    copy();
+    benchmark::DoNotOptimize(dst.data());
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  g_copy_gbps = 2.0 * bytes / s / 1e9;
+  state.counters["GBps"] = g_copy_gbps;
+  state.counters["threads"] = pool.size();
+}
+BENCHMARK(BM_CopyBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+
+// ---------------------------------------------------------------- packed int
+
+struct Packed {
+  std::vector<uint32_t> words;
+  std::vector<float> scales;
+  PackedIntWeights view;
+  int64_t Bytes() const { return static_cast<int64_t>(words.size() * 4 + scales.size() * 4); }
+};
+
+Packed MakePacked(int bits, int64_t rows, int64_t cols, uint64_t seed) {
+  Packed p;
+  const int64_t group = 128, per_word = 32 / bits, wpr = (cols + per_word - 1) / per_word;
+  std::mt19937_64 rng(seed);
+  p.words.resize(rows * wpr);
+  for (uint32_t& w : p.words) w = static_cast<uint32_t>(rng());
+  p.scales = Random(rows * ((cols + group - 1) / group), seed + 1, 0.001f, 0.02f);
+  PackedIntWeights& v = p.view;
+  v.num_bits = bits;
+  v.rows = rows;
+  v.cols = cols;
+  v.words_per_row = wpr;
+  v.packed = p.words.data();
+  v.groups_per_row = (cols + group - 1) / group;
+  v.group_size = group;
+  v.scales = p.scales.data();
+  return p;
+}
+
+// args: bits, rows, cols, n, path (0 fp32 activations, 1 int8 activations)
+void BM_PackedIntGemv(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
+  const bool q8 = state.range(4) == 1;
+  const Packed p = MakePacked(bits, rows, cols, 5);
+  const auto x = Random(n * cols, 6);
+  std::vector<float> y(n * rows);
+  ThreadPool& pool = ThreadPool::Default();
+  auto ours = [&] {
+    if (q8) {
+      PackedIntGemmQ8(p.view, x.data(), n, nullptr, y.data(), pool);
+    } else {
+      PackedIntGemm(p.view, x.data(), n, nullptr, y.data(), pool);
+    }
+    benchmark::DoNotOptimize(y.data());
+  };
+  ours();
+  const auto t0 = Clock::now();
+  for (auto _ : state) ours();
+  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  // Eigen fp32 on the dequantized matrix (what an fp32 model reads).
+  std::vector<float> dense(rows * cols);
+  PackedIntDequantizeRows(p.view, 0, rows, dense.data());
+  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); },
+                                        std::max<int>(3, std::min<int>(20, state.iterations())));
+  dense = {};
+  const double gbps = p.Bytes() / ours_s / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["bw_frac"] = g_copy_gbps > 0 ? gbps / g_copy_gbps : 0;
+  state.counters["vs_eigen"] = eigen_s / ours_s;
+  state.counters["tok_per_s"] = n / ours_s;
+  const std::string tag = "int" + std::to_string(bits) + (q8 ? "_q8act" : "_f32act") + "_" + std::to_string(rows) +
+                          "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  if (n == 1) {
+    std::vector<float> yr(n * rows);
+    const double ref_s = SecondsPerCall(
+        [&] {
+          if (q8) {
+            PackedIntGemmQ8Reference(p.view, x.data(), n, nullptr, yr.data());
+          } else {
+            PackedIntGemmReference(p.view, x.data(), n, nullptr, yr.data());
+          }
+        },
+        1);
+    state.counters["vs_ref"] = ref_s / ours_s;
+    AddRatio(tag + "_vs_reference", ref_s / ours_s);
+    AddRatio(tag + "_bw_vs_copy", g_copy_gbps > 0 ? gbps / g_copy_gbps : 0);
+  }
+  AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+}
+BENCHMARK(BM_PackedIntGemv)
+    ->ArgNames({"bits", "rows", "cols", "n", "q8"})
+    ->ArgsProduct({{4, 8}, {4096}, {4096}, {1, 16}, {0, 1}})
+    ->ArgsProduct({{4, 8}, {11008}, {4096}, {1, 16}, {0, 1}})
+    ->Args({4, 4096, 11008, 1, 1})
+    ->Args({4, 4096, 11008, 1, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------- W8A8
+
+void BM_Int8Gemm(benchmark::State& state) {
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  std::mt19937_64 rng(7);
+  std::vector<int8_t> a(m * k), w(n * k);
+  for (int8_t& v : a) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+  const auto as = Random(m, 8, 0.001f, 0.01f), ws = Random(n, 9, 0.001f, 0.01f);
+  std::vector<float> y(m * n);
+  ThreadPool& pool = ThreadPool::Default();
+  auto ours = [&] {
+    Int8GemmNT(a.data(), m, k, as.data(), w.data(), n, ws.data(), nullptr, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  };
+  ours();
+  const auto t0 = Clock::now();
+  for (auto _ : state) ours();
+  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const auto xf = Random(m * k, 10), wf = Random(n * k, 11);
+  const double eigen_s = SecondsPerCall([&] { EigenGemm(xf.data(), m, k, wf.data(), n, y.data(), pool); },
+                                        std::max<int>(2, std::min<int>(10, state.iterations())));
+  const std::string tag = "w8a8_" + std::to_string(n) + "x" + std::to_string(k) + "_m" + std::to_string(m);
+  state.counters["GOPs"] = 2.0 * m * n * k / ours_s / 1e9;
+  state.counters["vs_eigen"] = eigen_s / ours_s;
+  AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
+  if (m == 1) {
+    std::vector<float> yr(m * n);
+    const double ref_s = SecondsPerCall(
+        [&] { Int8GemmNTReference(a.data(), m, k, as.data(), w.data(), n, ws.data(), nullptr, yr.data()); }, 1);
+    state.counters["vs_ref"] = ref_s / ours_s;
+    AddRatio(tag + "_vs_reference", ref_s / ours_s);
+  }
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+}
+BENCHMARK(BM_Int8Gemm)
+    ->ArgNames({"m", "k", "n"})
+    ->Args({1, 4096, 11008})
+    ->Args({16, 4096, 11008})
+    ->Args({128, 4096, 4096})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------- fp32 GEMM
+
+void BM_GemmF32(benchmark::State& state) {
+  const int64_t n = state.range(0), k = state.range(1), m = state.range(2);
+  const auto x = Random(n * k, 12), w = Random(m * k, 13);
+  std::vector<float> y(n * m);
+  ThreadPool& pool = ThreadPool::Default();
+  auto ours = [&] {
+    GemmF32NT(x.data(), n, k, w.data(), m, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  };
+  ours();
+  const auto t0 = Clock::now();
+  for (auto _ : state) ours();
+  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, k, w.data(), m, y.data(), pool); },
+                                        std::max<int>(2, std::min<int>(10, state.iterations())));
+  state.counters["GFLOPs"] = 2.0 * n * m * k / ours_s / 1e9;
+  state.counters["eigen_GFLOPs"] = 2.0 * n * m * k / eigen_s / 1e9;
+  state.counters["vs_eigen"] = eigen_s / ours_s;
+  const std::string tag = "fp32_gemm_" + std::to_string(m) + "x" + std::to_string(k) + "_n" + std::to_string(n);
+  AddRatio(tag + "_vs_eigen", eigen_s / ours_s);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+}
+BENCHMARK(BM_GemmF32)
+    ->ArgNames({"n", "k", "m"})
+    ->Args({1, 4096, 4096})
+    ->Args({16, 4096, 4096})
+    ->Args({16, 4096, 11008})
+    ->Args({64, 4096, 4096})
+    ->Args({512, 4096, 4096})
+    ->Args({512, 4096, 11008})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace squeeze::kernels
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::printf("kernel variant: %s (SQUEEZE_KERNELS caps it)\n",
+              squeeze::kernels::KernelIsaName(squeeze::kernels::ActiveIsa()));
+  for (const auto& [name, v] : squeeze::kernels::Ratios()) std::printf("RATIO %s %.3f\n", name.c_str(), v);
+  return 0;
+}

@@ -1,0 +1,82 @@
+// Helpers for the kernel tests: random data, the variants to test, and the
+// float tolerance the kernels state (|err| <= rel * sum |x w| + abs).
+#pragma once
+
+#include <cmath>
+#include <cstring>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "workers/kernels/cpu/cpu_features.h"
+
+namespace squeeze::kernels::testing {
+
+inline std::vector<float> RandomFloats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+inline std::vector<int8_t> RandomInt8(size_t n, uint64_t seed, int lo = -128, int hi = 127) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<int8_t> v(n);
+  for (int8_t& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+// One kernel variant: an ISA level, and for AVX-512 whether VNNI is used.
+struct Variant {
+  KernelIsa isa;
+  bool vnni;
+  std::string Name() const { return std::string(KernelIsaName(isa)) + (vnni ? "+vnni" : ""); }
+};
+
+// Every variant runnable here, reference dispatch first: AVX-512 appears
+// once without VNNI and, when the CPU has it, once with.
+inline std::vector<Variant> AllVariants() {
+  std::vector<Variant> v;
+  for (KernelIsa isa : SupportedIsas()) v.push_back({isa, false});
+  if (CpuHasAvx512Vnni()) v.push_back({KernelIsa::kAvx512, true});
+  return v;
+}
+
+// Runs body under each variant.
+class VariantScope {
+ public:
+  explicit VariantScope(const Variant& v) : scoped_(v.isa, v.vnni) {}
+
+ private:
+  ScopedKernelIsa scoped_;
+};
+
+inline ::testing::AssertionResult BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return ::testing::AssertionFailure() << "sizes differ";
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+      return ::testing::AssertionFailure() << "index " << i << ": " << a[i] << " vs " << b[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// |got - want| <= rel * mag + 1e-6 per element; mag[i] = sum |x w| of that output.
+inline ::testing::AssertionResult Near(const std::vector<float>& got, const std::vector<float>& want,
+                                       const std::vector<double>& mag, double rel) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double{got[i]} - want[i]);
+    if (!(err <= rel * mag[i] + 1e-6)) {
+      return ::testing::AssertionFailure() << "index " << i << ": " << got[i] << " vs " << want[i]
+                                           << " (err " << err << ", bound " << rel * mag[i] + 1e-6 << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace squeeze::kernels::testing

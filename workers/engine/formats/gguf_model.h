@@ -1,0 +1,150 @@
+// Llama models <-> GGUF files as llama.cpp reads them (architecture "llama").
+//
+// Tensor names (llama.cpp's LLM_ARCH_LLAMA):
+//   token_embd.weight [vocab, dim]        model.embed_tokens.weight
+//   blk.N.attn_norm.weight [dim]          model.layers.N.input_layernorm.weight
+//   blk.N.attn_q / attn_k / attn_v / attn_output.{weight,bias}
+//                                         self_attn.q_proj / k_proj / v_proj / o_proj
+//   blk.N.ffn_norm.weight                 post_attention_layernorm.weight
+//   blk.N.ffn_gate / ffn_up / ffn_down.weight   mlp.gate_proj / up_proj / down_proj
+//   output_norm.weight                    model.norm.weight
+//   output.weight                         lm_head.weight (absent when tied)
+// Norms and biases are F32; 2-D weights take the requested type.
+//
+// RoPE layout: llama.cpp's "llama" architecture rotates interleaved pairs
+// (2i, 2i+1) (the original Meta layout, which convert_hf_to_gguf.py restores
+// by permuting q/k rows); the engine holds HF's half-split layout. The writer
+// permutes q/k rows (and biases) per head, row h*hd + 2i + j <- h*hd + j*hd/2 + i,
+// the reader applies the inverse (PermuteInterleavedToHalfSplit in llama2c.h).
+// Rows are permuted after quantization: a row's blocks move as a whole.
+//
+// Metadata written: general.architecture/name/file_type/alignment/
+// quantization_version; llama.vocab_size, context_length, embedding_length,
+// block_count, feed_forward_length, attention.head_count, head_count_kv,
+// attention.key_length/value_length, rope.dimension_count, rope.freq_base,
+// attention.layer_norm_rms_epsilon; tokenizer.ggml.* (GgufTokenizerMetadata).
+//
+// Types of 2-D weights: the requested type when the row length (in_features)
+// is a multiple of its block size; otherwise, as llama.cpp's quantize does,
+// a per-tensor fallback (reported): Q4_K -> Q4_0 -> F16 (llama.cpp falls back
+// to Q5_0, which this project does not write), Q6_K -> Q8_0 -> F16,
+// Q4_0 / Q4_1 / Q8_0 -> F16. With allow_fallback = false that is an error.
+//
+// Packed-int layers (our "packed_int_*" kinds, layout in
+// methods/quant/packed_int_linear.h, read here from StoredTensors()) map onto
+// a GGUF type without re-quantization when every 32-value block lies in one
+// scale group (group size a multiple of 32, no act-order g_idx, in % 32 == 0)
+// and the codes fit: Q8_0 takes any code with q - z in [-128, 127]
+// (d = scale, qs = q - z); Q4_0 takes symmetric codes in [-8, 7]
+// (nibble = q + 8); Q4_1 takes codes in [-8, 7] with any zero point
+// (d = scale, m = -(8 + z) * scale). The only change is the fp16 rounding of
+// d (and m). Every other layer (dense, low-rank, sparse, or packed that does
+// not fit) is re-quantized from its DenseWeight(). Each tensor's report gives
+// how it was written and its relative error ||W_gguf - W|| / ||W|| against
+// the layer's own effective weight W.
+//
+// Reader: F32/F16 tensors and every quantized type are dequantized to dense
+// fp32 (DenseLinear) at load: llama.cpp's own kernels run the quantized
+// bytes; our engine runs the exact values those bytes encode.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/formats/checkpoint_tensors.h"
+#include "workers/engine/formats/ggml_blocks.h"
+#include "workers/engine/formats/gguf.h"
+#include "workers/engine/model/model.h"
+#include "workers/engine/tokenizer/tokenizer.h"
+
+namespace squeeze {
+
+// llama.cpp token types (tokenizer.ggml.token_type).
+enum GgufTokenType : int32_t {
+  kGgufTokenNormal = 1,
+  kGgufTokenUnknown = 2,
+  kGgufTokenControl = 3,
+  kGgufTokenUserDefined = 4,
+  kGgufTokenUnused = 5,
+  kGgufTokenByte = 6,
+};
+
+struct GgufExportOptions {
+  // Type of 2-D weights; nullopt = "auto": dense layers F32 (F16 when stored
+  // as F16), packed-int layers the smallest GGUF type that holds their codes
+  // exactly (Q4_0, Q4_1, then Q8_0), else Q8_0 re-quantized (the least
+  // added error; e.g. act-order groups).
+  std::optional<GgmlType> type;
+  bool allow_fallback = true;
+  std::string name;  // general.name ("" = none)
+};
+
+struct GgufTensorReport {
+  std::string name;        // GGUF tensor name
+  std::string source;      // layer kind, "embedding", "norm", "bias"
+  GgmlType requested = GgmlType::kF32;
+  GgmlType type = GgmlType::kF32;  // written
+  // "stored" (F32 as is), "converted" (F16), "quantized" (dense -> Q),
+  // "exact" (packed codes copied), "re-quantized" (packed layer that no
+  // GGUF type holds as is), prefixed with "fallback (reason): " when the
+  // requested type could not be used.
+  std::string how;
+  double rel_error = 0.0;  // ||W_gguf - W||_F / ||W||_F (0 when W == 0)
+};
+
+struct GgufExportResult {
+  std::vector<GgufTensorReport> tensors;
+  uint32_t file_type = 0;  // general.file_type written
+  uint64_t bytes = 0;      // file size
+};
+
+// Writes `model` with the tokenizer at `tokenizer_path` (llama2.c
+// tokenizer.bin or HF tokenizer.json) to `out_path` atomically. Refuses
+// (InvalidArgument / Unimplemented, naming the reason) what llama.cpp's llama
+// loader cannot run: architectures other than llama / mistral (without
+// sliding window), per-layer widths that differ from the config (pruned
+// heads / channels), a tokenizer larger than the model's vocabulary.
+absl::StatusOr<GgufExportResult> ExportGguf(const Model& model, const std::string& tokenizer_path,
+                                           const std::string& out_path, const GgufExportOptions& options);
+
+// tokenizer.ggml.* for the tokenizer at `path`, padded with unused tokens to
+// `vocab_size` entries (llama.cpp requires one token per embedding row).
+//  - llama2.c tokenizer.bin -> model "llama": tokens (spaces written as
+//    U+2581 as SentencePiece spells them; the control tokens <s> / </s>
+//    without llama2.c's surrounding newlines), scores, token_type
+//    (0 unknown, 1/2 control, <0xXX> byte, others normal), bos 1, eos 2, unk 0.
+//  - HF tokenizer.json, SentencePiece style (byte fallback, "▁") -> "llama":
+//    tokens as stored; score of a token = -(rank of the first merge that
+//    produces it) (0 for tokens no merge produces), which makes llama.cpp's
+//    score-ordered merging follow the merge ranks.
+//  - HF tokenizer.json, byte-level with the GPT-2 regex -> model "gpt2",
+//    pre "gpt-2": tokens, merges ("a b"), token_type (added special tokens
+//    control, other added tokens user-defined).
+// Other tokenizers are Unimplemented, naming what is not supported.
+absl::StatusOr<std::vector<GgufKV>> GgufTokenizerMetadata(const std::string& path, int vocab_size);
+
+// The tokenizer described by a GGUF file's tokenizer.ggml.* metadata:
+//  - "llama": a llama2.c-style tokenizer (score-ordered merges, byte
+//    fallback) built from tokens / scores; requires <unk>, <s>, </s> at ids
+//    0, 1, 2 and the byte tokens <0x00>..<0xFF> at ids 3..258 (the layout of
+//    llama2.c and Llama-2 vocabularies).
+//  - "gpt2" with pre "gpt-2" (or absent): a byte-level BPE tokenizer.
+// Errors name the file and the key.
+absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFromGguf(const GgufFile& file);
+
+// The model tensors of a parsed GGUF file under HF names, dequantized to
+// fp32, q/k rows permuted back to the half-split layout, with the config
+// from the llama.* metadata.
+absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& file);
+
+struct GgufModel {
+  Model model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+// ReadGguf + GgufToCheckpoint + BuildModel + TokenizerFromGguf.
+absl::StatusOr<GgufModel> LoadGgufModel(const std::string& path);
+
+}  // namespace squeeze

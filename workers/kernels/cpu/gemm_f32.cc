@@ -1,0 +1,53 @@
+// Dispatch and threading of the fp32 GEMM; see gemm_f32.h.
+#include "workers/kernels/cpu/gemm_f32.h"
+
+#include <algorithm>
+
+#include <Eigen/Core>
+
+#include "workers/kernels/cpu/cpu_features.h"
+
+namespace squeeze::kernels {
+
+void GemmF32NTStrided(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, int64_t ldy) {
+  if (n <= 0 || m <= 0) return;
+  switch (ActiveIsa()) {
+    case KernelIsa::kAvx512:
+      internal::GemmF32NTAvx512(x, n, k, w, m, y, ldy);
+      return;
+    case KernelIsa::kAvx2:
+      internal::GemmF32NTAvx2(x, n, k, w, m, y, ldy);
+      return;
+    case KernelIsa::kReference:
+      break;
+  }
+  using MatRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const MatRM> X(x, n, k);
+  Eigen::Map<const MatRM> W(w, m, k);
+  Eigen::Map<MatRM, 0, Eigen::OuterStride<>> Y(y, n, m, Eigen::OuterStride<>(ldy));
+  Y.noalias() = X * W.transpose();
+}
+
+int64_t GemmF32ChunkColumns(int64_t n, int64_t m, int64_t k) {
+  // At least 64K multiply-adds per chunk, at most ~64 chunks, a multiple of
+  // 32 columns (the widest register tile); for prefill-sized n at least 256
+  // columns, so that each chunk's packing of x is amortised.
+  const int64_t by_work = (int64_t{1} << 16) / std::max<int64_t>(1, k * std::max<int64_t>(1, n));
+  const int64_t by_count = (m + 63) / 64;
+  const int64_t by_packing = n > 64 ? 256 : 32;
+  const int64_t c = std::max<int64_t>({32, by_work, by_count, by_packing});
+  return (c + 31) / 32 * 32;
+}
+
+void GemmF32NT(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, ThreadPool& pool) {
+  const int64_t chunk = GemmF32ChunkColumns(n, m, k);
+  const int64_t n_chunks = (m + chunk - 1) / chunk;
+  pool.ParallelFor(n_chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(m, j0 + chunk);
+      GemmF32NTStrided(x, n, k, w + j0 * k, j1 - j0, y + j0, m);
+    }
+  });
+}
+
+}  // namespace squeeze::kernels

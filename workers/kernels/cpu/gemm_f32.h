@@ -1,0 +1,41 @@
+// fp32 GEMM y = x W^T for row-major x [n, k] and W [m, k] (the layout of
+// every linear layer: weights [out, in]), for prefill and calibration.
+//
+// Versions:
+//   reference  GemmNTReference (transformer_ops.h): naive loops, double sums.
+//   eigen      Eigen's GEMM (what KernelIsa::kReference dispatches to: the
+//              portable baseline build, SSE2).
+//   avx2       packed 6x16 register-tile microkernel (AVX2 + FMA),
+//   avx512     packed 8x32 register-tile microkernel (AVX-512F);
+//              both pack k-blocks of 256 (x panels MR-interleaved, W panels
+//              NR-interleaved), accumulate each k-block in registers and add
+//              it to y; for n <= 32 (decode, short batches) a direct
+//              4-row dot-product kernel streams W once instead (no packing).
+// Every output is a sum over k in a fixed order (k-blocks of 256, fp32 FMA
+// inside), independent of how rows / columns are split into tiles or over
+// threads, so results do not depend on the pool size. The SIMD versions match
+// the reference within |err| <= 1e-5 * sum_c |x_c w_c| (summation order).
+#pragma once
+
+#include <cstdint>
+
+#include "workers/engine/core/thread_pool.h"
+
+namespace squeeze::kernels {
+
+// Single-threaded: y[i * ldy + j] = sum_c x[i * k + c] * w[j * k + c] for
+// i < n, j < m (ldy >= m). Dispatches on ActiveIsa().
+void GemmF32NTStrided(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, int64_t ldy);
+
+// The same over the pool: output columns split in fixed chunks of
+// GemmF32ChunkColumns(n, m, k) (a function of the shape only).
+void GemmF32NT(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, ThreadPool& pool);
+int64_t GemmF32ChunkColumns(int64_t n, int64_t m, int64_t k);
+
+namespace internal {
+// Per-ISA single-threaded bodies (gemm_f32_avx2.cc, gemm_f32_avx512.cc).
+void GemmF32NTAvx2(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, int64_t ldy);
+void GemmF32NTAvx512(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, int64_t ldy);
+}  // namespace internal
+
+}  // namespace squeeze::kernels

@@ -1,0 +1,91 @@
+// GEMV / GEMM with packed int2..int8 weights and per-group scales:
+//
+//   y[i, r] = sum_c x[i, c] * (q[r, c] - z[r, g(c)]) * s[r, g(c)]  (+ bias[r])
+//
+// for x [n, cols] fp32 row-major, W [rows, cols] in PackedIntLinear's layout
+// (workers/methods/quant/packed_int_linear.h): row r is words_per_row 32-bit
+// words, value c at bit (c % (32/bits)) * bits of word c / (32/bits) as the
+// unsigned code u = q - qmin, qmin = -2^(bits-1). Groups are contiguous runs
+// of group_size columns (the last may be shorter) unless g_idx is given.
+//
+// Two arithmetic paths, each with a plain reference and SIMD versions:
+//
+//  * fp32 activations (PackedIntGemm): the exact dequantized product,
+//    computed in fp32. The reference dequantizes w = float(q - z) * s and
+//    accumulates in double; the fast versions (AVX2+FMA, AVX-512) unpack the
+//    codes in registers and use fp32 FMAs per group, then scale; they match
+//    the reference within |err| <= 1e-5 * sum_c |x_c w_c| + 1e-30 (summation order only).
+//    n >= kPackedIntDequantRows rows dequantize 64-row tiles to fp32 and run
+//    the fp32 GEMM instead (prefill).
+//
+//  * int8 activations (PackedIntGemmQ8, as llama.cpp does on CPU): each row of
+//    x is quantized per weight group to int8 (QuantizeActivationGroups:
+//    a = amax/127, qa = round_half_even(x / a), qa in [-127, 127]); the group
+//    dot products d_g = sum_c (q - z) * qa are exact int32 and
+//    y = sum_g fma(float(d_g), s_g * a_g, .) in group order (+ bias). Every
+//    version computes the same integers and the same fp32 operations in the
+//    same order, so the results are bit-identical to the reference. The AVX2
+//    version uses _mm256_maddubs_epi16, the AVX-512 one VNNI vpdpbusd when the
+//    CPU has it (else maddubs on 512 bits).
+//
+// Fast versions cover 4- and 8-bit weights with contiguous groups whose size
+// is a multiple of 32 (or one group per row); everything else (g_idx, other
+// bit widths, odd group sizes) runs the reference, so every input is served.
+// Work is split over the ThreadPool in fixed blocks of output rows; each
+// output is computed by the same instructions whatever the pool size, so the
+// results do not depend on the thread count. Requires cols <= 2^16 for the
+// int8-activation path (int32 group sums cannot overflow).
+#pragma once
+
+#include <cstdint>
+
+#include "workers/engine/core/thread_pool.h"
+
+namespace squeeze::kernels {
+
+// A read-only view of packed weights; nothing is owned.
+struct PackedIntWeights {
+  int num_bits = 4;                       // 2..8
+  int64_t rows = 0, cols = 0;             // [out, in]
+  int64_t words_per_row = 0;              // ceil(cols / (32 / num_bits))
+  const uint32_t* packed = nullptr;       // [rows, words_per_row]
+  int64_t groups_per_row = 1;
+  int64_t group_size = 0;                 // columns per contiguous group
+  const float* scales = nullptr;          // [rows, groups_per_row]
+  const int32_t* zero_points = nullptr;   // [rows, groups_per_row] in q units, or null (z = 0)
+  const int32_t* g_idx = nullptr;         // [cols] group of each column, or null
+};
+
+// Rows of x from which PackedIntGemm dequantizes tiles and runs the fp32 GEMM.
+inline constexpr int64_t kPackedIntDequantRows = 32;
+
+// True when a SIMD version handles these weights (else the reference runs).
+bool PackedIntFastPathApplies(const PackedIntWeights& w);
+
+// Dequantized element (r, c) as fp32: float(q - z) * s.
+float PackedIntDequant(const PackedIntWeights& w, int64_t r, int64_t c);
+
+// Writes dequantized rows [r0, r1) into dst (row-major, cols wide).
+void PackedIntDequantizeRows(const PackedIntWeights& w, int64_t r0, int64_t r1, float* dst);
+
+// fp32-activation path: y [n, rows] = x [n, cols] * W^T (+ bias [rows] if non-null).
+void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                   ThreadPool& pool);
+void PackedIntGemmReference(const PackedIntWeights& w, const float* x, int64_t n, const float* bias,
+                            float* y);
+
+// int8-activation path (see above). Same shapes.
+void PackedIntGemmQ8(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                     ThreadPool& pool);
+void PackedIntGemmQ8Reference(const PackedIntWeights& w, const float* x, int64_t n, const float* bias,
+                              float* y);
+
+// Quantizes row i of x per weight group: for every group g (the columns c
+// with group(c) == g), a[i, g] = max|x| / 127 (0 for an all-zero group),
+// qa[i, c] = clamp(round_half_even(x * (127 / max|x|)), -127, 127), and
+// qsum[i, g] = sum of qa over the group. qa [n, cols], a and qsum
+// [n, groups_per_row].
+void QuantizeActivationGroups(const PackedIntWeights& w, const float* x, int64_t n, int8_t* qa, float* a,
+                              int32_t* qsum);
+
+}  // namespace squeeze::kernels

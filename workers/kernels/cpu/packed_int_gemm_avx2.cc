@@ -1,0 +1,233 @@
+// AVX2 + FMA row kernels of the packed-int GEMV/GEMM (compiled with -mavx2
+// -mfma; called only when the CPU has them). See packed_int_gemm.h for the
+// arithmetic and packed_int_gemm_simd.h for the activation layout.
+//   fp32 path: codes unpacked to int8 (4-bit: low / high nibbles of 16 bytes
+//     = even / odd columns of a 32-column unit), minus the zero point,
+//     widened to fp32 and FMA'd with x; one fp32 sum per group, scaled.
+//   int8 path: _mm256_maddubs_epi16 (u8 codes x s8 activations; for 8-bit
+//     codes |q| x sign-adjusted activations, so pair sums stay < 2^15),
+//     exact int32 group dots, then the reference's fp32 fma per group.
+#include <immintrin.h>
+
+#include "workers/kernels/cpu/packed_int_gemm_simd.h"
+
+namespace squeeze::kernels::internal {
+namespace {
+
+inline int64_t MinI(int64_t a, int64_t b) { return a < b ? a : b; }
+
+inline float HsumF(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t HsumI(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Unsigned code of column c of a row (bytes little-endian).
+inline int32_t U4(const uint8_t* row, int64_t c) { return (row[c >> 1] >> ((c & 1) * 4)) & 15; }
+
+// ---------------------------------------------------------------- fp32 path
+
+// NT rows of x (from i0) against weight rows [r0, r1).
+template <int NT, int BITS>
+void F32Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+  const PackedIntWeights& w = j.w;
+  const int64_t cols = w.cols, ng = w.groups_per_row, G = ng == 1 ? cols : w.group_size;
+  const __m128i m4 = _mm_set1_epi8(0x0f);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(w.packed + r * w.words_per_row);
+    __m256 tot[NT];
+    float tail[NT];
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      tot[t] = _mm256_setzero_ps();
+      tail[t] = 0.0f;
+    }
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * G, c1 = MinI(c0 + G, cols), cf = c0 + ((c1 - c0) / kUnit) * kUnit;
+      const int32_t zu = (w.zero_points != nullptr ? w.zero_points[r * ng + g] : 0) + (1 << (BITS - 1));
+      const float s = w.scales[r * ng + g];
+      // NT == 1: four independent FMA chains hide the FMA latency.
+      constexpr int A = NT == 1 ? 4 : 2;
+      __m256 acc[NT][A];
+      #pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        #pragma GCC unroll 16
+        for (int q = 0; q < A; ++q) acc[t][q] = _mm256_setzero_ps();
+      }
+      if (BITS == 4) {
+        const __m128i z8 = _mm_set1_epi8(static_cast<char>(zu));
+        for (int64_t c = c0; c < cf; c += kUnit) {
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2));
+          const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, m4), z8);
+          const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), z8);
+          const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+          const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+          const __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+          const __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+          #pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) {
+            const float* xp = j.xp + (i0 + t) * cols + c;
+            acc[t][0] = _mm256_fmadd_ps(f0, _mm256_loadu_ps(xp), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(f1, _mm256_loadu_ps(xp + 8), acc[t][1]);
+            acc[t][2 % A] = _mm256_fmadd_ps(f2, _mm256_loadu_ps(xp + 16), acc[t][2 % A]);
+            acc[t][3 % A] = _mm256_fmadd_ps(f3, _mm256_loadu_ps(xp + 24), acc[t][3 % A]);
+          }
+        }
+        for (int64_t c = cf; c < c1; ++c) {
+          const float wv = static_cast<float>(U4(row, c) - zu);
+          #pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) tail[t] += wv * s * j.xp[(i0 + t) * cols + c];
+        }
+      } else {
+        const __m256i z32 = _mm256_set1_epi32(zu);
+        for (int64_t c = c0; c < cf; c += kUnit) {
+          __m256 f[4];
+          #pragma GCC unroll 16
+          for (int q = 0; q < 4; ++q) {
+            const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + c + 8 * q));
+            f[q] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), z32));
+          }
+          #pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) {
+            const float* xp = j.xp + (i0 + t) * cols + c;
+            acc[t][0] = _mm256_fmadd_ps(f[0], _mm256_loadu_ps(xp), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(f[1], _mm256_loadu_ps(xp + 8), acc[t][1]);
+            acc[t][2 % A] = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(xp + 16), acc[t][2 % A]);
+            acc[t][3 % A] = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xp + 24), acc[t][3 % A]);
+          }
+        }
+        for (int64_t c = cf; c < c1; ++c) {
+          const float wv = static_cast<float>(int32_t{row[c]} - zu);
+          #pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) tail[t] += wv * s * j.xp[(i0 + t) * cols + c];
+        }
+      }
+      const __m256 sv = _mm256_set1_ps(s);
+      #pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        __m256 sum = _mm256_add_ps(acc[t][0], acc[t][1]);
+        if (A == 4) sum = _mm256_add_ps(sum, _mm256_add_ps(acc[t][2 % A], acc[t][3 % A]));
+        tot[t] = _mm256_fmadd_ps(sum, sv, tot[t]);
+      }
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) {
+      const float b = j.bias != nullptr ? j.bias[r] : 0.0f;
+      j.y[(i0 + t) * w.rows + r] = HsumF(tot[t]) + tail[t] + b;
+    }
+  }
+}
+
+template <int BITS>
+void F32AllRows(const PackedIntJob& j, int64_t r0, int64_t r1) {
+  int64_t i = 0;
+  for (; i + 4 <= j.n; i += 4) F32Rows<4, BITS>(j, i, r0, r1);
+  for (; i + 2 <= j.n; i += 2) F32Rows<2, BITS>(j, i, r0, r1);
+  for (; i < j.n; ++i) F32Rows<1, BITS>(j, i, r0, r1);
+}
+
+// ---------------------------------------------------------------- int8 path
+
+template <int NT, int BITS>
+void Q8Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+  const PackedIntWeights& w = j.w;
+  const int64_t cols = w.cols, ng = w.groups_per_row, G = ng == 1 ? cols : w.group_size;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(w.packed + r * w.words_per_row);
+    float tot[NT];
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) tot[t] = 0.0f;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * G, c1 = MinI(c0 + G, cols), cf = c0 + ((c1 - c0) / kUnit) * kUnit;
+      const int32_t z = w.zero_points != nullptr ? w.zero_points[r * ng + g] : 0;
+      __m256i acc[NT];
+      #pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_si256();
+      int32_t d[NT];
+      if (BITS == 4) {
+        for (int64_t c = c0; c < cf; c += kUnit) {
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2));
+          const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), m4);
+          #pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.qa + (i0 + t) * cols + c));
+            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), ones));
+          }
+        }
+        // d = sum (u - zu) * qa, zu = z + 8.
+        #pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* qa = j.qa + (i0 + t) * cols;
+          int32_t s = HsumI(acc[t]);
+          for (int64_t c = cf; c < c1; ++c) s += U4(row, c) * int32_t{qa[c]};
+          d[t] = s - (z + 8) * j.qsum[(i0 + t) * ng + g];
+        }
+      } else {
+        for (int64_t c = c0; c < cf; c += kUnit) {
+          // q = u - 128 as s8; |q| * sign(q) * qa = q * qa, |q| <= 128, |qa| <= 127.
+          const __m256i q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c)), flip);
+          const __m256i aq = _mm256_abs_epi8(q);
+          #pragma GCC unroll 16
+          for (int t = 0; t < NT; ++t) {
+            const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.qa + (i0 + t) * cols + c));
+            acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(a, q)), ones));
+          }
+        }
+        // d = sum (q - z) * qa.
+        #pragma GCC unroll 16
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* qa = j.qa + (i0 + t) * cols;
+          int32_t s = HsumI(acc[t]);
+          for (int64_t c = cf; c < c1; ++c) s += (int32_t{row[c]} - 128) * int32_t{qa[c]};
+          d[t] = s - z * j.qsum[(i0 + t) * ng + g];
+        }
+      }
+      const float sw = w.scales[r * ng + g];
+      #pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t) {
+        const float scale = sw * j.a[(i0 + t) * ng + g];
+        tot[t] = __builtin_fmaf(static_cast<float>(d[t]), scale, tot[t]);
+      }
+    }
+    #pragma GCC unroll 16
+    for (int t = 0; t < NT; ++t) j.y[(i0 + t) * w.rows + r] = j.bias != nullptr ? tot[t] + j.bias[r] : tot[t];
+  }
+}
+
+template <int BITS>
+void Q8AllRows(const PackedIntJob& j, int64_t r0, int64_t r1) {
+  int64_t i = 0;
+  for (; i + 4 <= j.n; i += 4) Q8Rows<4, BITS>(j, i, r0, r1);
+  for (; i < j.n; ++i) Q8Rows<1, BITS>(j, i, r0, r1);
+}
+
+}  // namespace
+
+void PackedIntRowsF32Avx2(const PackedIntJob& job, int64_t r0, int64_t r1) {
+  if (job.w.num_bits == 4) {
+    F32AllRows<4>(job, r0, r1);
+  } else {
+    F32AllRows<8>(job, r0, r1);
+  }
+}
+
+void PackedIntRowsQ8Avx2(const PackedIntJob& job, int64_t r0, int64_t r1) {
+  if (job.w.num_bits == 4) {
+    Q8AllRows<4>(job, r0, r1);
+  } else {
+    Q8AllRows<8>(job, r0, r1);
+  }
+}
+
+}  // namespace squeeze::kernels::internal
