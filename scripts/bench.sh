@@ -17,3 +17,6 @@ bash "$ROOT/tests/bench/service/run_bench.sh" "$BUILD"
 echo
 echo "== kernels (tests/bench/bench_kernels): int4/int8 GEMV vs copy bandwidth, W8A8, fp32 GEMM vs Eigen"
 "$BUILD/tests/bench/bench_kernels" --benchmark_counters_tabular=true
+echo
+echo "== GPTQ (tests/bench/bench_gptq): runtime and peak RSS on Llama-7B layer shapes vs Eigen GEMM time of its FLOPs"
+"$BUILD/tests/bench/bench_gptq"

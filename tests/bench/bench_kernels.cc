@@ -7,7 +7,9 @@
 //   BM_PackedIntGemv   int4 / int8 packed weights (group 128, symmetric) x
 //                      fp32 activations, rows x cols = 4096x4096, 11008x4096,
 //                      4096x11008, batch n = 1 and 16; paths: fp32
-//                      activations and int8 activations (Q8). Counters:
+//                      activations and int8 activations (Q8); calls cycle
+//                      through >= 256 MiB of weight copies so every call
+//                      reads DRAM, as decode does. Counters:
 //                      weight GB/s (packed codes + scales read per call),
 //                      bw_frac (= GB/s / copy GB/s), vs_eigen (Eigen fp32
 //                      GEMV/GEMM of the dequantized matrix over the same pool
@@ -160,15 +162,24 @@ void BM_PackedIntGemv(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
   const bool q8 = state.range(4) == 1;
-  const Packed p = MakePacked(bits, rows, cols, 5);
+  // Enough copies of the weights (>= 256 MiB in all) that each call streams
+  // its matrix from DRAM, as decoding a whole model does, not from the L3.
+  std::vector<Packed> copies;
+  copies.push_back(MakePacked(bits, rows, cols, 5));
+  const int64_t n_copies = std::max<int64_t>(1, ((int64_t{256} << 20) + copies[0].Bytes() - 1) / copies[0].Bytes());
+  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePacked(bits, rows, cols, 5 + 2 * c));
+  const Packed& p = copies[0];
+  size_t next = 0;
   const auto x = Random(n * cols, 6);
   std::vector<float> y(n * rows);
   ThreadPool& pool = ThreadPool::Default();
   auto ours = [&] {
+    const PackedIntWeights& view = copies[next].view;
+    next = (next + 1) % copies.size();
     if (q8) {
-      PackedIntGemmQ8(p.view, x.data(), n, nullptr, y.data(), pool);
+      PackedIntGemmQ8(view, x.data(), n, nullptr, y.data(), pool);
     } else {
-      PackedIntGemm(p.view, x.data(), n, nullptr, y.data(), pool);
+      PackedIntGemm(view, x.data(), n, nullptr, y.data(), pool);
     }
     benchmark::DoNotOptimize(y.data());
   };

@@ -6,7 +6,6 @@
 // asserts check the papers' ordering with margins, never exact values.
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -59,28 +58,29 @@ std::pair<double, double> Ppl(const std::string& name, const std::string& recipe
 
 bool HaveShared() { return fs::exists(std::string(SQUEEZE_SHARED_DIR) + "/models/stories260K/hf"); }
 
-// 8 and 4 bits per channel: 8 bits is lossless for every method; at 4 bits
-// GPTQ and AWQ beat RTN.
-TEST(QuantTable, Bits8And4PerChannel) {
+// 8 bits per channel is lossless for every method.
+TEST(QuantTable, Bits8PerChannel) {
   if (!HaveShared()) GTEST_SKIP() << "needs ../shared/models/stories260K";
-  std::map<std::string, double> ppl;
-  double fp32 = 0;
-  for (int bits : {8, 4}) {
-    const std::string b = std::to_string(bits);
-    auto rtn = Ppl("rtn_w" + b, Stage("s", "QuantizationModifier", Channel(bits)));
-    fp32 = rtn.first;
-    ppl["rtn" + b] = rtn.second;
-    ppl["gptq" + b] = Ppl("gptq_w" + b, kCalib + Stage("s", "GPTQModifier", Channel(bits))).second;
-    ppl["awq" + b] = Ppl("awq_w" + b, kCalib + Stage("s", "AWQModifier", Channel(bits))).second;
-  }
+  const auto rtn = Ppl("rtn_w8", Stage("s", "QuantizationModifier", Channel(8)));
+  const double fp32 = rtn.first;
   std::cout << "TABLE fp32 " << fp32 << "\n";
-  for (const char* m : {"rtn8", "gptq8", "awq8"}) {
-    EXPECT_LT(ppl[m], fp32 * 1.01) << m;
-    EXPECT_GT(ppl[m], fp32 * 0.99) << m;
+  const double gptq = Ppl("gptq_w8", kCalib + Stage("s", "GPTQModifier", Channel(8))).second;
+  const double awq = Ppl("awq_w8", kCalib + Stage("s", "AWQModifier", Channel(8))).second;
+  for (double v : {rtn.second, gptq, awq}) {
+    EXPECT_LT(v, fp32 * 1.01);
+    EXPECT_GT(v, fp32 * 0.99);
   }
-  EXPECT_GT(ppl["rtn4"], fp32 * 1.02);
-  EXPECT_LT(ppl["gptq4"], ppl["rtn4"]);
-  EXPECT_LT(ppl["awq4"], ppl["rtn4"]);
+}
+
+// 4 bits per channel: GPTQ and AWQ beat RTN.
+TEST(QuantTable, Bits4PerChannel) {
+  if (!HaveShared()) GTEST_SKIP() << "needs ../shared/models/stories260K";
+  const auto rtn = Ppl("rtn_w4", Stage("s", "QuantizationModifier", Channel(4)));
+  const double gptq = Ppl("gptq_w4", kCalib + Stage("s", "GPTQModifier", Channel(4))).second;
+  const double awq = Ppl("awq_w4", kCalib + Stage("s", "AWQModifier", Channel(4))).second;
+  EXPECT_GT(rtn.second, rtn.first * 1.02);
+  EXPECT_LT(gptq, rtn.second);
+  EXPECT_LT(awq, rtn.second);
 }
 
 // 3 bits per channel: GPTQ and AWQ far better than RTN (the papers'
@@ -118,10 +118,16 @@ TEST(QuantTable, W8A8NaiveSmoothQuantLlmInt8) {
   const double llm = Ppl("llm_int8", Stage("s", "LLMInt8Modifier", "")).second;
   const double fp32 = naive.first;
   std::cout << "TABLE fp32 " << fp32 << "\n";
+  // Per-token int8 activations are nearly lossless on this small model
+  // (no activation of the 64-wide residual stream is far out); smoothing
+  // still lowers the W8A8 loss a little. LLM.int8() is not ordered against
+  // them here: its difference to naive W8A8 is at the noise level (report).
   for (double v : {naive.second, sq, sq_gptq, llm}) {
-    EXPECT_GT(v, fp32 * 0.99);
-    EXPECT_LT(v, fp32 * 1.10);
+    EXPECT_GT(v, fp32 * 0.995);
+    EXPECT_LT(v, fp32 * 1.005);
   }
+  EXPECT_LT(sq, naive.second);
+  EXPECT_LT(sq_gptq, naive.second);
 }
 
 }  // namespace
