@@ -194,6 +194,19 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   if (r.recipe_yaml().empty()) return absl::InvalidArgumentError("recipe_yaml: empty recipe");
   if (r.model_digest().empty()) return absl::InvalidArgumentError("model_digest: required (upload the model first)");
   if (r.max_attempts() < 0) return absl::InvalidArgumentError("max_attempts: must be >= 0");
+  // Evaluation options: task names are file names on the worker, so only
+  // [a-z0-9_]+ (no paths); the worker resolves them against its --tasks-dir.
+  for (int i = 0; i < r.eval().tasks_size(); ++i) {
+    const std::string& name = r.eval().tasks(i);
+    if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("eval.tasks[", i, "]: empty task name"));
+    for (char c : name) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("eval.tasks[", i, "]: \"", name, "\" is not a task name (expected [a-z0-9_]+)"));
+      }
+    }
+  }
+  if (r.eval().task_limit() < 0) return absl::InvalidArgumentError("eval.task_limit: must be >= 0");
   // Inputs must exist and be manifests before anything is queued.
   int64_t model_bytes = 0;
   std::string model_config_sha;  // the model's config.json blob, if any
@@ -261,6 +274,7 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   job.set_max_attempts(r.max_attempts() > 0 ? r.max_attempts() : options_.default_max_attempts);
   job.set_requires_gpu(r.requires_gpu());
   job.set_memory_estimate_bytes(3 * model_bytes + kMemoryOverheadBytes);
+  if (r.has_eval()) *job.mutable_eval() = r.eval();
   SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
   SQ_RETURN_IF_ERROR(store_->Insert(j, r.idempotency_key()));
   v1::JobEvent e;
@@ -404,6 +418,10 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string
   w->second.last_seen_ms = clock_->MonotonicMs();
   while (true) {
     if (shutdown_) return std::optional<v1::Task>();
+    // A long poll whose caller has gone (the worker died or hung up while we
+    // waited) must not take a job: it would sit leased to nobody until the
+    // lease expires.
+    if (give_up && give_up()) return std::optional<v1::Task>();
     SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> next, store_->NextQueued(caps.gpus_size() > 0, caps.ram_bytes()));
     if (next) {
       StoredJob& j = *next;
@@ -434,6 +452,7 @@ absl::StatusOr<std::optional<v1::Task>> Coordinator::LeaseTask(const std::string
       t.set_seed(j.job.seed());
       t.set_lease_ttl_ms(options_.lease_ttl_ms);
       t.set_checkpoint_digest(j.checkpoint_digest);
+      if (j.job.has_eval()) *t.mutable_eval() = j.job.eval();
       NotifyWatchersLocked();
       lk.unlock();
       return std::optional<v1::Task>(std::move(t));

@@ -2,30 +2,31 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
+
+#include "workers/engine/model/model_config.h"
+#include "workers/engine/tokenizer/llama2c_byte_vocab.h"
 
 namespace squeeze::test_inputs {
 
 // A llama2.c tokenizer.bin (llama2c_tokenizer.h) with only <unk>, <s>, </s>
 // and the 256 byte pieces: every text encodes byte by byte (vocab 259).
-inline std::string ByteTokenizerBin() {
-  std::string out;
-  auto put_i32 = [&out](int32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
-  auto put_piece = [&](const std::string& p) {
-    const float score = 0.0f;
-    out.append(reinterpret_cast<const char*>(&score), 4);
-    put_i32(static_cast<int32_t>(p.size()));
-    out += p;
-  };
-  put_i32(6);  // max_token_length
-  for (const char* s : {"<unk>", "<s>", "</s>"}) put_piece(s);
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
-    put_piece(buf);
-  }
-  return out;
+inline std::string ByteTokenizerBin() { return Llama2cByteVocabBin(); }
+
+// The small grouped-query config most synthetic-model tests use: dim 32,
+// 4 query heads of 8 dims sharing 2 KV heads; the rest as given.
+inline ModelConfig SmallGqaConfig(int hidden_dim, int n_layers, int vocab_size, int max_seq_len, bool tied) {
+  ModelConfig c;
+  c.dim = 32;
+  c.hidden_dim = hidden_dim;
+  c.n_layers = n_layers;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 8;
+  c.vocab_size = vocab_size;
+  c.max_seq_len = max_seq_len;
+  c.tie_word_embeddings = tied;
+  return c;
 }
 
 // 200 English-like words drawn by an LCG from `seed`, a sentence every 9

@@ -45,6 +45,9 @@ class AwqModifier final : public Modifier {
   const TargetMatcher& matcher() const override { return scheme_.any; }
   bool needs_calibration() const override { return true; }
   bool needs_xtx() const override { return true; }
+  // Scaling only: the block's inputs change, so a calibrated quantizer after
+  // it needs statistics of the scaled model.
+  bool ends_calibration_pass() const override { return !options_quantize_; }
 
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) override {
     if (ctx.model == nullptr || ctx.layer < 0 || ctx.layer >= static_cast<int>(ctx.model->blocks.size()) ||

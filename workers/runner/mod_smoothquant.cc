@@ -14,10 +14,10 @@
 //                       balance layer is skipped in that block.
 // Needs calibration activation maxima (no X^T X). The scaled linears become
 // DenseLinear and the norms change; the float model is unchanged.
-// Put the quantizing modifier in a later stage when it is calibrated (GPTQ):
-// the later stage re-runs calibration through the smoothed model, so its
-// Hessians are those of the smoothed inputs (a modifier in the same stage
-// would see the inputs captured before smoothing).
+// A calibrated quantizer (GPTQ) may follow in the same stage, as in
+// llm-compressor recipes: ends_calibration_pass() makes RunRecipe run it as
+// a stage of its own ("<stage>.2"), whose calibration goes through the
+// smoothed model, so its Hessians are those of the smoothed inputs.
 // Per-module figures: smooth_scale_min / smooth_scale_max, act_absmax_before
 // (max_j a_j) and act_absmax_after (max_j a_j / s_j) of the shared input,
 // act_outlier_ratio_before / _after (max_j over median_j of the channel
@@ -51,6 +51,7 @@ class SmoothQuantModifier final : public Modifier {
   std::string type() const override { return "SmoothQuantModifier"; }
   const TargetMatcher& matcher() const override { return matcher_; }
   bool needs_calibration() const override { return true; }
+  bool ends_calibration_pass() const override { return true; }
 
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) override {
     if (ctx.model == nullptr || ctx.inputs == nullptr || ctx.layer < 0 ||

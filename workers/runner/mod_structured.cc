@@ -47,6 +47,7 @@ class StructuredPruningModifier final : public Modifier {
   std::string type() const override { return "StructuredPruningModifier"; }
   const TargetMatcher& matcher() const override { return matcher_; }
   bool needs_calibration() const override { return options_.importance != StructureImportance::kMagnitude; }
+  bool ends_calibration_pass() const override { return true; }  // widths change
 
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) override {
     if (ctx.layer < 0 || ctx.layer >= static_cast<int>(ctx.model->blocks.size())) return absl::OkStatus();  // lm_head

@@ -88,6 +88,15 @@ class Modifier {
   // module it changed.
   virtual absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) = 0;
 
+  // True when modifiers after this one in the same stage must not use the
+  // calibration statistics captured before it ran: it rescales the block's
+  // inputs through the RMSNorm (SmoothQuant, AWQ without quantizing) or
+  // removes structures (structured pruning). RunRecipe then runs the rest of
+  // the stage as a new stage with its own calibration pass
+  // (SplitStagesForCalibration, stage_runner.h), as llm-compressor runs
+  // smoothing before GPTQ. Default: false.
+  virtual bool ends_calibration_pass() const { return false; }
+
   // Whole-model preparation, for methods that allocate per layer from
   // statistics of every layer (OWL's layerwise sparsity). With
   // needs_calibration(), the runner calls it once per stage before the

@@ -542,9 +542,33 @@ bool IsStoppedWithCheckpoint(const absl::Status& status) {
   return status.code() == absl::StatusCode::kAborted && absl::StartsWith(status.message(), kStoppedPrefix);
 }
 
+absl::StatusOr<Recipe> SplitStagesForCalibration(const Recipe& recipe, const ModifierRegistry& registry) {
+  Recipe out = recipe;
+  out.stages.clear();
+  for (const RecipeStage& stage : recipe.stages) {
+    SQ_ASSIGN_OR_RETURN(auto mods, BuildStageModifiers(stage, registry));
+    RecipeStage part{stage.name, {}};
+    int parts = 1;
+    for (size_t i = 0; i < mods.size(); ++i) {
+      part.modifiers.push_back(stage.modifiers[i]);
+      bool later_calibrated = false;
+      for (size_t j = i + 1; j < mods.size(); ++j) later_calibrated = later_calibrated || mods[j]->needs_calibration();
+      if (mods[i]->ends_calibration_pass() && later_calibrated) {
+        out.stages.push_back(std::move(part));
+        part = RecipeStage{absl::StrCat(stage.name, ".", ++parts), {}};
+      }
+    }
+    out.stages.push_back(std::move(part));
+  }
+  return out;
+}
+
 absl::StatusOr<RunResult> RunRecipe(const Recipe& recipe, const RunOptions& options, ProgressSink& progress,
                                     RunControl& control) {
-  Runner runner(recipe, options, progress, control);
+  SQ_ASSIGN_OR_RETURN(const Recipe split,
+                      SplitStagesForCalibration(
+                          recipe, options.registry ? *options.registry : ModifierRegistry::Builtin()));
+  Runner runner(split, options, progress, control);
   return runner.Run();
 }
 

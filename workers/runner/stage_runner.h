@@ -129,8 +129,17 @@ struct RunResult {
   std::map<std::string, double> timings_s;
 };
 
+// RunRecipe runs SplitStagesForCalibration(recipe) (the recipe.yaml stored
+// with the artifact is that split recipe).
 absl::StatusOr<RunResult> RunRecipe(const Recipe& recipe, const RunOptions& options, ProgressSink& progress,
                                     RunControl& control);
+
+// Splits a stage after every modifier whose ends_calibration_pass() is true
+// when a later modifier of that stage needs calibration: the later part
+// becomes its own stage named "<stage>.2" (".3", ...) right after it, so its
+// statistics are captured through the changed model (SmoothQuant then GPTQ in
+// one stage works as in llm-compressor). Other stages are returned as given.
+absl::StatusOr<Recipe> SplitStagesForCalibration(const Recipe& recipe, const ModifierRegistry& registry);
 
 // True for the status RunRecipe returns after a graceful stop that saved a
 // checkpoint (an AbortedError whose message starts with kStoppedPrefix).

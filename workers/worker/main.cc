@@ -7,6 +7,7 @@
 // an unusable work dir.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "server/http/metrics_endpoint.h"
 #include "server/metrics/process_metrics.h"
 #include "workers/engine/core/file_util.h"
+#include "workers/engine/eval/task_files.h"
 #include "workers/worker/worker.h"
 
 ABSL_FLAG(std::string, coordinator, "", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)");
@@ -29,6 +31,8 @@ ABSL_FLAG(int64_t, lease_wait_ms, 10000, "long-poll duration for a lease (ms)");
 ABSL_FLAG(int64_t, pace_ms, 0, "sleep this long at every layer boundary (tests and demos only)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks a free one); empty = off");
+ABSL_FLAG(std::string, tasks_dir, "",
+          "directory of zero-shot task files (NAME.jsonl) that jobs' --tasks name (default $SQUEEZE_TASKS_DIR)");
 ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here once serving (for tests)");
 
 namespace {
@@ -69,6 +73,10 @@ int main(int argc, char** argv) {
   options.once = absl::GetFlag(FLAGS_once);
   options.lease_wait_ms = absl::GetFlag(FLAGS_lease_wait_ms);
   options.pace_ms = absl::GetFlag(FLAGS_pace_ms);
+  options.tasks_dir = absl::GetFlag(FLAGS_tasks_dir);
+  if (options.tasks_dir.empty()) {
+    if (const char* env = std::getenv(squeeze::kTasksDirEnv); env != nullptr) options.tasks_dir = env;
+  }
   // Metrics: the registry and WorkerMetrics outlive the worker; the HTTP
   // server is stopped before they go (reverse order of declaration).
   squeeze::metrics::Registry metrics_registry;

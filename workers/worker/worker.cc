@@ -1,5 +1,6 @@
 #include "workers/worker/worker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -8,6 +9,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "workers/engine/eval/task_files.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/runner/checkpoint.h"
@@ -154,6 +157,29 @@ std::string DescribeCheckpoint(const std::string& work_dir) {
   const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("stage") || !j.contains("next_layer")) return "unreadable checkpoint";
   return absl::StrCat("checkpoint at stage ", j["stage"].dump(), ", layer ", j["next_layer"].dump());
+}
+
+// The job's task names as files under the worker's task directory. Names are
+// checked again here (the coordinator checks them at submit): [a-z0-9_]+ only,
+// so a name can never reach outside tasks_dir.
+absl::StatusOr<std::vector<std::string>> JobTaskFiles(const v1::EvalOptions& eval, const std::string& tasks_dir) {
+  if (tasks_dir.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the job asks for evaluation tasks (", absl::StrJoin(eval.tasks(), ","),
+        ") but this worker has no task directory: start squeeze-worker with --tasks-dir DIR (or set ", kTasksDirEnv,
+        ")"));
+  }
+  for (const std::string& name : eval.tasks()) {
+    const bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+    if (!ok) return absl::InvalidArgumentError(absl::StrCat("eval.tasks: \"", name, "\" is not a task name"));
+  }
+  absl::StatusOr<std::vector<std::string>> paths = ResolveTaskFiles(absl::StrJoin(eval.tasks(), ","), tasks_dir);
+  if (!paths.ok()) {
+    return absl::Status(paths.status().code(), absl::StrCat("--tasks-dir ", tasks_dir, ": ", paths.status().message()));
+  }
+  return paths;
 }
 
 }  // namespace
@@ -369,7 +395,15 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   run.calib_digest = task.calib_digest();
   run.eval_digest = task.eval_digest();
   run.discard_unusable_checkpoint = true;
+  // The job's evaluation options (absent: the defaults, no tasks).
+  run.report.task_limit = task.eval().task_limit();
+  if (task.eval().has_task_seed()) run.report.task_seed = task.eval().task_seed();
+  run.report.latency = !task.eval().no_latency();
+  run.report.agreement = !task.eval().no_agreement();
   absl::StatusOr<RunResult> result = [&]() -> absl::StatusOr<RunResult> {
+    if (task.eval().tasks_size() > 0) {
+      SQ_ASSIGN_OR_RETURN(run.report.task_paths, JobTaskFiles(task.eval(), options_.tasks_dir));
+    }
     SQ_ASSIGN_OR_RETURN(Recipe recipe, ParseRecipe(task.recipe_yaml()));
     SQ_ASSIGN_OR_RETURN(std::string model_dir, EnsureTree(task.model_digest()));
     SQ_ASSIGN_OR_RETURN(run.model_path, ModelPath(model_dir));

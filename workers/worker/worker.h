@@ -44,6 +44,9 @@ struct WorkerOptions {
   // Stage timings and task outcomes go here when set (--metrics-listen); the
   // caller keeps it alive as long as the Worker.
   WorkerMetrics* metrics = nullptr;
+  // Where a job's evaluation task names resolve (DIR/NAME.jsonl; --tasks-dir,
+  // default $SQUEEZE_TASKS_DIR). Empty: a job that asks for tasks fails.
+  std::string tasks_dir;
 };
 
 class Worker {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "client/cli/service/common.h"
 #include "workers/engine/core/file_util.h"
 
@@ -30,6 +31,11 @@ int RunSubmit(const std::vector<std::string>& args) {
       .Option("labels", "comma-separated key=value pairs")
       .Option("max-attempts", "leases before the job fails (0 = server default)", "0")
       .Option("idempotency-key", "retrying with the same key never makes a second job (default: random)")
+      .Option("tasks", "comma-separated zero-shot task names, resolved on the worker (its --tasks-dir)")
+      .Option("task-limit", "examples per task (0 = all)", "0")
+      .Option("task-seed", "sample --task-limit examples per task with this seed (default: the first ones)")
+      .Flag("no-latency", "skip the measured latency in the report")
+      .Flag("no-agreement", "skip the KL / top-1 agreement with the dense model")
       .Flag("gpu", "the job needs a GPU worker")
       .Flag("watch", "stream progress until the job ends")
       .Flag("json", "print JSON");
@@ -58,6 +64,25 @@ int RunSubmit(const std::vector<std::string>& args) {
       (*r.mutable_labels())[pair.first] = pair.second;
     }
   }
+  // Evaluation options; the coordinator checks the names ([a-z0-9_]+).
+  for (absl::string_view name : absl::StrSplit(p.Get("tasks"), ',', absl::SkipWhitespace())) {
+    r.mutable_eval()->add_tasks(std::string(absl::StripAsciiWhitespace(name)));
+  }
+  {
+    absl::StatusOr<int64_t> limit = p.GetInt("task-limit");
+    if (!limit.ok()) return ReportError("submit", server, limit.status());
+    if (*limit < 0) return ReportError("submit", server, absl::InvalidArgumentError("--task-limit: must be >= 0"));
+    if (*limit > 0) r.mutable_eval()->set_task_limit(*limit);
+    if (!p.Get("task-seed").empty()) {
+      absl::StatusOr<int64_t> ts = p.GetInt("task-seed");
+      if (!ts.ok() || *ts < 0) {
+        return ReportError("submit", server, absl::InvalidArgumentError("--task-seed: expected an integer >= 0"));
+      }
+      r.mutable_eval()->set_task_seed(static_cast<uint64_t>(*ts));
+    }
+  }
+  if (p.GetFlag("no-latency")) r.mutable_eval()->set_no_latency(true);
+  if (p.GetFlag("no-agreement")) r.mutable_eval()->set_no_agreement(true);
   r.set_requires_gpu(p.GetFlag("gpu"));
   r.set_idempotency_key(p.Get("idempotency-key").empty() ? RandomKey() : p.Get("idempotency-key"));
 

@@ -6,7 +6,9 @@
 source "$(dirname "$0")/lib.sh"
 require_model
 start_coordinator "$T/data"
-start_worker w1
+# --tasks-dir: the task files jobs may name (--tasks); see the per-job task check below.
+start_worker w1 --tasks-dir "$SHARED_DIR/data/tasks"
+W1_PID=$WORKER_PID
 write_recipe "$T/recipe.yaml"
 # A small evaluation text, so report.json carries perplexities computed by the worker.
 head -c 4000 "$SHARED_DIR/data/tinystories/valid.txt" >"$T/eval.txt"
@@ -57,4 +59,31 @@ rm "$T/art2/model.safetensors"
 head -c 1000 "$T/art1/model.safetensors" >"$T/art2/model.safetensors.partial"
 sq download "$J2" --out "$T/art2" >/dev/null || fail "resumed download"
 cmp -s "$T/art1/model.safetensors" "$T/art2/model.safetensors" || fail "resumed download differs"
+
+# Per-job task sets: the worker resolves the names against its --tasks-dir;
+# report.json carries each task's scores and the seeded sample's indices.
+J3=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIGEST" --seed 7 --tasks copa,piqa --task-limit 10 \
+  --task-seed 3 --no-latency --no-agreement --json | json_field job_id)
+[ -n "$J3" ] || fail "submit with --tasks printed no job_id"
+sq watch "$J3" >/dev/null || fail "job with --tasks failed: $(sq get "$J3" --json | json_field error)"
+sq download "$J3" --out "$T/art3" >/dev/null || fail "download 3"
+compact=$(tr -d ' \n' <"$T/art3/report.json")
+for task in copa piqa; do
+  entry=$(printf '%s' "$compact" | grep -o "\"$task\":{\"compressed\":{\"acc\":[-0-9.e]*[^}]*},\"dense\":{\"acc\":[-0-9.e]*[^}]*},\"examples\":\[[0-9,]*\],\"format\":\"multiple_choice\",\"n\":10}") \
+    || fail "report.json has no quality.tasks.$task with scores, 10 examples and their sampled indices"
+  idx=$(printf '%s' "$entry" | sed 's/.*"examples":\[\([0-9,]*\)\].*/\1/' | tr ',' '\n' | sort -un | wc -l)
+  [ "$idx" = 10 ] || fail "quality.tasks.$task.examples: expected 10 distinct indices, got $idx"
+done
+# Refused at submit: a name that is not [a-z0-9_]+ (never reaches a worker).
+out=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIGEST" --tasks ../copa 2>&1) && fail "bad task name accepted"
+printf '%s' "$out" | grep -q "eval.tasks\[0\]" || fail "bad task name error does not name eval.tasks[0]: $out"
+# A worker without a task directory fails such a job with an error naming the flag.
+kill -TERM "$W1_PID" && wait "$W1_PID" || true
+unset SQUEEZE_TASKS_DIR
+sleep 1.5  # let w1's last long-poll (--lease-wait-ms 1000) end on the coordinator, so w2 gets the job
+start_worker w2
+J4=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIGEST" --tasks copa --max-attempts 1 --json | json_field job_id)
+sq watch "$J4" >/dev/null 2>&1 && fail "a job asking for tasks succeeded on a worker without --tasks-dir"
+[ "$(job_state "$J4")" = FAILED ] || fail "job $J4 should have FAILED"
+sq get "$J4" --json | grep -q -- "--tasks-dir" || fail "the failure does not name --tasks-dir: $(sq get "$J4" --json)"
 log "PASS e2e ($J, artifact $A1)"

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/calib/activation_stats.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/engine/model/synthetic_model.h"
@@ -16,17 +17,8 @@ namespace squeeze {
 namespace {
 
 ModelConfig Config() {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 50;
-  c.max_seq_len = 32;
-  c.tie_word_embeddings = true;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/64, /*n_layers=*/3, /*vocab_size=*/50, /*max_seq_len=*/32,
+                                     /*tied=*/true);
 }
 
 std::vector<std::vector<int>> Sequences() {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "tests/common/run_helpers.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/methods/prune/magnitude.h"
 #include "workers/runner/compressed_model.h"
@@ -57,16 +58,9 @@ TEST(DistillationModifier, RecoversPrunedStories260K) {
     }
     auto recipe = ParseRecipe(yaml);
     EXPECT_TRUE(recipe.ok()) << recipe.status();
-    RunOptions o;
-    o.model_path = model;
-    o.output_dir = out;
-    o.eval_text_path = valid;
-    o.eval_max_bytes = 6000;
-    o.eval_seq_len = 256;
+    RunOptions o = test_inputs::PerplexityRunOptions(model, out, valid);
     o.threads = 2;
-    NullProgressSink null;
-    RunControl control;
-    return RunRecipe(*recipe, o, null, control);
+    return test_inputs::RunQuietly(*recipe, o);
   };
   auto pruned = run(false, Fresh("pruned"));
   ASSERT_TRUE(pruned.ok()) << pruned.status();

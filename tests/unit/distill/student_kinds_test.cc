@@ -15,23 +15,14 @@
 #include "workers/methods/lowrank/factorized_linear.h"
 #include "workers/methods/prune/magnitude.h"
 #include "workers/methods/quant/packed_int_linear.h"
-#include "workers/methods/quant/quant_grid.h"
+#include "workers/methods/quant/rtn.h"
 
 namespace squeeze {
 namespace {
 
 ModelConfig Config() {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 259;
-  c.max_seq_len = 64;
-  c.tie_word_embeddings = true;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/64, /*n_layers=*/2, /*vocab_size=*/259, /*max_seq_len=*/64,
+                                     /*tied=*/true);
 }
 
 std::unique_ptr<PackedIntLinear> Pack(const MatrixRM& w) {
@@ -40,15 +31,7 @@ std::unique_ptr<PackedIntLinear> Pack(const MatrixRM& w) {
   a.symmetric = true;
   a.strategy = QuantStrategy::kGroup;
   a.group_size = 16;
-  auto params = ComputeAllQuantGroupParams(w, a);
-  const int64_t groups = a.GroupsPerRow(w.cols());
-  std::vector<int32_t> q(w.size());
-  for (int64_t r = 0; r < w.rows(); ++r)
-    for (int64_t c = 0; c < w.cols(); ++c) q[r * w.cols() + c] = QuantCode(w(r, c), params[r * groups + c / 16], a);
-  std::vector<float> scales;
-  std::vector<int32_t> zeros;
-  SplitQuantGroupParams(params, a, &scales, &zeros);
-  return std::move(PackedIntLinear::FromCodes(a, w.rows(), w.cols(), q, scales, zeros)).value();
+  return std::move(QuantizeRtn(w, a)).value();
 }
 
 // Block 0: q packed, k factorized (rank 4), gate masked 50%; block 1 dense.

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/synthetic_inputs.h"
 #include "tests/unit/eval/byte_tokenizer.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/engine/model/synthetic_model.h"
@@ -15,17 +16,8 @@ namespace squeeze {
 namespace {
 
 ModelConfig Config() {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 48;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 259;
-  c.max_seq_len = 32;
-  c.tie_word_embeddings = true;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/48, /*n_layers=*/2, /*vocab_size=*/259, /*max_seq_len=*/32,
+                                     /*tied=*/true);
 }
 
 const char kText[] =

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/synthetic_inputs.h"
 #include "tests/unit/eval/byte_tokenizer.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/kv_cache.h"
@@ -18,17 +19,8 @@ namespace squeeze {
 namespace {
 
 ModelConfig ByteModelConfig() {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 48;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 259;
-  c.max_seq_len = 64;
-  c.tie_word_embeddings = true;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/48, /*n_layers=*/2, /*vocab_size=*/259, /*max_seq_len=*/64,
+                                     /*tied=*/true);
 }
 
 // Log-likelihood of `cont` after `ctx` (both byte strings) by one plain forward

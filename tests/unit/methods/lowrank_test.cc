@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/methods/method_test_util.h"
+#include "tests/common/run_helpers.h"
 #include "tests/common/synthetic_inputs.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/formats/model_io.h"
@@ -292,26 +293,11 @@ TEST(FactorizedLinear, StoredTensorsRebuildTheLayer) {
 }
 
 ModelConfig SmallConfig(int vocab) {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = vocab;
-  c.max_seq_len = 64;
-  c.tie_word_embeddings = false;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/64, /*n_layers=*/2, /*vocab_size=*/vocab, /*max_seq_len=*/64,
+                                     /*tied=*/false);
 }
 
-std::string Fresh(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/squeeze_lowrank_test_" + name;
-  fs::remove_all(d);
-  fs::remove_all(d + ".work");
-  fs::remove_all(d + ".partial");
-  return d;
-}
+std::string Fresh(const std::string& name) { return test_inputs::FreshTestDir("squeeze_lowrank_test_", name); }
 
 MatrixRM Logits(const Model& m, const std::vector<int>& tokens) {
   KVCache cache(m, 16);
@@ -463,19 +449,7 @@ TEST(LowRankModifier, ThroughRunRecipeOnSyntheticModel) {
   }
 }
 
-// Stops after `n` layer events.
-class StopAfter final : public ProgressSink {
- public:
-  StopAfter(RunControl& c, int n) : control_(c), n_(n) {}
-  void OnProgress(const ProgressEvent& e) override {
-    if (e.unit == "layer" && ++seen_ == n_) control_.RequestStop();
-  }
-
- private:
-  RunControl& control_;
-  int n_;
-  int seen_ = 0;
-};
+using test_inputs::StopAfter;  // stops after `n` layer events
 
 // A stop after block 0 and a resume (which reloads the factorized block 0
 // from the checkpoint) give byte-identical artifacts to one uninterrupted run.

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "tests/common/run_helpers.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/model/synthetic_model.h"
 #include "workers/runner/recipe.h"
@@ -135,23 +136,14 @@ const std::string kStories = kShared + "/models/stories260K/hf";
 TEST(Owl, RealModelWandaUniformVsOwl) {
   if (!fs::exists(kStories)) GTEST_SKIP() << kStories << " is absent (needs ../shared)";
   auto run = [&](const std::string& name, const std::string& args) -> nlohmann::json {
-    const std::string out = ::testing::TempDir() + "/squeeze_owl_real_" + name;
-    fs::remove_all(out);
-    fs::remove_all(out + ".work");
+    const std::string out = test_inputs::FreshTestDir("squeeze_owl_real_", name);
     auto recipe = ParseRecipe("num_calibration_samples: 32\nmax_seq_length: 128\n"
                               "s:\n  p_modifiers:\n    WandaPruningModifier: " + args + "\n");
     EXPECT_TRUE(recipe.ok()) << recipe.status();
     if (!recipe.ok()) return nullptr;
-    RunOptions o;
-    o.model_path = kStories;
-    o.output_dir = out;
+    RunOptions o = test_inputs::PerplexityRunOptions(kStories, out, kShared + "/data/tinystories/valid.txt");
     o.calib_text_path = kShared + "/data/tinystories/train.txt";
-    o.eval_text_path = kShared + "/data/tinystories/valid.txt";
-    o.eval_max_bytes = 6000;
-    o.eval_seq_len = 256;
-    NullProgressSink null;
-    RunControl control;
-    auto r = RunRecipe(*recipe, o, null, control);
+    auto r = test_inputs::RunQuietly(*recipe, o);
     EXPECT_TRUE(r.ok()) << r.status();
     fs::remove_all(out);
     return r.ok() ? r->report : nlohmann::json();

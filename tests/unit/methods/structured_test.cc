@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/common/run_helpers.h"
 #include "workers/engine/calib/activation_stats.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/eval/cost.h"
@@ -353,24 +354,15 @@ TEST(Structured, RealModelThroughRunRecipe) {
   std::vector<Case> cases = {{"magnitude"}, {"wanda"}, {"output"}};
   double dense = 0.0;
   for (Case& c : cases) {
-    const std::string out = ::testing::TempDir() + "/squeeze_structured_real_" + c.importance;
-    fs::remove_all(out);
-    fs::remove_all(out + ".work");
+    const std::string out = test_inputs::FreshTestDir("squeeze_structured_real_", c.importance);
     auto recipe = ParseRecipe(std::string("num_calibration_samples: 16\nmax_seq_length: 128\n"
                                           "s:\n  p_modifiers:\n    StructuredPruningModifier: "
                                           "{pruning_ratio: 0.25, importance: ") +
                               c.importance + "}\n");
     ASSERT_TRUE(recipe.ok()) << recipe.status();
-    RunOptions o;
-    o.model_path = kStories;
-    o.output_dir = out;
+    RunOptions o = test_inputs::PerplexityRunOptions(kStories, out, kShared + "/data/tinystories/valid.txt");
     o.calib_text_path = kShared + "/data/tinystories/train.txt";
-    o.eval_text_path = kShared + "/data/tinystories/valid.txt";
-    o.eval_max_bytes = 6000;
-    o.eval_seq_len = 256;
-    NullProgressSink null;
-    RunControl control;
-    auto r = RunRecipe(*recipe, o, null, control);
+    auto r = test_inputs::RunQuietly(*recipe, o);
     ASSERT_TRUE(r.ok()) << r.status();
     dense = r->report["perplexity"]["before"].get<double>();
     c.ppl = r->report["perplexity"]["after"].get<double>();

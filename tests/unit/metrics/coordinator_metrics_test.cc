@@ -3,8 +3,6 @@
 // rendered exposition text, as Prometheus would see them.
 #include "server/coordinator/coordinator_metrics.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -13,38 +11,21 @@
 #include "server/coordinator/coordinator.h"
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
+#include "tests/common/manual_clock.h"
+#include "tests/common/metrics_text.h"
+#include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
 namespace {
 namespace fs = std::filesystem;
 
-class ManualClock : public Clock {
- public:
-  int64_t MonotonicMs() override { return now_; }
-  int64_t UnixMs() override { return 1'700'000'000'000 + now_; }
-  void Advance(int64_t ms) { now_ += ms; }
-
- private:
-  int64_t now_ = 1000;
-};
-
-// The value of `series` (name plus labels, exactly as rendered), NaN if absent.
-double Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nan("");
-}
+using test_inputs::ManualClock;
+using test_inputs::Sample;
 
 class CoordinatorMetricsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / ("coord_metrics_" + std::to_string(::getpid()) + "_" +
-                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = test_inputs::EmptyPerTestDir("coord_metrics_");
     Reopen();
     store::Manifest m;
     auto blob = c_->objects().Put("model bytes");

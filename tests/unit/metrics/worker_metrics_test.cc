@@ -8,18 +8,12 @@
 
 #include "gtest/gtest.h"
 #include "server/metrics/process_metrics.h"
+#include "tests/common/metrics_text.h"
 
 namespace squeeze::worker {
 namespace {
 
-double Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nan("");
-}
+using test_inputs::Sample;
 
 // Spends about `seconds` of CPU time on this thread; returns what was spent.
 double BurnCpu(double seconds) {

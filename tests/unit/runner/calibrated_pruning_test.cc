@@ -14,6 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/common/run_helpers.h"
 #include "tests/common/synthetic_inputs.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/formats/model_io.h"
@@ -32,13 +33,7 @@ using ::testing::HasSubstr;
 constexpr int kLayers = 2;
 constexpr int kVocab = 259;  // <unk>, <s>, </s> and the 256 byte pieces
 
-std::string Fresh(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/squeeze_calibrated_pruning_test_" + name;
-  fs::remove_all(d);
-  fs::remove_all(d + ".work");
-  fs::remove_all(d + ".partial");
-  return d;
-}
+std::string Fresh(const std::string& name) { return test_inputs::FreshTestDir("squeeze_calibrated_pruning_test_", name); }
 
 // A small random Llama (untied head) with its tokenizer, as an HF directory.
 const std::string& ModelDir() {

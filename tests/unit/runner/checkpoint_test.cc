@@ -11,6 +11,8 @@
 
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
+#include "tests/common/run_helpers.h"
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/synthetic_model.h"
@@ -22,24 +24,11 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string Fresh(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/squeeze_ckpt_test_" + name;
-  fs::remove_all(d);
-  return d;
-}
+std::string Fresh(const std::string& name) { return test_inputs::FreshTestDir("squeeze_ckpt_test_", name); }
 
 ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 3;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 40;
-  c.max_seq_len = 64;
-  c.tie_word_embeddings = false;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/64, /*n_layers=*/3, /*vocab_size=*/40, /*max_seq_len=*/64,
+                                     /*tied=*/false);
 }
 
 std::string SaveRandomModel(const std::string& name, uint64_t seed) {
@@ -65,18 +54,7 @@ Recipe MustParse(const std::string& yaml) {
   return *r;
 }
 
-class StopAfter final : public ProgressSink {
- public:
-  StopAfter(RunControl& c, int n) : control_(c), n_(n) {}
-  void OnProgress(const ProgressEvent& e) override {
-    if (e.unit == "layer" && ++seen_ == n_) control_.RequestStop();
-  }
-
- private:
-  RunControl& control_;
-  int n_;
-  int seen_ = 0;
-};
+using test_inputs::StopAfter;
 
 class Recorder final : public ProgressSink {
  public:
@@ -89,13 +67,7 @@ class Recorder final : public ProgressSink {
   std::vector<ProgressEvent> events;
 };
 
-std::map<std::string, std::string> DirContents(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& de : fs::directory_iterator(dir)) {
-    out[de.path().filename().string()] = *ReadFileToString(de.path().string());
-  }
-  return out;
-}
+using test_inputs::DirContents;
 
 void CopyDir(const std::string& from, const std::string& to) {
   fs::remove_all(to);

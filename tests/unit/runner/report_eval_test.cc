@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "tests/common/run_helpers.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/runner/stage_runner.h"
 
@@ -27,12 +28,7 @@ const std::string kStories = kShared + "/models/stories260K/hf";
 const std::string kTasks = kShared + "/data/tasks";
 const std::string kValid = kShared + "/data/tinystories/valid.txt";
 
-std::string Fresh(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/squeeze_report_eval_test_" + name;
-  fs::remove_all(d);
-  fs::remove_all(d + ".work");
-  return d;
-}
+std::string Fresh(const std::string& name) { return test_inputs::FreshTestDir("squeeze_report_eval_test_", name); }
 
 std::string WriteTaskFile(const std::string& name, int n) {
   const std::string path = ::testing::TempDir() + "/" + name + ".jsonl";

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/common/run_helpers.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
@@ -24,13 +25,7 @@ using ::testing::HasSubstr;
 const std::string kShared = SQUEEZE_SHARED_DIR;
 const std::string kStories = kShared + "/models/stories260K/hf";
 
-std::string Fresh(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "/squeeze_runner_test_" + name;
-  fs::remove_all(d);
-  fs::remove_all(d + ".work");
-  fs::remove_all(d + ".partial");
-  return d;
-}
+std::string Fresh(const std::string& name) { return test_inputs::FreshTestDir("squeeze_runner_test_", name); }
 
 Recipe MustParse(const std::string& yaml) {
   auto r = ParseRecipe(yaml);
@@ -66,13 +61,7 @@ class Recorder final : public ProgressSink {
   std::vector<ProgressEvent> events;
 };
 
-std::map<std::string, std::string> DirContents(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& de : fs::directory_iterator(dir)) {
-    out[de.path().filename().string()] = *ReadFileToString(de.path().string());
-  }
-  return out;
-}
+using test_inputs::DirContents;
 
 constexpr char kTwoStage[] = R"(
 prune_stage:
@@ -168,19 +157,7 @@ TEST(StageRunner, PrunesAndQuantizesASyntheticModel) {
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-// Stops after `stop_after` layer events.
-class StopAfter final : public ProgressSink {
- public:
-  StopAfter(RunControl& c, int n) : control_(c), n_(n) {}
-  void OnProgress(const ProgressEvent& e) override {
-    if (e.unit == "layer" && ++seen_ == n_) control_.RequestStop();
-  }
-
- private:
-  RunControl& control_;
-  int n_;
-  int seen_ = 0;
-};
+using test_inputs::StopAfter;  // stops after `n` layer events
 
 TEST(StageRunner, StopAndResumeIsByteIdenticalToAnUninterruptedRun) {
   const Recipe recipe = MustParse(kTwoStage);
@@ -337,16 +314,9 @@ TEST(StageRunner, RealModelPerplexityAfterEachMethod) {
       config_groups:
         g: {targets: [Linear], weights: {num_bits: 4, symmetric: false, strategy: channel}}
 )"}}) {
-    RunOptions o;
-    o.model_path = kStories;
-    o.output_dir = Fresh(c.name);
-    o.eval_text_path = eval;
-    o.eval_max_bytes = 6000;
-    o.eval_seq_len = 256;
+    RunOptions o = test_inputs::PerplexityRunOptions(kStories, Fresh(c.name), eval);
     o.report.latency = false;  // perplexity is what this test checks
-    NullProgressSink null;
-    RunControl control;
-    auto r = RunRecipe(MustParse(c.recipe), o, null, control);
+    auto r = test_inputs::RunQuietly(MustParse(c.recipe), o);
     ASSERT_TRUE(r.ok()) << c.name << ": " << r.status();
     const auto& p = r->report["perplexity"];
     ppl[c.name] = {p["before"].get<double>(), p["after"].get<double>()};

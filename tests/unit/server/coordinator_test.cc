@@ -9,28 +9,19 @@
 #include "gtest/gtest.h"
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
+#include "tests/common/manual_clock.h"
+#include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
 namespace {
 namespace fs = std::filesystem;
 
-class ManualClock : public Clock {
- public:
-  int64_t MonotonicMs() override { return now_; }
-  int64_t UnixMs() override { return 1'700'000'000'000 + now_; }
-  void Advance(int64_t ms) { now_ += ms; }
-
- private:
-  int64_t now_ = 1000;
-};
+using test_inputs::ManualClock;
 
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / ("coord_" + std::to_string(::getpid()) + "_" +
-                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = test_inputs::EmptyPerTestDir("coord_");
     Reopen();
     store::Manifest m;
     auto blob = c_->objects().Put("model bytes");
@@ -483,6 +474,61 @@ TEST_F(CoordinatorTest, CancelAndFailureDropTheCheckpoint) {
   ASSERT_TRUE(c_->FailTask(f)->accepted());
   EXPECT_EQ(c_->GetJob(failed.job_id())->state(), v1::FAILED);
   EXPECT_EQ(StoredCheckpoint(dir_, failed.job_id()), "");
+}
+
+// Evaluation options are checked at submit (INVALID_ARGUMENT naming the field),
+// stored with the job (durably) and handed to the worker with the lease.
+TEST_F(CoordinatorTest, EvalOptionsAreValidatedStoredAndLeased) {
+  v1::SubmitJobRequest r;
+  r.set_recipe_yaml("stage:\n  m_modifiers:\n    X: {}\n");
+  r.set_model_digest(model_);
+  const std::pair<std::vector<std::string>, const char*> bad_names[] = {
+      {{"copa", ""}, "eval.tasks[1]: empty task name"},
+      {{"../etc/passwd"}, "eval.tasks[0]: \"../etc/passwd\" is not a task name"},
+      {{"PIQA"}, "eval.tasks[0]"},
+      {{"piqa.jsonl"}, "eval.tasks[0]"}};
+  for (const auto& [names, want] : bad_names) {
+    r.mutable_eval()->clear_tasks();
+    for (const std::string& n : names) r.mutable_eval()->add_tasks(n);
+    absl::Status s = c_->Submit(r).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << want;
+    EXPECT_NE(s.message().find(want), absl::string_view::npos) << s;
+  }
+  r.mutable_eval()->clear_tasks();
+  r.mutable_eval()->add_tasks("copa");
+  r.mutable_eval()->add_tasks("tinystories_cloze");
+  r.mutable_eval()->set_task_limit(-1);
+  absl::Status s = c_->Submit(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("eval.task_limit"), absl::string_view::npos) << s;
+  auto list = c_->ListJobs(v1::ListJobsRequest());
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->jobs_size(), 0);  // nothing queued by a refused submit
+
+  r.mutable_eval()->set_task_limit(10);
+  r.mutable_eval()->set_task_seed(7);
+  r.mutable_eval()->set_no_latency(true);
+  auto job = c_->Submit(r);
+  ASSERT_TRUE(job.ok()) << job.status();
+  Reopen();  // the options come back from SQLite
+  const std::string w = Register();
+  auto t = Lease(w);
+  ASSERT_TRUE(t);
+  ASSERT_EQ(t->job_id(), job->job_id());
+  EXPECT_EQ(t->eval().tasks().size(), 2);
+  EXPECT_EQ(t->eval().tasks(1), "tinystories_cloze");
+  EXPECT_EQ(t->eval().task_limit(), 10);
+  ASSERT_TRUE(t->eval().has_task_seed());
+  EXPECT_EQ(t->eval().task_seed(), 7u);
+  EXPECT_TRUE(t->eval().no_latency());
+  EXPECT_FALSE(t->eval().no_agreement());
+  EXPECT_EQ(c_->GetJob(job->job_id())->eval().task_limit(), 10);
+  // A job without options leases without them (the worker's defaults).
+  const v1::Job plain = Submit(0);
+  auto t2 = Lease(w);
+  ASSERT_TRUE(t2);
+  EXPECT_EQ(t2->job_id(), plain.job_id());
+  EXPECT_FALSE(t2->has_eval());
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include "workers/engine/model/dense_linear.h"
 #include "workers/engine/train/trainable_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
-#include "workers/methods/quant/quant_grid.h"
+#include "workers/methods/quant/rtn.h"
 
 namespace squeeze::train {
 namespace {
@@ -111,15 +111,7 @@ TEST(LinearGrad, LoraOnPackedInt4Base) {
   args.symmetric = true;
   args.strategy = QuantStrategy::kGroup;
   args.group_size = 8;
-  auto params = ComputeAllQuantGroupParams(w, args);
-  std::vector<int32_t> q(w.size());
-  const int64_t groups = 2;
-  for (int64_t r = 0; r < 8; ++r)
-    for (int64_t c = 0; c < 16; ++c) q[r * 16 + c] = QuantCode(w(r, c), params[r * groups + c / 8], args);
-  std::vector<float> scales;
-  std::vector<int32_t> zeros;
-  SplitQuantGroupParams(params, args, &scales, &zeros);
-  auto packed = PackedIntLinear::FromCodes(args, 8, 16, q, scales, zeros);
+  auto packed = QuantizeRtn(w, args);  // round-to-nearest codes on the group grid
   ASSERT_TRUE(packed.ok()) << packed.status();
   std::shared_ptr<const LinearLayer> base = std::move(*packed);
   auto l = MakeLoraTrainable(base, 3, 3.0f, 15);

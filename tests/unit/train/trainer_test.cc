@@ -44,17 +44,8 @@ Fixture MakeData(const std::string& text, int seq) {
 }
 
 ModelConfig SmallConfig(int vocab) {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 64;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = vocab;
-  c.max_seq_len = 64;
-  c.tie_word_embeddings = true;
-  return c;
+  return test_inputs::SmallGqaConfig(/*hidden_dim=*/64, /*n_layers=*/2, /*vocab_size=*/vocab, /*max_seq_len=*/64,
+                                     /*tied=*/true);
 }
 
 TEST(Trainer, TinyModelOverfitsTinyText) {

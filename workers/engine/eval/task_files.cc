@@ -23,7 +23,7 @@ absl::StatusOr<std::vector<std::string>> ResolveTaskFiles(const std::string& nam
   for (absl::string_view raw : absl::StrSplit(names, ',', absl::SkipWhitespace())) {
     const std::string name(absl::StripAsciiWhitespace(raw));
     std::string path = name;
-    if (!absl::EndsWith(name, ".jsonl")) {
+    if (!absl::EndsWith(name, ".jsonl") && !absl::EndsWith(name, ".txt")) {
       if (dir.empty()) {
         return absl::InvalidArgumentError(absl::StrCat("task \"", name, "\": no task directory; pass --data-dir DIR or set ",
                                                        kTasksDirEnv, " (e.g. ../shared/data/tasks)"));
@@ -33,6 +33,11 @@ absl::StatusOr<std::vector<std::string>> ResolveTaskFiles(const std::string& nam
         return absl::InvalidArgumentError(absl::StrCat(how, " ", dir, ": not a directory"));
       }
       path = absl::StrCat(dir, "/", name, ".jsonl");
+      for (const ClozeTextTask& c : kClozeTextTasks) {
+        if (name == c.name && !fs::is_regular_file(path, ec)) {
+          path = (fs::path(dir) / ".." / c.path).lexically_normal().string();
+        }
+      }
     }
     std::error_code ec;
     if (!fs::is_regular_file(path, ec)) {

@@ -5,7 +5,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/model/forward.h"
@@ -156,7 +160,61 @@ absl::StatusOr<TaskExample> ParseTaskLine(absl::string_view line, const std::str
   return ex;
 }
 
+absl::StatusOr<Task> BuildClozeTask(absl::string_view text, const std::string& name, int64_t limit,
+                                    const std::string& delimiter, int min_context_words) {
+  Task task;
+  task.name = name;
+  task.format = TaskFormat::kLanguageModeling;
+  auto is_word = [](char c) { return absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '\''; };
+  auto add_story = [&](absl::string_view story) {
+    story = absl::StripAsciiWhitespace(story);
+    // The last word: the last run of letters / apostrophes (quotes trimmed).
+    size_t end = story.size();
+    while (end > 0 && !absl::ascii_isalpha(static_cast<unsigned char>(story[end - 1]))) --end;
+    if (end == 0) return;
+    size_t begin = end;
+    while (begin > 0 && is_word(story[begin - 1])) --begin;
+    while (begin < end && story[begin] == '\'') ++begin;  // an opening quote is not part of the word
+    if (begin == 0 || !absl::ascii_isspace(static_cast<unsigned char>(story[begin - 1]))) return;
+    const absl::string_view context = absl::StripTrailingAsciiWhitespace(story.substr(0, begin));
+    const std::vector<absl::string_view> words = absl::StrSplit(context, absl::ByAnyChar(" \t\n\r"), absl::SkipEmpty());
+    if (static_cast<int>(words.size()) < min_context_words) return;
+    TaskExample ex;
+    const std::string cont = absl::StrCat(delimiter, story.substr(begin, end - begin));
+    ex.candidates.emplace_back(std::string(context), cont);
+    ex.norm_chars.push_back(Utf8Chars(cont));
+    task.examples.push_back(std::move(ex));
+  };
+  size_t story_begin = 0, pos = 0;
+  while (pos <= text.size() && (limit <= 0 || static_cast<int64_t>(task.examples.size()) < limit)) {
+    size_t nl = text.find('\n', pos);
+    if (nl == absl::string_view::npos) nl = text.size();
+    const absl::string_view line = absl::StripAsciiWhitespace(text.substr(pos, nl - pos));
+    if (line == "<|endoftext|>") {
+      add_story(text.substr(story_begin, pos - story_begin));
+      story_begin = nl + 1;
+    } else if (nl == text.size()) {
+      add_story(text.substr(story_begin));
+    }
+    pos = nl + 1;
+  }
+  if (task.examples.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": no cloze examples in the text"));
+  return task;
+}
+
+absl::StatusOr<Task> LoadClozeTextFile(const std::string& path, const std::string& name, int64_t limit,
+                                       const std::string& delimiter) {
+  SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  absl::StatusOr<Task> t = BuildClozeTask(text, name, limit, delimiter);
+  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", t.status().message()));
+  return t;
+}
+
 absl::StatusOr<Task> LoadTaskFile(const std::string& path, int64_t limit, const std::string& delimiter) {
+  if (absl::EndsWith(path, ".txt")) {
+    const std::filesystem::path fp = std::filesystem::absolute(path).lexically_normal();
+    return LoadClozeTextFile(path, absl::StrCat(fp.parent_path().filename().string(), "_cloze"), limit, delimiter);
+  }
   SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   Task task;
   task.name = std::filesystem::path(path).stem().string();

@@ -73,7 +73,27 @@ absl::StatusOr<TaskExample> ParseTaskLine(absl::string_view line, const std::str
 // Reads a task file; the format comes from the first line's keys and every
 // line must have it. limit > 0 keeps the first `limit` examples. Empty lines
 // are skipped. The task name is the file name without ".jsonl".
+// A path ending in ".txt" is a cloze text file (BuildClozeTask) named after
+// its directory plus "_cloze": tinystories/valid.txt -> "tinystories_cloze".
 absl::StatusOr<Task> LoadTaskFile(const std::string& path, int64_t limit = 0, const std::string& delimiter = " ");
+
+// A LAMBADA-style cloze task built from plain text (e.g. ../shared/data/
+// tinystories/valid.txt). Stories are separated by lines that are exactly
+// "<|endoftext|>" (surrounding whitespace ignored); each story is trimmed and
+// gives at most one example: its last word (the last run of ASCII letters and
+// apostrophes inside the text, so trailing punctuation and quotes such as
+// `end."` are not part of it) is the continuation (delimiter + word) and the
+// text before it, trailing whitespace removed, is the context. A story is
+// skipped when that word is not preceded by whitespace (e.g. `"Yes!"`), so
+// that context + delimiter + word is exactly the story's text up to the word,
+// or when the context has fewer than `min_context_words` words. Format:
+// language modelling (scored as LAMBADA: greedy-exact acc, perplexity).
+// limit > 0 keeps the first `limit` examples. InvalidArgument: no examples.
+absl::StatusOr<Task> BuildClozeTask(absl::string_view text, const std::string& name, int64_t limit = 0,
+                                    const std::string& delimiter = " ", int min_context_words = 8);
+// Reads `path` and builds its cloze task named `name`.
+absl::StatusOr<Task> LoadClozeTextFile(const std::string& path, const std::string& name, int64_t limit = 0,
+                                       const std::string& delimiter = " ");
 
 // UTF-8 code points of s (bytes that are not continuation bytes).
 int64_t Utf8Chars(absl::string_view s);

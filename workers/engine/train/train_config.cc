@@ -1,6 +1,5 @@
 #include "workers/engine/train/train_config.h"
 
-#include <cstdio>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/eval/loaded_model.h"
 #include "workers/engine/formats/model_io.h"
+#include "workers/engine/tokenizer/llama2c_byte_vocab.h"
 #include "workers/engine/tokenizer/tokenizer.h"
 
 namespace squeeze::train {
@@ -41,26 +41,7 @@ absl::Status CheckKeys(const YAML::Node& n, const std::set<std::string>& allowed
 
 }  // namespace
 
-std::string ByteLevelTokenizerBin() {
-  std::string out;
-  auto i32 = [&out](int32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); };
-  auto piece = [&](const std::string& p) {
-    const float score = 0.0f;
-    out.append(reinterpret_cast<const char*>(&score), 4);
-    i32(static_cast<int32_t>(p.size()));
-    out += p;
-  };
-  i32(6);
-  piece("<unk>");
-  piece("<s>");
-  piece("</s>");
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
-    piece(buf);
-  }
-  return out;
-}
+std::string ByteLevelTokenizerBin() { return Llama2cByteVocabBin(); }
 
 absl::StatusOr<TrainConfig> ParseTrainConfig(const std::string& yaml_text) {
   YAML::Node root;
