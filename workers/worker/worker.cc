@@ -428,14 +428,21 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
     fs::remove_all(run.output_dir, ec);  // a previous attempt's partial output
     return RunRecipe(recipe, run, sink, control);
   }();
-  hb.Stop();
+  // A graceful stop uploads its checkpoint before releasing the lease: the
+  // heartbeats go on meanwhile, so a slow upload does not let the lease
+  // expire (which would requeue the job, charge an attempt and drop the
+  // checkpoint).
+  const bool stopped_with_checkpoint = !result.ok() && IsStoppedWithCheckpoint(result.status());
+  if (!stopped_with_checkpoint) hb.Stop();
   if (options_.metrics) options_.metrics->EndStage();
 
+  bool ack_accepted = false;  // the last ack's `accepted`
   auto send_ack = [&](auto rpc, const auto& request) -> absl::Status {
     return RetryUnreachable([&] {
       v1::TaskAck ack;
       auto ctx = client::ServiceClient::UnaryContext();
       absl::Status s = client::FromGrpc((client_.workers().*rpc)(ctx.get(), request, &ack));
+      ack_accepted = s.ok() && ack.accepted();
       if (s.ok() && !ack.accepted()) Log(absl::StrCat(task.job_id(), ": the coordinator no longer holds this lease"));
       return s;
     });
@@ -446,7 +453,7 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
     outcome.outcome = "lost";
     return stop_ ? Exit::kStopped : Exit::kDone;
   }
-  if (!result.ok() && IsStoppedWithCheckpoint(result.status())) {
+  if (stopped_with_checkpoint) {
     Log(absl::StrCat(task.job_id(), ": ", result.status().message()));
     // Hand the checkpoint to the coordinator so that any worker's next lease
     // resumes from it. Without it (store unreachable) the job still goes back
@@ -466,8 +473,15 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
       r.set_reason("worker stopping (SIGTERM); checkpoint kept on the worker only");
       Log(absl::StrCat(task.job_id(), ": checkpoint upload failed (", up.ToString(), "); kept in ", run.work_dir));
     }
+    hb.Stop();
+    if (hb.lost()) {
+      Log(absl::StrCat(task.job_id(), ": lease lost during the checkpoint upload; checkpoint kept in ", run.work_dir));
+      outcome.outcome = "lost";
+      return Exit::kStopped;
+    }
     SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::ReleaseTask, r));
-    if (up.ok()) fs::remove_all(job_dir, ec);  // the object store holds it now
+    // The object store holds it now, and the coordinator took the digest.
+    if (up.ok() && ack_accepted) fs::remove_all(job_dir, ec);
     outcome.outcome = "released";
     return Exit::kStopped;
   }

@@ -13,6 +13,8 @@ PID=$!
 trap 'kill $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do [ -s "$DIR/port" ] && break; sleep 0.1; done
 ADDR=127.0.0.1:$(cat "$DIR/port")
-printf 'bench model placeholder\n' >"$DIR/model.bin"
+# No worker runs here, so the model is never loaded: any uploaded blob serves
+# as the jobs' model reference.
+printf 'squeeze service benchmark: model reference blob\n' >"$DIR/model.bin"
 MODEL=$("$BUILD/client/squeeze" --server "$ADDR" upload "$DIR/model.bin")
 "$BUILD/tests/bench/service/service_bench" "$ADDR" "$MODEL" "${2:-2000}" "${3:-8}" "${4:-200}"

@@ -130,7 +130,7 @@ absl::StatusOr<Vocab> FromTokenizerJson(const std::string& path, const std::stri
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const json& a : j["added_tokens"]) {
-      if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content")) continue;
+      if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string()) continue;
       const int64_t id = a["id"].get<int64_t>();
       if (id < 0 || id >= n) continue;
       v.tokens[id] = a["content"].get<std::string>();
@@ -153,7 +153,7 @@ absl::StatusOr<Vocab> FromTokenizerJson(const std::string& path, const std::stri
     // Only GPT-2's own pre-tokenizer (ByteLevel with its regex) is mapped to
     // a llama.cpp "pre" name so far.
     const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
-    const bool gpt2_regex = pre.is_object() && pre.value("type", "") == "ByteLevel" &&
+    const bool gpt2_regex = pre.is_object() && pre.contains("type") && pre["type"] == "ByteLevel" &&
                             (!pre.contains("use_regex") || pre["use_regex"] == true);
     if (!gpt2_regex) {
       return unsupported(

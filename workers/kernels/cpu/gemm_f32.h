@@ -11,9 +11,11 @@
 //              NR-interleaved), accumulate each k-block in registers and add
 //              it to y; for n <= 32 (decode, short batches) a direct
 //              4-row dot-product kernel streams W once instead (no packing).
-// Every output is a sum over k in a fixed order (k-blocks of 256, fp32 FMA
-// inside), independent of how rows / columns are split into tiles or over
-// threads, so results do not depend on the pool size. The SIMD versions match
+// Within one path every output is a sum over k in a fixed order (k-blocks of
+// 256, fp32 FMA inside), independent of how rows / columns are split into
+// tiles or over threads, so results do not depend on the pool size. The two
+// paths sum in different orders, so a row's result may differ in the last
+// bits between a call with n <= 32 rows and one with more. The SIMD versions match
 // the reference within |err| <= 1e-5 * sum_c |x_c w_c| (summation order).
 #pragma once
 
