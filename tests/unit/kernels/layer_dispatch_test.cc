@@ -108,7 +108,11 @@ TEST(LayerDispatch, Int8GemmEqualsW8A8LinearPlainLoop) {
   std::fill(x.begin(), x.begin() + in, 0.0f);  // an all-zero token
   std::vector<float> want(n * out);
   ThreadPool pool(2);
-  (*layer)->Forward(x.data(), n, want.data(), pool);
+  {
+    // The layer's plain loop is the reference.
+    ScopedKernelIsa reference(KernelIsa::kReference);
+    (*layer)->Forward(x.data(), n, want.data(), pool);
+  }
   // The same tokens through QuantizeRowsInt8 + Int8GemmNT.
   std::vector<int8_t> qx(n * in), qx_theirs(in);
   std::vector<float> sx(n);
@@ -124,6 +128,10 @@ TEST(LayerDispatch, Int8GemmEqualsW8A8LinearPlainLoop) {
     std::vector<float> y(n * out);
     Int8GemmNT(qx.data(), n, in, sx.data(), w.q.data(), out, w.scale.data(), w.bias.data(), y.data(), pool);
     EXPECT_TRUE(BitEqual(y, want));
+    // And the layer itself, which dispatches to the kernel under this variant.
+    std::vector<float> y_layer(n * out);
+    (*layer)->Forward(x.data(), n, y_layer.data(), pool);
+    EXPECT_TRUE(BitEqual(y_layer, want));
   }
 }
 

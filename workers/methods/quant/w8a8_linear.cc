@@ -5,6 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "workers/kernels/cpu/cpu_features.h"
+#include "workers/kernels/cpu/int8_gemm.h"
 #include "workers/methods/quant/int8_matmul.h"
 
 namespace squeeze {
@@ -58,6 +60,18 @@ absl::StatusOr<std::unique_ptr<W8A8Linear>> W8A8Linear::FromStored(const std::st
 
 void W8A8Linear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
   const int64_t in = w_.in, out = w_.out;
+  // Fast path: the dispatching int8 kernel (kernels/cpu/int8_gemm.h) gives
+  // bit-identical y from the same int8 rows and scales; the loop below is
+  // the reference (SQUEEZE_KERNELS=reference), compared in
+  // tests/unit/kernels/layer_dispatch_test.cc.
+  if (kernels::ActiveIsa() != kernels::KernelIsa::kReference && in <= (int64_t{1} << 17)) {
+    std::vector<int8_t> qx(static_cast<size_t>(n_rows * in));
+    std::vector<float> sx(static_cast<size_t>(n_rows));
+    kernels::QuantizeRowsInt8(x, n_rows, in, qx.data(), sx.data());
+    kernels::Int8GemmNT(qx.data(), n_rows, in, sx.data(), w_.q.data(), out, w_.scale.data(),
+                        w_.bias.empty() ? nullptr : w_.bias.data(), y, pool);
+    return;
+  }
   const int64_t n_chunks = (n_rows + kRowsPerChunk - 1) / kRowsPerChunk;
   pool.ParallelFor(n_chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<int8_t> qx(static_cast<size_t>(in));
