@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/common/run_helpers.h"
 #include "tests/unit/methods/method_test_util.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/kv_cache.h"
@@ -351,31 +352,6 @@ TEST(AwqModifier, RealModelPerplexityBelowRtn) {
   }
 }
 
-// Stops after `n` layer events.
-class StopAfter final : public ProgressSink {
- public:
-  StopAfter(RunControl& c, int n) : control_(c), n_(n) {}
-  void OnProgress(const ProgressEvent& e) override {
-    if (e.unit == "layer" && ++seen_ == n_) control_.RequestStop();
-  }
-
- private:
-  RunControl& control_;
-  int n_;
-  int seen_ = 0;
-};
-
-std::map<std::string, std::string> DirFiles(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& de : fs::directory_iterator(dir)) {
-    std::ifstream in(de.path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out[de.path().filename().string()] = ss.str();
-  }
-  return out;
-}
-
 // AWQ rescales the RMSNorms, which are not linear modules: a stop inside the
 // stage and a resume must still give the same artifact as one run.
 TEST(AwqModifier, StopAndResumeKeepsTheScaledNorms) {
@@ -387,26 +363,22 @@ TEST(AwqModifier, StopAndResumeKeepsTheScaledNorms) {
   RunOptions o;
   o.model_path = model;
   o.calib_text_path = shared + "/data/tinystories/train.txt";
-  const std::string full = ::testing::TempDir() + "/squeeze_awq_test_full";
-  const std::string resumed = ::testing::TempDir() + "/squeeze_awq_test_resumed";
-  for (const std::string& d : {full, resumed}) {
-    fs::remove_all(d);
-    fs::remove_all(d + ".work");
-  }
+  const std::string full = test_inputs::FreshTestDir("squeeze_awq_test_", "full");
+  const std::string resumed = test_inputs::FreshTestDir("squeeze_awq_test_", "resumed");
   o.output_dir = full;
   NullProgressSink null;
   RunControl c0;
   ASSERT_TRUE(RunRecipe(*recipe, o, null, c0).ok());
   o.output_dir = resumed;
   RunControl stop;
-  StopAfter sink(stop, 2);
+  test_inputs::StopAfter sink(stop, 2);
   auto stopped = RunRecipe(*recipe, o, sink, stop);
   ASSERT_TRUE(IsStoppedWithCheckpoint(stopped.status())) << stopped.status();
   RunControl go;
   auto r = RunRecipe(*recipe, o, null, go);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->resumed);
-  const auto a = DirFiles(full), b = DirFiles(resumed);
+  const auto a = test_inputs::DirContents(full), b = test_inputs::DirContents(resumed);
   EXPECT_GE(a.size(), 2u);
   for (const auto& [name, bytes] : a) {
     ASSERT_TRUE(b.count(name)) << name;
