@@ -29,3 +29,37 @@ bench: build
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# Hostile input (issue 11). `make stress` runs the long checks; each part is a
+# prerequisite of it (stress-fuzz here), so other parts can add theirs.
+FUZZ_BUILD_DIR ?= build-fuzz
+ASAN_BUILD_DIR ?= build-asan
+.PHONY: stress fuzz-build stress-fuzz test-sanitize
+
+# libFuzzer targets (tests/fuzz): clang-14, coverage + ASan + UBSan. fuzz_all
+# links only the readers' sources; `make stress` adds fuzz_deep (model loaders,
+# recipe parser). The ctest fuzz_smoke of `make test` runs what is built for
+# 15 s each when this build exists (and skips otherwise).
+fuzz-build: deps
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DSQUEEZE_FUZZ=ON
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_all
+
+# 300 s per fuzz target (FUZZ_SECONDS=...), corpus kept in $(FUZZ_BUILD_DIR)/fuzz-corpus.
+FUZZ_SECONDS ?= 300
+stress-fuzz: fuzz-build
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_deep
+	bash scripts/stress-fuzz.sh --build-dir $(FUZZ_BUILD_DIR) --seconds $(FUZZ_SECONDS)
+
+stress: stress-fuzz
+
+# Crash consistency (more jobs, more kills) and the coordinator under load with
+# its RSS sampled (scripts/stress.sh; tests/integration/reliability).
+.PHONY: stress-reliability
+stress-reliability: build
+	bash scripts/stress.sh $(BUILD_DIR)
+
+stress: stress-reliability
+
+# The unit tests built and run under ASan + UBSan (SQUEEZE_SANITIZE=ON).
+test-sanitize: deps
+	bash scripts/test-sanitize.sh $(ASAN_BUILD_DIR) $(JOBS)

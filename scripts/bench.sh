@@ -20,3 +20,8 @@ echo "== kernels (tests/bench/bench_kernels): int4/int8 GEMV vs copy bandwidth, 
 echo
 echo "== GPTQ (tests/bench/bench_gptq): runtime and peak RSS on Llama-7B layer shapes vs Eigen GEMM time of its FLOPs"
 "$BUILD/tests/bench/bench_gptq"
+if [ -x "$BUILD/workers/kernels/cuda/bench_cuda" ]; then
+  echo
+  echo "== CUDA kernels (workers/kernels/cuda/bench/bench_cuda.cc): int4/int8 GEMV vs copy bandwidth and cuBLAS fp16, GPTQ on the GPU"
+  "$BUILD/workers/kernels/cuda/bench_cuda"
+fi

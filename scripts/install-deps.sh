@@ -13,6 +13,10 @@ PACKAGES=(
   nodejs libicu-dev
   # /metrics: the HTTP server library; promtool + prometheus and curl for its integration test
   libmicrohttpd-dev prometheus curl
+  # libFuzzer targets (tests/fuzz, SQUEEZE_FUZZ=ON): clang with its fuzzer/sanitizer runtimes
+  clang-14 libclang-rt-14-dev
+  # the dashboard's end-to-end test (tests/integration/grpcweb): headless Chromium driven by playwright-core
+  chromium
 )
 
 missing=()
@@ -37,5 +41,12 @@ else
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Image builds (Dockerfile) need no test-only npm packages.
+if [ "${SQUEEZE_SKIP_NODE_PACKAGES:-0}" = 1 ]; then
+  echo "install-deps: SQUEEZE_SKIP_NODE_PACKAGES=1: npm packages skipped"
+  exit 0
+fi
 # npm packages of tests/node (JS reference tokenizers); idempotent.
 bash "$(dirname "$0")/../tests/node/install.sh"
+# npm packages of the dashboard (client/web: esbuild, protobufjs, playwright-core); idempotent.
+bash "$(dirname "$0")/../client/web/install.sh"

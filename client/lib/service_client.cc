@@ -136,6 +136,23 @@ absl::StatusOr<v1::GetReportResponse> ServiceClient::GetReport(const std::string
   return out;
 }
 
+absl::StatusOr<v1::GetParetoResponse> ServiceClient::GetPareto(const std::string& ref) {
+  v1::GetParetoRequest r;
+  std::string digest = ref;
+  if (digest.rfind("sha256:", 0) == 0) digest = digest.substr(7);
+  bool hex = digest.size() == 64;
+  for (char c : digest) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+  if (hex) {
+    r.set_model_digest(digest);
+  } else {
+    r.set_job_id(ref);
+  }
+  v1::GetParetoResponse out;
+  auto ctx = UnaryContext();
+  SQ_RETURN_IF_ERROR(FromGrpc(api_->GetPareto(ctx.get(), r, &out)));
+  return out;
+}
+
 absl::Status ServiceClient::Watch(const std::string& job_id, int64_t after_seq,
                                   const std::function<bool(const v1::JobEvent&)>& on_event,
                                   int64_t reconnect_budget_ms) {

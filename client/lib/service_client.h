@@ -43,6 +43,9 @@ class ServiceClient {
   absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
   absl::StatusOr<v1::GetReportResponse> GetReport(const std::string& job_id);
+  // The store-wide Pareto front of a model: `ref` is a job id, or a model's
+  // manifest digest (64 hex digits, optionally "sha256:"-prefixed).
+  absl::StatusOr<v1::GetParetoResponse> GetPareto(const std::string& ref);
 
   // Calls on_event for every event after `after_seq` until the job is terminal
   // (returns OK), on_event returns false (returns OK), or the server stays

@@ -378,16 +378,22 @@ absl::StatusOr<WatchBatch> Coordinator::WaitEvents(const std::string& job_id, in
 }
 
 absl::StatusOr<v1::GetReportResponse> Coordinator::GetReport(const std::string& job_id) {
-  std::lock_guard<std::mutex> lk(mu_);
-  SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
-  if (j.job.state() != v1::SUCCEEDED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job ", job_id, " is ", v1::JobState_Name(j.job.state()), "; reports exist for SUCCEEDED jobs"));
-  }
   v1::GetReportResponse out;
-  out.set_job_id(job_id);
-  out.set_report_json(j.report_json);
-  out.set_artifact_digest(j.job.artifact_digest());
+  v1::Job job;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    SQ_ASSIGN_OR_RETURN(StoredJob j, MustGet(job_id));
+    if (j.job.state() != v1::SUCCEEDED) {
+      return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is ", v1::JobState_Name(j.job.state()),
+                                                        "; reports exist for SUCCEEDED jobs"));
+    }
+    out.set_job_id(job_id);
+    out.set_report_json(j.report_json);
+    out.set_artifact_digest(j.job.artifact_digest());
+    job = j.job;
+  }
+  // The store-wide front (coordinator_pareto.cc), computed outside the lock.
+  AddStoreFront(job, out.mutable_report_json());
   return out;
 }
 
@@ -632,6 +638,7 @@ absl::StatusOr<v1::TaskAck> Coordinator::ReleaseTask(const v1::ReleaseTaskReques
   queue_cv_.notify_all();
   ack.set_accepted(true);
   ack.set_state(j->job.state());
+  ack.set_checkpoint_stored(!r.checkpoint_digest().empty() && checkpoint_ok.ok());
   return ack;
 }
 

@@ -89,6 +89,12 @@ class Coordinator {
   // Events with seq > after_seq, waiting up to `wait_ms` for the first one.
   absl::StatusOr<WatchBatch> WaitEvents(const std::string& job_id, int64_t after_seq, int64_t wait_ms);
   absl::StatusOr<v1::GetReportResponse> GetReport(const std::string& job_id);
+  // The store-wide Pareto front of a model (coordinator_pareto.cc;
+  // workers/runner/report_front.h): every SUCCEEDED job of the model given by
+  // digest, or of a job's model with that job as the anchor. GetReport adds
+  // the same front as report scores.pareto.store (and the job's ELUE-style
+  // score against the store as scores.elue.store).
+  absl::StatusOr<v1::GetParetoResponse> GetPareto(const v1::GetParetoRequest& request);
 
   // WorkerService.
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::Capabilities& caps);
@@ -101,6 +107,7 @@ class Coordinator {
   // Gives the task back without charging an attempt. A checkpoint_digest that
   // names a complete checkpoint manifest in the object store is stored on the
   // job and handed to its next lease; any other is logged and ignored.
+  // The ack says checkpoint_stored only when the digest was taken.
   absl::StatusOr<v1::TaskAck> ReleaseTask(const v1::ReleaseTaskRequest& request);
 
   // Requeues (or fails, when attempts are spent) every job whose lease expired.
@@ -110,7 +117,9 @@ class Coordinator {
   // Wakes every waiter; later waits return at once.
   void Shutdown();
 
-  // Figures for the scrape-time gauges (one aggregate query, under the lock).
+  // Figures for the scrape-time gauges: one aggregate query on a read-only
+  // connection of its own (WAL: it neither takes mu_ nor blocks writers), then
+  // mu_ only to count leases and workers.
   absl::StatusOr<CoordinatorStats> Stats();
   // Null when options.metrics was null.
   CoordinatorMetrics* metrics() { return metrics_.get(); }
@@ -139,6 +148,11 @@ class Coordinator {
   // Ends the job's lease (map and row); requeues or fails per the rules.
   absl::Status Requeue(StoredJob& job, const std::string& why, bool charge_attempt);
   absl::StatusOr<StoredJob> MustGet(const std::string& job_id);
+  // Every SUCCEEDED job of `model_digest` (newest first), read under mu_.
+  absl::StatusOr<std::vector<StoredJob>> SucceededJobsOfModel(const std::string& model_digest);
+  // Adds scores.pareto.store / scores.elue.store to `report_json` (a job's
+  // report); leaves it unchanged when the front cannot be built.
+  void AddStoreFront(const v1::Job& job, std::string* report_json);
   // OK when `digest` is a manifest in the object store whose files are all
   // present and which holds a checkpoint.json (reads the store; no lock).
   absl::Status CheckCheckpoint(const std::string& digest) const;
@@ -175,6 +189,8 @@ class Coordinator {
   bool shutdown_ = false;
 
   std::unique_ptr<CoordinatorMetrics> metrics_;  // null without options.metrics
+  std::mutex stats_mu_;                  // guards stats_db_ (Stats may run on any thread)
+  std::unique_ptr<SqliteDb> stats_db_;   // second connection to jobs.db, for Stats only
   std::thread reaper_;
   std::atomic<bool> stop_reaper_{false};
 };

@@ -12,17 +12,25 @@ absl::StatusOr<CoordinatorStats> Coordinator::Stats() {
     s.stored_blobs = u->blobs;
     s.stored_bytes = u->bytes;
   }
-  std::lock_guard<std::mutex> lk(mu_);
-  SQ_ASSIGN_OR_RETURN(Statement q,
-                      store_->db().Prepare("SELECT state, requires_gpu, COUNT(*) FROM jobs GROUP BY state, requires_gpu"));
-  while (true) {
-    SQ_ASSIGN_OR_RETURN(bool row, q.Step());
-    if (!row) break;
-    const auto state = static_cast<v1::JobState>(q.Int(0));
-    const int64_t n = q.Int(2);
-    s.jobs_by_state[state] += n;
-    if (state == v1::QUEUED) (q.Int(1) != 0 ? s.queued_gpu : s.queued_cpu) += n;
+  {
+    // A scan of every job: on its own connection, so submits, leases and
+    // heartbeats (under mu_) go on meanwhile. WAL gives it a consistent snapshot.
+    std::lock_guard<std::mutex> slk(stats_mu_);
+    if (!stats_db_) {
+      SQ_ASSIGN_OR_RETURN(stats_db_, SqliteDb::Open(options_.data_dir + "/jobs.db"));
+    }
+    SQ_ASSIGN_OR_RETURN(Statement q,
+                        stats_db_->Prepare("SELECT state, requires_gpu, COUNT(*) FROM jobs GROUP BY state, requires_gpu"));
+    while (true) {
+      SQ_ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      const auto state = static_cast<v1::JobState>(q.Int(0));
+      const int64_t n = q.Int(2);
+      s.jobs_by_state[state] += n;
+      if (state == v1::QUEUED) (q.Int(1) != 0 ? s.queued_gpu : s.queued_cpu) += n;
+    }
   }
+  std::lock_guard<std::mutex> lk(mu_);
   std::set<std::string> busy;
   for (const auto& [id, lease] : leases_) busy.insert(lease.worker_id);
   s.active_leases = static_cast<int64_t>(leases_.size());

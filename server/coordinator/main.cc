@@ -25,9 +25,12 @@
 #include "proto/limits.h"
 #include "server/coordinator/recipe_check.h"
 #include "server/coordinator/service_impl.h"
+#include "server/grpcweb/gateway.h"
+#include "server/coordinator/verify.h"
 #include "server/http/metrics_endpoint.h"
 #include "server/metrics/process_metrics.h"
 #include "server/objectstore/local_object_store.h"
+#include "server/objectstore/open_object_store.h"
 #include "workers/engine/core/file_util.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on (host:port; port 0 picks a free one)");
@@ -36,10 +39,33 @@ ABSL_FLAG(int64_t, lease_ttl_ms, 30000, "a worker lease expires when not renewed
 ABSL_FLAG(int32_t, max_attempts, 3, "leases per job before it fails");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{64} << 30,
           "largest UploadModel accepted (sum of file sizes, bytes); larger ones fail with RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, store_max_bytes, 0,
+          "quota on the object store's bytes (stored plus uploads in progress); an upload that would cross it "
+          "fails with RESOURCE_EXHAUSTED and stores nothing; 0 = no quota");
+ABSL_FLAG(bool, verify, false,
+          "check --data-dir offline (SQLite integrity_check, event sequences, every blob's sha256, every "
+          "manifest's files) and exit: 0 sound, 1 problems found, 2 cannot check");
+ABSL_FLAG(std::string, object_store, "local",
+          "where blobs live: local (<data-dir>/objects) or s3 (--s3-*; credentials from AWS_ACCESS_KEY_ID / "
+          "AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in the environment, never from flags)");
+ABSL_FLAG(std::string, s3_endpoint, "", "S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com (path-style)");
+ABSL_FLAG(std::string, s3_bucket, "", "S3 bucket (must exist)");
+ABSL_FLAG(std::string, s3_region, "us-east-1", "S3 region used in the SigV4 signature");
+ABSL_FLAG(std::string, s3_prefix, "blobs/", "S3 key prefix: blob <sha256> is object <prefix><sha256>");
+ABSL_FLAG(int64_t, s3_part_size_mib, 16, "S3 multipart part size (MiB, >= 5)");
+ABSL_FLAG(int64_t, s3_multipart_threshold_mib, 64, "S3: blobs larger than this (MiB) go up as multipart uploads");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks a free one); empty = off");
 ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here once serving (for tests)");
+ABSL_FLAG(std::string, grpc_web_listen, "",
+          "serve gRPC-web (HTTP/1.1, binary and -text) on ADDR (host:port; port 0 picks a free one); empty = off");
+ABSL_FLAG(std::string, grpc_web_port_file, "", "write the bound gRPC-web port here once serving (for tests)");
+ABSL_FLAG(std::string, grpc_web_allow_origin, "",
+          "CORS: an origin (scheme://host[:port], or *) allowed to call the gRPC-web port; repeatable and/or "
+          "comma-separated; same-origin calls are always allowed");
+ABSL_FLAG(std::string, dashboard_dir, "",
+          "serve the dashboard's built bundle (client/web/dist) on the gRPC-web port: GET / and its files");
 
 namespace {
 
@@ -81,9 +107,30 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (absl::GetFlag(FLAGS_verify)) {
+    absl::StatusOr<server::DataDirReport> report = server::VerifyDataDir(data_dir);
+    if (!report.ok()) return Fail(absl::StrCat("--verify: ", report.status().message()));
+    std::fputs(report->Summary().c_str(), stdout);
+    return report->ok() ? 0 : 1;
+  }
   if (absl::Status s = MakeDirs(data_dir); !s.ok()) return Fail(std::string(s.message()));
-  auto objects = store::LocalObjectStore::Open(data_dir + "/objects");
-  if (!objects.ok()) return Fail(std::string(objects.status().message()));
+  store::LocalStoreOptions store_options;
+  store_options.max_bytes = absl::GetFlag(FLAGS_store_max_bytes);
+  if (store_options.max_bytes < 0) return Fail("--store-max-bytes must be >= 0 (0 = no quota)");
+  // The object store backend: <data-dir>/objects (default) or an S3 bucket.
+  store::ObjectStoreConfig store_config;
+  store_config.backend = absl::GetFlag(FLAGS_object_store);
+  store_config.local_root = data_dir + "/objects";
+  store_config.local_max_bytes = store_options.max_bytes;
+  store_config.s3.endpoint = absl::GetFlag(FLAGS_s3_endpoint);
+  store_config.s3.bucket = absl::GetFlag(FLAGS_s3_bucket);
+  store_config.s3.region = absl::GetFlag(FLAGS_s3_region);
+  store_config.s3.key_prefix = absl::GetFlag(FLAGS_s3_prefix);
+  store_config.s3.part_size_bytes = absl::GetFlag(FLAGS_s3_part_size_mib) << 20;
+  store_config.s3.multipart_threshold_bytes = absl::GetFlag(FLAGS_s3_multipart_threshold_mib) << 20;
+  auto objects = store::OpenObjectStore(store_config);
+  if (!objects.ok()) return Fail(absl::StrCat("--object-store ", store_config.backend, ": ", objects.status().message()));
+  std::fprintf(stderr, "squeeze-coordinator: object store %s\n", store::DescribeObjectStore(store_config).c_str());
 
   server::CoordinatorOptions options;
   options.data_dir = data_dir;
@@ -142,10 +189,35 @@ int main(int argc, char** argv) {
     }
   }
 
+  // gRPC-web: a second port whose calls run on this very server (in process).
+  std::unique_ptr<grpcweb::Gateway> grpc_web;
+  if (const std::string web_listen = absl::GetFlag(FLAGS_grpc_web_listen); !web_listen.empty()) {
+    grpcweb::GatewayOptions web;
+    web.listen = web_listen;
+    web.allowed_origins = grpcweb::RepeatedFlagValues(arg_storage, "grpc_web_allow_origin");
+    web.dashboard_dir = absl::GetFlag(FLAGS_dashboard_dir);
+    grpc::ChannelArguments channel_args;
+    channel_args.SetMaxReceiveMessageSize(api::kMaxMessageBytes);
+    channel_args.SetMaxSendMessageSize(api::kMaxMessageBytes);
+    auto started = grpcweb::Gateway::Start(web, server->InProcessChannel(channel_args));
+    if (!started.ok()) return Fail(absl::StrCat("--grpc-web-listen: ", started.status().message()));
+    grpc_web = *std::move(started);
+    std::fprintf(stderr, "squeeze-coordinator: gRPC-web on port %d%s\n", grpc_web->port(),
+                 web.dashboard_dir.empty() ? "" : " (dashboard at /)");
+    if (const std::string pf = absl::GetFlag(FLAGS_grpc_web_port_file); !pf.empty()) {
+      if (absl::Status s = WriteFileAtomically(pf, absl::StrCat(grpc_web->port(), "\n")); !s.ok()) {
+        return Fail(std::string(s.message()));
+      }
+    }
+  } else if (!absl::GetFlag(FLAGS_dashboard_dir).empty()) {
+    return Fail("--dashboard-dir needs --grpc-web-listen (the dashboard is served on that port)");
+  }
+
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     std::fprintf(stderr, "squeeze-coordinator: signal %d, shutting down\n", sig);
+    if (grpc_web) grpc_web->Stop();  // cancels its calls, so the server's shutdown below has none left
     (*coordinator)->Shutdown();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   });

@@ -129,7 +129,9 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
         if (p.writer->bytes_written() + static_cast<int64_t>(chunk.data().size()) > p.entry.size) {
           return Invalid(absl::StrCat("file ", p.entry.path, ": more bytes than the declared ", p.entry.size));
         }
-        if (absl::Status s = p.writer->Append(chunk.data()); !s.ok()) return ToGrpc(s);
+        if (absl::Status s = p.writer->Append(chunk.data()); !s.ok()) {
+          return ToGrpc(absl::Status(s.code(), absl::StrCat("file ", p.entry.path, ": ", s.message())));
+        }
         break;
       }
       case v1::UploadChunk::kFinish:
@@ -150,7 +152,10 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
   for (Pending& p : files) {
     absl::StatusOr<std::string> digest = p.writer->Commit(p.declared_sha);
     if (!digest.ok()) {
-      return Invalid(absl::StrCat("file ", p.entry.path, ": ", digest.status().message()));
+      const std::string msg = absl::StrCat("file ", p.entry.path, ": ", digest.status().message());
+      // A wrong digest is the caller's fault; a full or failing disk is not.
+      if (digest.status().code() == absl::StatusCode::kDataLoss) return Invalid(msg);
+      return ToGrpc(absl::Status(digest.status().code(), msg));
     }
     p.entry.sha256 = *digest;
     manifest.files.push_back(p.entry);
@@ -205,6 +210,11 @@ grpc::Status CompressionServiceImpl::DownloadArtifact(grpc::ServerContext* ctx, 
 grpc::Status CompressionServiceImpl::GetReport(grpc::ServerContext*, const v1::GetReportRequest* r,
                                                v1::GetReportResponse* out) {
   return Assign(c_->GetReport(r->job_id()), out);
+}
+
+grpc::Status CompressionServiceImpl::GetPareto(grpc::ServerContext*, const v1::GetParetoRequest* r,
+                                               v1::GetParetoResponse* out) {
+  return Assign(c_->GetPareto(*r), out);
 }
 
 grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* r,

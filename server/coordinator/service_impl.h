@@ -24,6 +24,7 @@ class CompressionServiceImpl final : public v1::CompressionService::Service {
   grpc::Status DownloadArtifact(grpc::ServerContext*, const v1::DownloadArtifactRequest*,
                                 grpc::ServerWriter<v1::DataChunk>*) override;
   grpc::Status GetReport(grpc::ServerContext*, const v1::GetReportRequest*, v1::GetReportResponse*) override;
+  grpc::Status GetPareto(grpc::ServerContext*, const v1::GetParetoRequest*, v1::GetParetoResponse*) override;
 
  private:
   Coordinator* c_;

@@ -172,6 +172,9 @@ MHD_Result OnRequest(void* cls, MHD_Connection* c, const char* url, const char* 
   req.path = url;
   req.version = version;
   req.body = std::move(p->body);
+  if (const MHD_ConnectionInfo* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD)) {
+    req.socket_fd = info->connect_fd;
+  }
   MHD_get_connection_values(c, MHD_HEADER_KIND, &CollectHeader, &req.headers);
   MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, &CollectQuery, &req.query);
   return Queue(c, self->router().Route(req));

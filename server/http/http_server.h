@@ -38,6 +38,10 @@ struct Request {
   KeyValues headers;    // names lower-cased, in arrival order
   KeyValues query;      // decoded ?a=b&c pairs ("c" has an empty value)
   std::string body;
+  // The connection's socket, so a handler streaming a long response can poll
+  // it for a hang-up (POLLRDHUP) while it waits; never read, write or close
+  // it. -1 when unknown.
+  int socket_fd = -1;
 
   // The first header / query value with this name (headers: any case), or "".
   std::string Header(absl::string_view name) const;

@@ -141,16 +141,20 @@ absl::Status Registry::CheckNew(const std::string& name, const std::string& help
       return absl::InvalidArgumentError(absl::StrCat("metric ", name, ": label \"", l, "\" appears twice"));
     }
   }
-  std::lock_guard<std::mutex> lk(mu_);
-  if (families_.count(name)) return absl::AlreadyExistsError(absl::StrCat("metric ", name, " is already registered"));
   return absl::OkStatus();
 }
 
 template <typename T>
-Family<T>* Registry::Insert(std::unique_ptr<Family<T>> family) {
+absl::StatusOr<Family<T>*> Registry::Insert(std::unique_ptr<Family<T>> family) {
   Family<T>* raw = family.get();
+  // The clash check and the insert under one lock: of two concurrent
+  // registrations of a name exactly one wins, and no family is ever replaced
+  // (pointers handed out stay valid).
   std::lock_guard<std::mutex> lk(mu_);
-  families_[family->name()] = std::move(family);
+  const std::string& name = raw->name();
+  if (!families_.try_emplace(name, std::move(family)).second) {
+    return absl::AlreadyExistsError(absl::StrCat("metric ", name, " is already registered"));
+  }
   return raw;
 }
 

@@ -163,10 +163,12 @@ class Registry {
   std::string Render() const;
 
  private:
+  // Validates name, help and labels (no lock needed: pure checks).
   absl::Status CheckNew(const std::string& name, const std::string& help,
                         const std::vector<std::string>& label_names) const;
+  // Insert checks for a clash and inserts under one lock of mu_.
   template <typename T>
-  Family<T>* Insert(std::unique_ptr<Family<T>> family);
+  absl::StatusOr<Family<T>*> Insert(std::unique_ptr<Family<T>> family);
 
   mutable std::mutex render_mu_;  // serializes Render (hooks included)
   mutable std::mutex mu_;         // guards the two members below

@@ -8,6 +8,7 @@
 #include "workers/engine/formats/linear_loaders.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/methods/lowrank/factorized_linear.h"
+#include "workers/methods/prune/sparse_linear.h"
 #include "workers/methods/quant/llm_int8_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/w8a8_linear.h"
@@ -23,6 +24,11 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
   }
   if (tensors.count("weight_u")) {  // low-rank (lowrank/factorized_linear.h)
     auto layer = FactorizedLinear::FromStored(module, tensors);
+    if (!layer.ok()) return layer.status();
+    return std::unique_ptr<LinearLayer>(std::move(*layer));
+  }
+  if (tensors.count("weight_values")) {  // pruned, zeros not stored (prune/sparse_linear.h)
+    auto layer = SparseLinear::FromStored(module, tensors);
     if (!layer.ok()) return layer.status();
     return std::unique_ptr<LinearLayer>(std::move(*layer));
   }
@@ -70,6 +76,16 @@ void RegisterMethodLinearLoaders() {
     RegisterLinearLoader(kLowRankKindPrefix, [](const std::string& kind, const std::map<std::string, TensorView>& t)
                                                  -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
       auto layer = FactorizedLinear::FromStored(kind, t);
+      if (!layer.ok()) return layer.status();
+      if ((*layer)->kind() != kind) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("recorded kind ", kind, " but the tensors describe ", (*layer)->kind()));
+      }
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    });
+    RegisterLinearLoader(kSparseKindPrefix, [](const std::string& kind, const std::map<std::string, TensorView>& t)
+                                                -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      auto layer = SparseLinear::FromStored(kind, t);
       if (!layer.ok()) return layer.status();
       if ((*layer)->kind() != kind) {
         return absl::InvalidArgumentError(

@@ -4,6 +4,7 @@
 // layer kind (sparse, low-rank) adds its recognisable tensor name here.
 //   "weight_packed" present -> PackedIntLinear (quant/packed_int_linear.h)
 //   "weight_u" present      -> FactorizedLinear (lowrank/factorized_linear.h)
+//   "weight_values" present -> SparseLinear (prune/sparse_linear.h)
 //   "weight" present        -> DenseLinear (F32 / F16 / BF16, + "bias")
 #pragma once
 
@@ -21,7 +22,7 @@ absl::StatusOr<std::unique_ptr<LinearLayer>> LinearFromStoredTensors(
 
 // Registers, with engine/formats/linear_loaders.h, a loader for every
 // compressed kind the methods produce ("packed_int_*", "lowrank_r*", "w8a8_*",
-// "llm_int8"), so LoadModel reads
+// "llm_int8", "sparse_*"), so LoadModel reads
 // the runner's artifacts. Idempotent and thread-safe.
 void RegisterMethodLinearLoaders();
 

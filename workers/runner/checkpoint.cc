@@ -7,6 +7,8 @@
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/safetensors.h"
+#include "workers/engine/model/forward.h"
+#include "workers/methods/prune/layer_removal.h"
 #include "workers/methods/stored_linear.h"
 #include "server/objectstore/manifest.h"
 #include "server/objectstore/sha256.h"
@@ -67,6 +69,7 @@ absl::Status SaveRunCheckpoint(const std::string& work_dir, const json& fingerpr
             {"next_layer", position.next_layer},
             {"modules", std::vector<std::string>(modules.begin(), modules.end())},
             {"report", position.report}};
+  if (!position.removed_layers.empty()) j["removed_layers"] = position.removed_layers;
   return WriteFileAtomically(JsonPath(work_dir), j.dump(1) + "\n");
 }
 
@@ -94,9 +97,46 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
     if (!m.is_string()) return absl::InvalidArgumentError(absl::StrCat(jpath, ": bad module list"));
     names.push_back(m.get<std::string>());
   }
+  // Removed blocks: replayed on the input model's block indices. `kept[i]` =
+  // the input block that becomes block i after every removal.
+  std::vector<std::vector<int>> removed;
+  std::vector<int> kept(model.blocks.size());
+  for (size_t i = 0; i < kept.size(); ++i) kept[i] = static_cast<int>(i);
+  if (auto it = j.find("removed_layers"); it != j.end()) {
+    if (!it->is_array()) return absl::InvalidArgumentError(absl::StrCat(jpath, ": bad removed_layers"));
+    for (const json& step : *it) {
+      std::vector<bool> gone(kept.size(), false);
+      std::vector<int> list;
+      if (!step.is_array() || step.empty() || step.size() >= kept.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(jpath, ": bad removed_layers entry ", step.dump()));
+      }
+      for (const json& e : step) {
+        if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= static_cast<int64_t>(kept.size()) ||
+            gone[e.get<size_t>()]) {
+          return absl::InvalidArgumentError(absl::StrCat(jpath, ": bad removed_layers entry ", step.dump()));
+        }
+        gone[e.get<size_t>()] = true;
+        list.push_back(e.get<int>());
+      }
+      std::vector<int> next;
+      for (size_t i = 0; i < kept.size(); ++i) {
+        if (!gone[i]) next.push_back(kept[i]);
+      }
+      kept = std::move(next);
+      removed.push_back(std::move(list));
+    }
+  }
   auto grouped = GroupTensorsByModule(st.tensors, names);
+  // Slots by their name after the removals (block kept[i] is named i).
   std::map<std::string, LinearSlot> slots;
-  for (const LinearSlot& s : model.AllLinears()) slots[s.name] = s;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const std::string old_prefix = absl::StrCat("model.layers.", kept[i], ".");
+    for (LinearSlot s : model.BlockLinears(kept[i])) {
+      s.name = absl::StrCat("model.layers.", i, ".", s.name.substr(old_prefix.size()));
+      slots[s.name] = s;
+    }
+  }
+  if (model.lm_head) slots["lm_head"] = LinearSlot{"lm_head", -1, &model.lm_head};
   // Phase 1: decode and check everything; `model` is not touched yet.
   std::vector<std::pair<LinearSlot, std::unique_ptr<LinearLayer>>> layers;
   for (const std::string& m : names) {
@@ -106,16 +146,17 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
     if (!layer.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", layer.status().message()));
     }
-    if ((*layer)->in_features() != (*it->second.slot)->in_features() ||
-        (*layer)->out_features() != (*it->second.slot)->out_features()) {
+    // Widths may be narrower (structured pruning); the whole model is checked below.
+    if ((*layer)->in_features() > (*it->second.slot)->in_features() ||
+        (*layer)->out_features() > (*it->second.slot)->out_features()) {
       return absl::InvalidArgumentError(absl::StrCat(TensorsPath(work_dir), ": ", m, " has the wrong shape"));
     }
     layers.emplace_back(it->second, std::move(*layer));
   }
   // Block norms (absent from checkpoints written before they were stored).
   std::vector<std::pair<std::vector<float>*, std::vector<float>>> norms;
-  for (size_t l = 0; l < model.blocks.size(); ++l) {
-    for (auto& [suffix, norm] : BlockNorms(model.blocks[l])) {
+  for (size_t l = 0; l < kept.size(); ++l) {
+    for (auto& [suffix, norm] : BlockNorms(model.blocks[kept[l]])) {
       auto it = st.tensors.find(NormName(l, suffix));
       if (it == st.tensors.end()) continue;
       auto v = ToFloat32(it->second, it->first);
@@ -125,16 +166,25 @@ absl::StatusOr<std::optional<CheckpointPosition>> LoadRunCheckpoint(const std::s
       norms.emplace_back(norm, std::move(*v));
     }
   }
-  // Phase 2: apply (cannot fail).
-  for (auto& [slot, layer] : layers) {
-    *slot.slot = std::move(layer);
-    modules->insert(slot.name);
+  // Phase 2: apply by swapping, check the whole model, swap back on error.
+  for (auto& [slot, layer] : layers) std::swap(*slot.slot, layer);
+  for (auto& [norm, v] : norms) std::swap(*norm, v);
+  if (absl::Status valid = ValidateModel(model); !valid.ok()) {
+    for (auto& [slot, layer] : layers) std::swap(*slot.slot, layer);
+    for (auto& [norm, v] : norms) std::swap(*norm, v);
+    return absl::InvalidArgumentError(
+        absl::StrCat(TensorsPath(work_dir), ": the stored modules do not fit the model: ", valid.message()));
   }
-  for (auto& [norm, v] : norms) *norm = std::move(v);
+  for (auto& [slot, layer] : layers) modules->insert(slot.name);
+  // Removals last: validated above, so they cannot fail.
+  for (const std::vector<int>& step : removed) {
+    if (absl::Status s = RemoveBlocks(model, step); !s.ok()) return absl::InternalError(s.message());
+  }
   CheckpointPosition p;
   p.stage = j["stage"].get<int>();
   p.next_layer = j["next_layer"].get<int>();
   p.report = j["report"];
+  p.removed_layers = std::move(removed);
   return std::optional<CheckpointPosition>(std::move(p));
 }
 

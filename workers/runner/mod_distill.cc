@@ -1,9 +1,18 @@
 // DistillationModifier: recipe adapter for workers/methods/distill/distill.h.
 // Fine-tunes the model as compressed by the earlier stages (masks and
 // quantization grids kept) towards a teacher's logits on text files.
-//   teacher          model path (HF directory or llama2.c .bin), required;
-//                    typically the uncompressed model of the job
-//   dataset          text file or list of files, required
+//   teacher          model path (HF directory or llama2.c .bin); default:
+//                    the job's own input model (the uncompressed model)
+//   dataset          text file or list of files; default: the job's
+//                    calibration text
+//   hidden_layers    student blocks whose outputs are matched to the
+//                    teacher's (MSE, hidden_match.h; a projection is learned
+//                    when widths differ); hidden_teacher_layers (default:
+//                    proportional), hidden_weight 1
+//   student_layers   teacher blocks the student keeps (a smaller student
+//                    initialised from the teacher's layers, e.g. [0, 2, 4]);
+//                    the others are removed when the stage starts
+//                    (Modifier::LayersToRemove). Default: all.
 //   separator        document separator in the files (default "")
 //   max_bytes        bytes read per file (default 1000000)
 //   loss             "forward_kl" (KD, default) | "reverse_kl" (MiniLLM) |
@@ -19,9 +28,12 @@
 // The whole-model training runs once, when the runner reaches the last block
 // (earlier blocks only register); every trained module is reported with the
 // first / final loss (mean of the first / last 10 steps).
+#include <algorithm>
+#include <map>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/tokenizer/tokenizer.h"
@@ -37,8 +49,30 @@ struct DistillArgs {
   std::vector<std::string> dataset;
   std::string separator;
   int64_t max_bytes = 1000000;
+  std::vector<int> student_layers;
   DistillOptions options;
 };
+
+// A list of non-negative integers (or one integer) at `key`.
+absl::StatusOr<std::vector<int>> IntList(const ModifierArgs& args, const std::string& key) {
+  if (!args.Has(key)) return std::vector<int>();
+  const nlohmann::json& v = args.json().at(key);
+  std::vector<int> out;
+  if (v.is_number_integer()) {
+    out.push_back(v.get<int>());
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!v[i].is_number_integer()) return args.Error(absl::StrCat(key, "[", i, "]"), "expected an integer");
+      out.push_back(v[i].get<int>());
+    }
+  } else {
+    return args.Error(key, "expected a list of integers");
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i] < 0) return args.Error(absl::StrCat(key, "[", i, "]"), "must be >= 0");
+  }
+  return out;
+}
 
 class DistillationModifier final : public Modifier {
  public:
@@ -49,16 +83,42 @@ class DistillationModifier final : public Modifier {
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) override {
     Model& student = *ctx.model;
     if (ctx.layer != static_cast<int>(student.blocks.size()) - 1) return absl::OkStatus();
-    SQ_ASSIGN_OR_RETURN(Model teacher, LoadModel(args_.teacher));
-    SQ_ASSIGN_OR_RETURN(std::string tok_path, FindTokenizerFor(args_.teacher));
+    const std::string teacher_path = args_.teacher.empty() ? ctx.input_model_path : args_.teacher;
+    if (teacher_path.empty()) {
+      return absl::InvalidArgumentError("DistillationModifier.teacher: not given and the run has no input model path");
+    }
+    std::vector<std::string> dataset = args_.dataset;
+    if (dataset.empty() && !ctx.calibration_text_path.empty()) dataset = {ctx.calibration_text_path};
+    if (dataset.empty()) {
+      return absl::InvalidArgumentError(
+          "DistillationModifier.dataset: not given and the run has no calibration text (give --calib or dataset)");
+    }
+    SQ_ASSIGN_OR_RETURN(Model teacher, LoadModel(teacher_path));
+    SQ_ASSIGN_OR_RETURN(std::string tok_path, FindTokenizerFor(teacher_path));
     SQ_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, LoadTokenizer(tok_path));
     std::vector<train::TextSource> sources;
-    for (const std::string& f : args_.dataset) sources.push_back({f, 1.0, args_.max_bytes});
+    for (const std::string& f : dataset) sources.push_back({f, 1.0, args_.max_bytes});
     SQ_ASSIGN_OR_RETURN(train::TokenDataset data,
                         train::LoadTextDataset(sources, *tok, args_.separator, args_.options.train.seq));
     DistillOptions o = args_.options;
     o.train.seed = ctx.seed;
     o.trainable = [this](const std::string& module) { return matcher_.Matches(module); };
+    if (ctx.progress) {
+      // At most ~50 events per run (each is a durable job event), plus the last step.
+      const int64_t steps = o.train.steps, every = std::max<int64_t>(1, steps / 50);
+      o.on_step = [&ctx, steps, every](const train::StepLog& l) {
+        if (l.step % every != 0 && l.step != steps) return;
+        std::map<std::string, double> m = {{"loss", l.loss},
+                                           {"lr", l.lr},
+                                           {"grad_norm", l.grad_norm},
+                                           {"tokens_per_s", l.tokens_per_second}};
+        if (l.hidden_loss != 0) m["hidden_loss"] = l.hidden_loss;
+        ctx.progress("step", l.step, steps,
+                     absl::StrFormat("distill step %d/%d: loss %.4f, lr %.3g, %.0f tokens/s", l.step, steps, l.loss,
+                                     l.lr, l.tokens_per_second),
+                     m);
+      };
+    }
     SQ_ASSIGN_OR_RETURN(DistillResult r, DistillInPlace(student, teacher, data, o, *ctx.pool));
     double first = 0, last = 0;
     const size_t k = std::min<size_t>(10, r.history.size());
@@ -82,6 +142,29 @@ class DistillationModifier final : public Modifier {
     return absl::OkStatus();
   }
 
+  // A smaller student: the blocks not in student_layers go when the stage
+  // starts; the kept ones start from the teacher's (= the input's) weights.
+  absl::StatusOr<std::vector<int>> LayersToRemove(const Model& model, const std::vector<std::vector<int>>&,
+                                                  ThreadPool&, nlohmann::json* details) override {
+    if (args_.student_layers.empty()) return std::vector<int>();
+    const int n = static_cast<int>(model.blocks.size());
+    std::vector<bool> keep(n, false);
+    for (size_t i = 0; i < args_.student_layers.size(); ++i) {
+      const int l = args_.student_layers[i];
+      if (l < 0 || l >= n) {
+        return absl::InvalidArgumentError(absl::StrCat("DistillationModifier.student_layers[", i, "]: ", l,
+                                                       " is outside the model's blocks [0, ", n, ")"));
+      }
+      keep[l] = true;
+    }
+    std::vector<int> remove;
+    for (int l = 0; l < n; ++l) {
+      if (!keep[l]) remove.push_back(l);
+    }
+    (*details)["student_layers"] = args_.student_layers;
+    return remove;
+  }
+
  private:
   TargetMatcher matcher_;
   DistillArgs args_;
@@ -90,10 +173,19 @@ class DistillationModifier final : public Modifier {
 absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
   DistillArgs a;
   train::TrainOptions& t = a.options.train;
-  SQ_ASSIGN_OR_RETURN(a.teacher, args.GetString("teacher", ""));
-  if (a.teacher.empty()) return args.Error("teacher", "is required (a model path)");
-  SQ_ASSIGN_OR_RETURN(a.dataset, args.GetStringList("dataset", {}));
-  if (a.dataset.empty()) return args.Error("dataset", "is required (text files)");
+  SQ_ASSIGN_OR_RETURN(a.teacher, args.GetString("teacher", ""));  // "" = the job's input model
+  SQ_ASSIGN_OR_RETURN(a.dataset, args.GetStringList("dataset", {}));  // empty = the calibration text
+  if (args.Has("dataset") && a.dataset.empty()) return args.Error("dataset", "is an empty list");
+  SQ_ASSIGN_OR_RETURN(t.hidden_layers, IntList(args, "hidden_layers"));
+  SQ_ASSIGN_OR_RETURN(t.hidden_teacher_layers, IntList(args, "hidden_teacher_layers"));
+  SQ_ASSIGN_OR_RETURN(double hidden_weight, args.GetNumber("hidden_weight", 1.0));
+  if (!(hidden_weight >= 0)) return args.Error("hidden_weight", "must be >= 0");
+  t.hidden_weight = static_cast<float>(hidden_weight);
+  if (!t.hidden_teacher_layers.empty() && t.hidden_teacher_layers.size() != t.hidden_layers.size()) {
+    return args.Error("hidden_teacher_layers", "needs one entry per hidden_layers entry");
+  }
+  SQ_ASSIGN_OR_RETURN(a.student_layers, IntList(args, "student_layers"));
+  if (args.Has("student_layers") && a.student_layers.empty()) return args.Error("student_layers", "is an empty list");
   SQ_ASSIGN_OR_RETURN(a.separator, args.GetString("separator", ""));
   SQ_ASSIGN_OR_RETURN(a.max_bytes, args.GetInt("max_bytes", 1000000));
   if (a.max_bytes <= 0) return args.Error("max_bytes", "must be > 0");
@@ -154,8 +246,12 @@ absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
 void RegisterDistillationModifier(ModifierRegistry& registry) {
   registry.Register({"DistillationModifier",
                      "fine-tune the compressed model towards a teacher (KD, MiniLLM, GKD), masks and grids kept",
-                     {{"teacher", ArgType::kString, "teacher model path"},
-                      {"dataset", ArgType::kStringList, "text files"},
+                     {{"teacher", ArgType::kString, "teacher model path (default: the job's input model)"},
+                      {"dataset", ArgType::kStringList, "text files (default: the calibration text)"},
+                      {"hidden_layers", ArgType::kAny, "student blocks whose outputs match the teacher's (MSE)"},
+                      {"hidden_teacher_layers", ArgType::kAny, "teacher block per hidden_layers entry"},
+                      {"hidden_weight", ArgType::kNumber, "weight of the hidden-state MSE"},
+                      {"student_layers", ArgType::kAny, "teacher blocks a smaller student keeps"},
                       {"separator", ArgType::kString, "document separator"},
                       {"max_bytes", ArgType::kInt, "bytes read per file"},
                       {"loss", ArgType::kString, "forward_kl | reverse_kl | gkd | ce"},

@@ -9,7 +9,20 @@
 //   channel_pruning_ratio  overrides pruning_ratio for MLP channels
 //   importance             "wanda" (default): sum |w|*||x||; "output":
 //                          ||W[:,c]||*||x_c|| of o/down columns; "magnitude":
-//                          sum |w| (no calibration). See structured.h.
+//                          sum |w| (no calibration); "taylor": first-order
+//                          Taylor |sum dL/dw * w| from one backward pass of
+//                          the calibration set through the model as the
+//                          stage starts (methods/prune/taylor.h; the scores
+//                          are kept in the stage report under "prepared").
+//                          See structured.h.
+//   remove_layers          whole blocks removed when the stage starts, by
+//                          block influence (ShortGPT cosine, methods/prune/
+//                          layer_removal.h), lowest first (default 0). Needs
+//                          calibration. The stage report's "layer_removal"
+//                          lists them; the artifact's config.json key
+//                          "squeeze_source_layers" gives the original index
+//                          of every remaining block. With pruning_ratio 0
+//                          only layers are removed.
 //   targets / ignore       heads of a block are pruned only when its q, k, v
 //                          and o_proj are all targeted, channels only when
 //                          gate, up and down_proj are (defaults [Linear] /
@@ -27,7 +40,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "workers/engine/model/forward.h"
+#include "workers/methods/prune/layer_removal.h"
 #include "workers/methods/prune/structured.h"
+#include "workers/methods/prune/taylor.h"
 #include "workers/runner/modifier.h"
 #include "workers/runner/modifier_registry.h"
 
@@ -38,6 +53,10 @@ struct StructuredOptions {
   double head_ratio = 0.2;
   double channel_ratio = 0.2;
   StructureImportance importance = StructureImportance::kWanda;
+  bool taylor = false;     // importance: taylor (then `importance` is unused)
+  int remove_layers = 0;   // whole blocks removed by block influence
+  bool prunes_structures() const { return head_ratio > 0.0 || channel_ratio > 0.0; }
+  bool needs_norms() const { return prunes_structures() && !taylor && importance != StructureImportance::kMagnitude; }
 };
 
 class StructuredPruningModifier final : public Modifier {
@@ -46,11 +65,52 @@ class StructuredPruningModifier final : public Modifier {
       : matcher_(std::move(matcher)), options_(options) {}
   std::string type() const override { return "StructuredPruningModifier"; }
   const TargetMatcher& matcher() const override { return matcher_; }
-  bool needs_calibration() const override { return options_.importance != StructureImportance::kMagnitude; }
+  bool needs_calibration() const override {
+    return options_.needs_norms() || (options_.prunes_structures() && options_.taylor) || options_.remove_layers > 0;
+  }
   bool ends_calibration_pass() const override { return true; }  // widths change
+
+  absl::StatusOr<std::vector<int>> LayersToRemove(const Model& model, const std::vector<std::vector<int>>& calibration,
+                                                  ThreadPool& pool, nlohmann::json* details) override {
+    if (options_.remove_layers <= 0) return std::vector<int>();
+    const int n = static_cast<int>(model.blocks.size());
+    if (options_.remove_layers >= n) {
+      return Fail(absl::StrCat("remove_layers ", options_.remove_layers, " would leave no layer of ", n));
+    }
+    auto bi = BlockInfluence(model, calibration, pool);
+    if (!bi.ok()) return Fail(bi.status().message());
+    (*details)["block_influence"] = *bi;
+    return LowestScored(*bi, options_.remove_layers);
+  }
+
+  // Taylor: the scores of every block from one backward pass over the
+  // calibration set (the model as the stage starts), kept so a resumed stage
+  // prunes exactly the same structures.
+  absl::StatusOr<nlohmann::json> PrepareStage(const Model& model, const std::vector<std::vector<int>>& calibration,
+                                              ThreadPool& pool) override {
+    if (!options_.taylor || !options_.prunes_structures()) return nlohmann::json();
+    auto scores = TaylorImportance(model, calibration, pool);
+    if (!scores.ok()) return Fail(scores.status().message());
+    nlohmann::json j = {{"importance", "taylor"}, {"head_groups", scores->head_groups}, {"channels", scores->channels}};
+    if (auto s = RestorePrepared(j); !s.ok()) return s;
+    return j;
+  }
+  absl::Status RestorePrepared(const nlohmann::json& prepared) override {
+    if (!prepared.is_object() || !prepared.contains("head_groups") || !prepared.contains("channels")) {
+      return Fail("bad prepared Taylor scores");
+    }
+    try {
+      taylor_heads_ = prepared["head_groups"].get<std::vector<std::vector<double>>>();
+      taylor_channels_ = prepared["channels"].get<std::vector<std::vector<double>>>();
+    } catch (const nlohmann::json::exception& e) {
+      return Fail(absl::StrCat("bad prepared Taylor scores: ", e.what()));
+    }
+    return absl::OkStatus();
+  }
 
   absl::Status ApplyToLayer(LayerContext& ctx, std::vector<ModuleReport>* reports) override {
     if (ctx.layer < 0 || ctx.layer >= static_cast<int>(ctx.model->blocks.size())) return absl::OkStatus();  // lm_head
+    if (!options_.prunes_structures()) return absl::OkStatus();  // layer removal only
     bool targeted[kNumBlockLinears] = {};
     for (const LayerContext::Target& t : ctx.targets) {
       if (t.which >= 0 && t.which < kNumBlockLinears) targeted[t.which] = true;
@@ -62,7 +122,7 @@ class StructuredPruningModifier final : public Modifier {
     const int hd = ctx.model->config.head_dim;
 
     BlockInputNorms norms;
-    if (needs_calibration()) {
+    if (options_.needs_norms()) {
       if (ctx.inputs == nullptr) return Fail("no calibration inputs for this layer");
       auto norm_of = [&](BlockLinear w, std::vector<double>* dst) -> absl::Status {
         const ActivationStats* st = ctx.inputs->stats[static_cast<int>(w)];
@@ -92,7 +152,8 @@ class StructuredPruningModifier final : public Modifier {
     }
     int removed_groups = 0, removed_channels = 0;
     if (heads) {
-      auto scores = HeadGroupImportance(b, hd, options_.importance, norms);
+      auto scores = options_.taylor ? PreparedScores(taylor_heads_, ctx.layer, b.k_proj->out_features() / hd)
+                                    : HeadGroupImportance(b, hd, options_.importance, norms);
       if (!scores.ok()) return Fail(scores.status().message());
       const std::vector<int> drop =
           LowestScored(*scores, StructuresToRemove(options_.head_ratio, static_cast<int>(scores->size())));
@@ -100,7 +161,8 @@ class StructuredPruningModifier final : public Modifier {
       removed_groups = static_cast<int>(drop.size());
     }
     if (channels) {
-      auto scores = ChannelImportance(b, options_.importance, norms);
+      auto scores = options_.taylor ? PreparedScores(taylor_channels_, ctx.layer, b.gate_proj->out_features())
+                                    : ChannelImportance(b, options_.importance, norms);
       if (!scores.ok()) return Fail(scores.status().message());
       const std::vector<int> drop =
           LowestScored(*scores, StructuresToRemove(options_.channel_ratio, static_cast<int>(scores->size())));
@@ -136,8 +198,19 @@ class StructuredPruningModifier final : public Modifier {
     return absl::FailedPreconditionError(absl::StrCat(type(), ": ", message));
   }
 
+  // The prepared Taylor scores of `layer`, checked against its width.
+  absl::StatusOr<std::vector<double>> PreparedScores(const std::vector<std::vector<double>>& all, int layer,
+                                                     int64_t width) const {
+    if (layer >= static_cast<int>(all.size()) || static_cast<int64_t>(all[layer].size()) != width) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no Taylor scores of width ", width, " for layer ", layer, " (was the stage prepared?)"));
+    }
+    return all[layer];
+  }
+
   TargetMatcher matcher_;
   StructuredOptions options_;
+  std::vector<std::vector<double>> taylor_heads_, taylor_channels_;  // [layer][structure]
 };
 
 absl::StatusOr<double> Ratio(const ModifierArgs& args, const std::string& key, double def) {
@@ -165,9 +238,16 @@ absl::StatusOr<std::unique_ptr<Modifier>> Create(const ModifierArgs& args) {
     o.importance = StructureImportance::kOutput;
   } else if (*imp == "magnitude") {
     o.importance = StructureImportance::kMagnitude;
+  } else if (*imp == "taylor") {
+    o.taylor = true;
   } else {
-    return args.Error("importance", absl::StrCat("unknown value \"", *imp, "\" (expected wanda, output or magnitude)"));
+    return args.Error("importance",
+                      absl::StrCat("unknown value \"", *imp, "\" (expected wanda, output, magnitude or taylor)"));
   }
+  auto layers = args.GetInt("remove_layers", 0);
+  if (!layers.ok()) return layers.status();
+  if (*layers < 0 || *layers > 100000) return args.Error("remove_layers", absl::StrCat(*layers, " must be >= 0"));
+  o.remove_layers = static_cast<int>(*layers);
   auto matcher = args.GetMatcher();
   if (!matcher.ok()) return matcher.status();
   return std::unique_ptr<Modifier>(std::make_unique<StructuredPruningModifier>(std::move(*matcher), o));
@@ -182,7 +262,8 @@ void RegisterStructuredPruningModifier(ModifierRegistry& registry) {
                      {{"pruning_ratio", ArgType::kNumber, "fraction of head groups and channels removed per layer, [0, 1); default 0.2"},
                       {"head_pruning_ratio", ArgType::kNumber, "overrides pruning_ratio for head groups"},
                       {"channel_pruning_ratio", ArgType::kNumber, "overrides pruning_ratio for MLP channels"},
-                      {"importance", ArgType::kString, "\"wanda\" (default), \"output\" or \"magnitude\""},
+                      {"importance", ArgType::kString, "\"wanda\" (default), \"output\", \"magnitude\" or \"taylor\""},
+                      {"remove_layers", ArgType::kInt, "whole layers removed by block influence when the stage starts; default 0"},
                       {"targets", ArgType::kStringList, "modules (default [Linear])"},
                       {"ignore", ArgType::kStringList, "modules to skip (default [lm_head])"}},
                      Create});

@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,6 +63,17 @@ struct LayerContext {
   const LayerInputs* inputs = nullptr;  // non-null iff needs_calibration()
   ThreadPool* pool = nullptr;
   uint64_t seed = 0;
+  // The run's input model (the uncompressed model the job started from) and
+  // calibration text; "" when unknown. DistillationModifier's default teacher
+  // and dataset.
+  std::string input_model_path;
+  std::string calibration_text_path;
+  // Progress from inside a long ApplyToLayer (distillation steps): sent to the
+  // run's progress sink as an event of the current stage with this unit. May
+  // be empty (then nothing is reported).
+  std::function<void(const std::string& unit, int64_t i, int64_t n, const std::string& message,
+                     const std::map<std::string, double>& metrics)>
+      progress;
 };
 
 // Figures for one module after a modifier ran (reported in progress events
@@ -111,6 +123,21 @@ class Modifier {
     return nlohmann::json();
   }
   virtual absl::Status RestorePrepared(const nlohmann::json& /*prepared*/) { return absl::OkStatus(); }
+
+  // Whole blocks to remove when the stage starts (layer removal, e.g. by
+  // block influence): distinct indices of `model` as the stage starts, fewer
+  // than its blocks. Called once per stage, before PrepareStage and the first
+  // layer, with the calibration sequences when needs_calibration()
+  // (else empty). `details` (a JSON object, may be left empty) goes into the
+  // stage report beside "removed_layers". The runner removes the blocks
+  // (methods/prune/layer_removal.h RemoveBlocks: later blocks are renumbered)
+  // and records them in its checkpoints, so a resumed run removes the same
+  // blocks without calling this again. Default: none.
+  virtual absl::StatusOr<std::vector<int>> LayersToRemove(const Model& /*model*/,
+                                                          const std::vector<std::vector<int>>& /*calibration*/,
+                                                          ThreadPool& /*pool*/, nlohmann::json* /*details*/) {
+    return std::vector<int>();
+  }
 
   // Checks, before any work, that the modifier can apply to a target module
   // of this shape (e.g. an N:M mask needs M to divide in_features). Called by

@@ -8,6 +8,7 @@
 #include "workers/engine/model/dense_linear.h"
 #include "workers/engine/model/forward.h"
 #include "workers/methods/prune/owl.h"
+#include "workers/methods/prune/sparse_linear.h"
 #include "workers/methods/quant/rtn.h"
 
 namespace squeeze {
@@ -52,6 +53,17 @@ absl::StatusOr<PruneArgs> ParsePruneArgs(const ModifierArgs& args) {
   if (!o.owl && (args.Has("owl_m") || args.Has("owl_lmbda"))) {
     return args.Error(args.Has("owl_m") ? "owl_m" : "owl_lmbda", "is only used with sparsity_profile: owl");
   }
+  auto storage = args.GetString("storage", "sparse");
+  if (!storage.ok()) return storage.status();
+  if (*storage == "sparse") {
+    o.storage = PruneArgs::Storage::kSparse;
+  } else if (*storage == "bitmask") {
+    o.storage = PruneArgs::Storage::kBitmask;
+  } else if (*storage == "dense") {
+    o.storage = PruneArgs::Storage::kDense;
+  } else {
+    return args.Error("storage", absl::StrCat("unknown value \"", *storage, "\" (expected sparse, bitmask or dense)"));
+  }
   if (o.owl) {  // every layer's sparsity must stay in [0, 1): the spread is 2 * lambda around the mean
     if (o.sparsity - 2.0 * o.owl_lambda < 0.0 || o.sparsity + 2.0 * o.owl_lambda >= 1.0) {
       return args.Error("owl_lmbda", absl::StrCat(o.owl_lambda, " with sparsity ", o.sparsity,
@@ -67,6 +79,8 @@ std::vector<ArgSpec> PruningArgSpecs(std::vector<ArgSpec> own) {
   specs.push_back({"sparsity_profile", ArgType::kString, "\"uniform\" (default) or \"owl\" (outlier-weighted layerwise)"});
   specs.push_back({"owl_m", ArgType::kNumber, "OWL outlier threshold M (default 5)"});
   specs.push_back({"owl_lmbda", ArgType::kNumber, "OWL lambda: layer sparsities span 2*lambda (default 0.08)"});
+  specs.push_back({"storage", ArgType::kString,
+                   "\"sparse\" (default: N:M values + indices, or a bitmask + values), \"bitmask\" or \"dense\""});
   specs.insert(specs.end(), own.begin(), own.end());
   specs.push_back({"targets", ArgType::kStringList, "modules to prune (default [Linear])"});
   specs.push_back({"ignore", ArgType::kStringList, "modules to skip (default [lm_head])"});
@@ -169,7 +183,19 @@ absl::Status PruningModifierBase::ApplyToLayer(LayerContext& ctx, std::vector<Mo
     r.metrics["rel_error"] = RelativeError(w, pruned->weight);
     r.metrics["bytes_before"] = static_cast<double>(slot->StorageBytes());
     std::vector<float> bias(slot->bias().begin(), slot->bias().end());
-    slot = DenseLinear::FromMatrix(std::move(pruned->weight), std::move(bias));
+    const MaskStructure& mask = prune_args_.mask;
+    if (prune_args_.storage == PruneArgs::Storage::kDense) {
+      slot = DenseLinear::FromMatrix(std::move(pruned->weight), std::move(bias));
+    } else {
+      const bool nm = prune_args_.storage == PruneArgs::Storage::kSparse && !mask.unstructured() && mask.m <= 16 &&
+                      w.cols() % mask.m == 0;
+      auto sparse = nm ? SparseLinear::FromDense(pruned->weight, std::move(bias), SparseFormat::kNM, mask.m - mask.n, mask.m)
+                       : SparseLinear::FromDense(pruned->weight, std::move(bias), SparseFormat::kBitmask);
+      if (!sparse.ok()) {
+        return absl::InternalError(absl::StrCat(type_, ": ", t.slot.name, ": ", sparse.status().message()));
+      }
+      slot = std::move(*sparse);
+    }
     r.kind = slot->kind();
     r.metrics["bytes_after"] = static_cast<double>(slot->StorageBytes());
     reports->push_back(std::move(r));

@@ -17,8 +17,17 @@
 //   owl_m             outlier threshold M (default 5, the paper's)
 //   owl_lmbda         lambda: the layer sparsities span 2 * lambda around the
 //                     target (default 0.08, the paper's LLaMA-7B setting)
+//   storage           how the pruned weight is kept (and saved):
+//                     "sparse" (default): zeros are not stored
+//                     (methods/prune/sparse_linear.h) — the N:M layout
+//                     ("sparse_<K>of<M>") for an N:M mask with M <= 16, else
+//                     the bitmask layout ("sparse_bitmask"); "bitmask":
+//                     always the bitmask layout; "dense": an fp32
+//                     DenseLinear with explicit zeros (artifacts written
+//                     before sparse storage existed look like this and still
+//                     load).
 //   targets / ignore  see target_match.h (defaults [Linear] / [lm_head])
-// Output of every pruning modifier: the pruned weight as an fp32 DenseLinear
+// Output of every pruning modifier: the pruned weight in its `storage` kind
 // (bias kept), reported with "sparsity" (fraction of zero weights), "rel_error"
 // (||W - W_hat||_F / ||W||_F), "bytes_before", "bytes_after" and whatever
 // figures the method adds.
@@ -46,6 +55,8 @@ struct PruneArgs {
   bool owl = false;       // sparsity_profile: owl
   double owl_m = 5.0;     // > 0
   double owl_lambda = 0.08;  // >= 0
+  enum class Storage { kSparse, kBitmask, kDense };
+  Storage storage = Storage::kSparse;
 };
 
 // sparsity and mask_structure of `args`, checked against each other.

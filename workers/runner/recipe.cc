@@ -16,9 +16,19 @@ absl::Status Err(const std::string& path, const std::string& msg) {
   return absl::InvalidArgumentError(absl::StrCat("recipe: ", path.empty() ? "" : path + ": ", msg));
 }
 
+// At most this many YAML values (scalars, lists, mappings) per recipe. YAML
+// aliases share nodes, so a few hundred bytes can spell billions of values
+// ("billion laughs"); the conversion to JSON stops at this budget.
+constexpr int64_t kMaxRecipeValues = 100000;
+
 // YAML -> JSON with typed scalars. Quoted scalars are always strings; plain
-// ones become null / bool / int / float when they spell one.
-absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path) {
+// ones become null / bool / int / float when they spell one. Each value
+// converted takes one from *budget.
+absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path, int64_t* budget) {
+  if (--*budget < 0) {
+    return Err(path, absl::StrCat("the recipe has more than ", kMaxRecipeValues,
+                                  " values (YAML aliases expanding?)"));
+  }
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -42,7 +52,7 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path) {
     case YAML::NodeType::Sequence: {
       json a = json::array();
       for (size_t i = 0; i < node.size(); ++i) {
-        auto e = ToJson(node[i], absl::StrCat(path, "[", i, "]"));
+        auto e = ToJson(node[i], absl::StrCat(path, "[", i, "]"), budget);
         if (!e.ok()) return e.status();
         a.push_back(std::move(*e));
       }
@@ -54,7 +64,7 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path) {
         if (!kv.first.IsScalar()) return Err(path, "mapping keys must be plain strings");
         const std::string key = kv.first.Scalar();
         if (o.contains(key)) return Err(absl::StrCat(path, ".", key), "duplicate key");
-        auto v = ToJson(kv.second, absl::StrCat(path, ".", key));
+        auto v = ToJson(kv.second, absl::StrCat(path, ".", key), budget);
         if (!v.ok()) return v.status();
         o[key] = std::move(*v);
       }
@@ -65,7 +75,7 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path) {
 }
 
 absl::Status ParseGroup(const std::string& stage, const std::string& group, const YAML::Node& node,
-                        const ModifierRegistry& registry, RecipeStage* out) {
+                        const ModifierRegistry& registry, RecipeStage* out, int64_t* budget) {
   const std::string gpath = absl::StrCat(stage, ".", group);
   if (!node.IsMap()) return Err(gpath, "expected a mapping of modifier types to arguments");
   for (const auto& kv : node) {
@@ -76,7 +86,7 @@ absl::Status ParseGroup(const std::string& stage, const std::string& group, cons
     for (const RecipeModifier& prev : out->modifiers) {
       if (prev.group == group && prev.type == m.type) return Err(m.path(), "duplicate modifier");
     }
-    auto args = ToJson(kv.second, m.path());
+    auto args = ToJson(kv.second, m.path(), budget);
     if (!args.ok()) return args.status();
     if (args->is_null()) args = json::object();
     if (!args->is_object()) return Err(m.path(), "expected a mapping of arguments");
@@ -89,8 +99,8 @@ absl::Status ParseGroup(const std::string& stage, const std::string& group, cons
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> PositiveInt(const YAML::Node& node, const std::string& key) {
-  auto v = ToJson(node, key);
+absl::StatusOr<int64_t> PositiveInt(const YAML::Node& node, const std::string& key, int64_t* budget) {
+  auto v = ToJson(node, key, budget);
   if (!v.ok()) return v.status();
   if (!v->is_number_integer() || v->get<int64_t>() <= 0) {
     return Err(key, absl::StrCat("expected a positive integer, got ", YAML::Dump(node)));
@@ -152,6 +162,7 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text, const ModifierRe
   }
   if (!root.IsMap()) return Err("", "expected a mapping of stage names to stages");
   Recipe r;
+  int64_t budget = kMaxRecipeValues;
   try {
     for (const auto& kv : root) {
       if (!kv.first.IsScalar()) return Err("", "stage names must be strings");
@@ -160,17 +171,17 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text, const ModifierRe
         if (s.name == key) return Err(key, "duplicate stage");
       }
       if (key == "num_calibration_samples") {
-        auto v = PositiveInt(kv.second, key);
+        auto v = PositiveInt(kv.second, key, &budget);
         if (!v.ok()) return v.status();
         r.calibration.num_calibration_samples = *v;
         r.has_num_calibration_samples = true;
       } else if (key == "max_seq_length") {
-        auto v = PositiveInt(kv.second, key);
+        auto v = PositiveInt(kv.second, key, &budget);
         if (!v.ok()) return v.status();
         r.calibration.max_seq_length = *v;
         r.has_max_seq_length = true;
       } else if (key == "seed") {
-        auto v = ToJson(kv.second, key);
+        auto v = ToJson(kv.second, key, &budget);
         if (!v.ok()) return v.status();
         if (!v->is_number_integer() || v->get<int64_t>() < 0) return Err(key, "expected a non-negative integer");
         r.calibration.seed = v->get<uint64_t>();
@@ -180,7 +191,7 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text, const ModifierRe
         for (const RecipeStage& s : r.stages) {
           if (s.name == stage.name) return Err(key, "a second default stage: name your stages");
         }
-        if (absl::Status s = ParseGroup(stage.name, key, kv.second, registry, &stage); !s.ok()) return s;
+        if (absl::Status s = ParseGroup(stage.name, key, kv.second, registry, &stage, &budget); !s.ok()) return s;
         // Paths in errors above say default_stage.<group>; that is the stage's name.
         r.stages.push_back(std::move(stage));
       } else {
@@ -201,7 +212,7 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text, const ModifierRe
           if (!absl::EndsWith(gname, "_modifiers")) {
             return Err(absl::StrCat(key, ".", gname), "expected a <group>_modifiers key (e.g. quant_modifiers)");
           }
-          if (absl::Status s = ParseGroup(key, gname, g.second, registry, &stage); !s.ok()) return s;
+          if (absl::Status s = ParseGroup(key, gname, g.second, registry, &stage, &budget); !s.ok()) return s;
         }
         if (stage.modifiers.empty()) return Err(key, "stage has no modifiers");
         r.stages.push_back(std::move(stage));

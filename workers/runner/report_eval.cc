@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "server/objectstore/sha256.h"
 #include "workers/engine/core/status_macros.h"
 
 namespace squeeze {
@@ -73,6 +74,11 @@ absl::StatusOr<std::vector<SampledTask>> LoadReportTasks(const ReportOptions& op
       st.task.examples = std::move(kept);
       st.indices = std::move(idx);
     }
+    st.path = path;
+    SQ_ASSIGN_OR_RETURN(st.file_sha256, store::Sha256File(path));
+    st.subset_sha256 = store::Sha256Hex(absl::StrCat(
+        st.file_sha256, "\n",
+        st.indices.empty() ? absl::StrCat("first ", st.task.examples.size()) : json(st.indices).dump()));
     out.push_back(std::move(st));
   }
   return out;
@@ -238,6 +244,20 @@ void ReportEvaluator::AddDeterministic(json* report) const {
     quality["tasks"][st.task.name] = std::move(t);
   }
   quality["agreement"] = agreement_ ? AgreementJson(*agreement_) : json(nullptr);
+  json task_names = json::array(), samples = json::object();
+  for (const SampledTask& st : tasks_) {
+    task_names.push_back(st.task.name);
+    samples[st.task.name] = {{"file_sha256", st.file_sha256},
+                             {"subset_sha256", st.subset_sha256},
+                             {"n", st.task.examples.size()},
+                             {"seed", st.indices.empty() ? json(nullptr) : json(*options_.task_seed)}};
+  }
+  quality["evaluation"] = {{"tasks", task_names},
+                           {"task_limit", options_.task_limit},
+                           {"task_seed", options_.task_seed ? json(*options_.task_seed) : json(nullptr)},
+                           {"agreement", options_.agreement},
+                           {"latency", options_.latency}};
+  quality["task_samples"] = std::move(samples);
   r["quality"] = std::move(quality);
 
   // cost (analytic)
@@ -303,6 +323,9 @@ void ReportEvaluator::AddMeasured(json* report,
       if (it == stage_seconds.end()) continue;
       s["wall_s"] = it->second.first;
       s["cpu_s"] = it->second.second;
+      // No GPU path exists in this build: every stage ran on the CPU.
+      s["gpu_s"] = 0.0;
+      s["device"] = "cpu";
       stages_wall += it->second.first;
       stages_cpu += it->second.second;
     }
@@ -316,6 +339,8 @@ void ReportEvaluator::AddMeasured(json* report,
                          {"compression_cpu_s", h.compression_cpu_s},
                          {"job_wall_s", job_wall_s},
                          {"job_cpu_s", job_cpu_s},
+                         {"gpu_s", 0.0},
+                         {"gpu", "no GPU used: this build has no GPU path, every stage ran on the CPU"},
                          {"saved_ms_per_token", h.saved_ms_per_token},
                          {"break_even_tokens", h.break_even_tokens < 0 ? json(nullptr) : json(h.break_even_tokens)}};
 }

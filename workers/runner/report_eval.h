@@ -34,7 +34,12 @@
 //            task_scores {dense, compressed} (percent, see efficiency.h),
 //            elue {score, per_task, baseline, references}, pareto {bytes,
 //            flops[, latency]}, [measured: hulk]
-//   stages:  the runner's per-stage list; [measured: wall_s, cpu_s per stage]
+//   stages:  the runner's per-stage list; [measured: wall_s, cpu_s, gpu_s per
+//            stage: gpu_s is 0 with device "cpu" — this build has no GPU path,
+//            so no stage used a GPU (not an estimate)]
+//   quality.evaluation: the evaluation options (tasks, task_limit, task_seed,
+//            agreement, latency); quality.task_samples {name: {file_sha256,
+//            subset_sha256, n, seed}}: which examples were scored
 #pragma once
 
 #include <cstdint>
@@ -77,6 +82,12 @@ struct ReportOptions {
 struct SampledTask {
   Task task;
   std::vector<int64_t> indices;  // empty: the first task.examples.size() of the file
+  std::string path;              // the task file
+  std::string file_sha256;       // of the task file's bytes
+  // The subset's identity: sha256 of "<file_sha256>\n<indices as JSON>" (or
+  // "<file_sha256>\nfirst <n>" for the first n). Two jobs scored the same
+  // examples exactly when their subset hashes are equal.
+  std::string subset_sha256;
 };
 absl::StatusOr<std::vector<SampledTask>> LoadReportTasks(const ReportOptions& options);
 

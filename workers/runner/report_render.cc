@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/runner/report_front.h"
 
 namespace squeeze {
 namespace {
@@ -259,7 +260,7 @@ std::string RenderReportMarkdown(const json& r, const std::string& svg_name) {
                     Cell(m, "vocab_size", "%.0f"), "; seed ", r.contains("seed") ? r["seed"].dump() : "?", ".\n");
   }
   if (r.contains("stages") && r["stages"].is_array()) {
-    absl::StrAppend(&md, "\n## Stages\n\n| stage | modifiers | layers | wall s | CPU s |\n|---|---|---|---|---|\n");
+    absl::StrAppend(&md, "\n## Stages\n\n| stage | modifiers | layers | wall s | CPU s | GPU s |\n|---|---|---|---|---|---|\n");
     for (const json& s : r["stages"]) {
       std::vector<std::string> mods;
       if (s.contains("modifiers")) {
@@ -267,7 +268,33 @@ std::string RenderReportMarkdown(const json& r, const std::string& svg_name) {
       }
       absl::StrAppend(&md, "| ", MdEscape(s.value("name", std::string())), " | ", MdEscape(absl::StrJoin(mods, ", ")),
                       " | ", Cell(s, "n_layers", "%.0f"), " | ", Cell(s, "wall_s", "%.2f"), " | ",
-                      Cell(s, "cpu_s", "%.2f"), " |\n");
+                      Cell(s, "cpu_s", "%.2f"), " | ",
+                      s.value("device", std::string()) == "cpu" ? std::string("0 (no GPU used)")
+                                                                 : Cell(s, "gpu_s", "%.2f"),
+                      " |\n");
+    }
+  }
+  if (r.contains("quality") && r["quality"].is_object() && r["quality"].contains("evaluation") &&
+      r["quality"]["evaluation"].is_object()) {
+    const json& e = r["quality"]["evaluation"];
+    std::vector<std::string> tasks;
+    for (const json& t : e.value("tasks", json::array())) tasks.push_back(t.get<std::string>());
+    absl::StrAppend(&md, "\n## Evaluation\n\nTasks: ", tasks.empty() ? "none" : absl::StrJoin(tasks, ", "),
+                    "; examples per task: ",
+                    e.value("task_limit", int64_t{0}) > 0 ? std::to_string(e.value("task_limit", int64_t{0})) : "all",
+                    "; sample: ",
+                    e.contains("task_seed") && e["task_seed"].is_number() ? "seeded, seed " + e["task_seed"].dump()
+                                                                          : std::string("the first examples"),
+                    "; agreement ", e.value("agreement", false) ? "on" : "off", "; latency ",
+                    e.value("latency", false) ? "on" : "off", ".\n");
+    const json samples = r["quality"].value("task_samples", json::object());
+    if (!samples.empty()) {
+      absl::StrAppend(&md, "\n| task | n | task file sha256 | subset sha256 |\n|---|---|---|---|\n");
+      for (const auto& [name, t] : samples.items()) {
+        absl::StrAppend(&md, "| ", MdEscape(name), " | ", Cell(t, "n", "%.0f"), " | ",
+                        t.value("file_sha256", std::string()).substr(0, 16), "… | ",
+                        t.value("subset_sha256", std::string()).substr(0, 16), "… |\n");
+      }
     }
   }
   const json q = r.value("quality", json::object());
@@ -332,6 +359,11 @@ std::string RenderReportMarkdown(const json& r, const std::string& svg_name) {
         absl::StrAppend(&md, "- Pareto-optimal on quality vs ", axis, ": ", absl::StrJoin(names, ", "), "\n");
       }
     }
+    if (s.contains("elue") && s["elue"].is_object() && s["elue"].contains("store") && s["elue"]["store"].is_object()) {
+      absl::StrAppend(&md, "- ELUE-style score against the store (baseline: dense + ",
+                      s["elue"]["store"].value("references", json::array()).size() - 1,
+                      " other variants of this model): ", Cell(s["elue"]["store"], "score", "%+.3f"), " points\n");
+    }
     if (s.contains("hulk") && s["hulk"].is_object()) {
       const json& h = s["hulk"];
       absl::StrAppend(&md, "- HULK-style cost: compression took ", Cell(h, "compression_wall_s", "%.2f"), " s wall / ",
@@ -341,6 +373,13 @@ std::string RenderReportMarkdown(const json& r, const std::string& svg_name) {
                           ? absl::StrFormat("%.0f tokens", h["break_even_tokens"].get<double>())
                           : std::string("never (not faster)"),
                       "\n");
+      if (h.contains("gpu") && h["gpu"].is_string()) {
+        absl::StrAppend(&md, "- GPU seconds: ", Cell(h, "gpu_s", "%.2f"), " (", h["gpu"].get<std::string>(), ")\n");
+      }
+    }
+    if (s.contains("pareto") && s["pareto"].is_object() && s["pareto"].contains("store") &&
+        s["pareto"]["store"].is_object()) {
+      absl::StrAppend(&md, RenderStoreFrontMarkdown(s["pareto"]["store"], ""));
     }
   }
   absl::StrAppend(&md, "\n![Pareto plot](", svg_name, ")\n");

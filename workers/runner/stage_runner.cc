@@ -1,5 +1,6 @@
 #include "workers/runner/stage_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -7,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -18,6 +20,7 @@
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/tokenizer/tokenizer.h"
+#include "workers/methods/prune/layer_removal.h"
 #include "workers/runner/checkpoint.h"
 #include "workers/runner/compressed_model.h"
 #include "workers/runner/report_render.h"
@@ -142,6 +145,9 @@ class Runner {
   absl::StatusOr<std::vector<std::vector<int>>> CalibrationSequences();
   absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTok();
   absl::Status RunStage(int s, int start_layer);
+  // Asks the stage's modifiers for blocks to remove and removes them; returns
+  // the stage report's "layer_removal" entry (null when none was removed).
+  absl::StatusOr<json> RemoveLayers(int s, std::vector<std::unique_ptr<Modifier>>& mods);
   absl::Status WriteArtifacts(const json& report);
   const ModifierRegistry& Registry() const {
     return options_.registry ? *options_.registry : ModifierRegistry::Builtin();
@@ -158,6 +164,7 @@ class Runner {
   std::optional<json> fingerprint_;
   Model model_;
   std::set<std::string> changed_;  // modules replaced so far
+  std::vector<std::vector<int>> removed_layers_;  // per removal, in order (checkpoint.h)
   json stages_report_ = json::array();
   std::optional<std::vector<std::vector<int>>> calib_;
   std::string tokenizer_path_;
@@ -210,6 +217,7 @@ absl::Status Runner::AtBoundary(int stage, int next_layer) {
   pos.stage = stage;
   pos.next_layer = next_layer;
   pos.report = stages_report_;
+  pos.removed_layers = removed_layers_;
   SQ_ASSIGN_OR_RETURN(json fingerprint, Fingerprint());
   SQ_RETURN_IF_ERROR(SaveRunCheckpoint(work_dir_, fingerprint, model_, changed_, pos));
   return absl::AbortedError(absl::StrCat(kStoppedPrefix, ": stage ", recipe_.stages[stage].name, ", ",
@@ -278,6 +286,12 @@ absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_pt
     }
     ctx.pool = pool_;
     ctx.seed = seed_;
+    ctx.input_model_path = options_.model_path;
+    ctx.calibration_text_path = options_.calib_text_path;
+    ctx.progress = [this, stage](const std::string& unit, int64_t i, int64_t n, const std::string& message,
+                                 const std::map<std::string, double>& metrics) {
+      (void)Emit(recipe_.stages[stage].name, unit, i, n, message, metrics);
+    };
     SQ_RETURN_IF_ERROR(m->ApplyToLayer(ctx, &reports));
   }
   for (const ModuleReport& r : reports) changed_.insert(r.module);
@@ -288,9 +302,68 @@ absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_pt
               MeanMetrics(reports));
 }
 
+absl::StatusOr<json> Runner::RemoveLayers(int s, std::vector<std::unique_ptr<Modifier>>& mods) {
+  json out = nullptr;
+  for (auto& m : mods) {
+    std::vector<std::vector<int>> seqs;
+    if (m->needs_calibration()) {
+      SQ_ASSIGN_OR_RETURN(seqs, CalibrationSequences());
+    }
+    json details = json::object();
+    SQ_ASSIGN_OR_RETURN(std::vector<int> layers, m->LayersToRemove(model_, seqs, *pool_, &details));
+    if (layers.empty()) continue;
+    std::sort(layers.begin(), layers.end());
+    const int n = static_cast<int>(model_.blocks.size());
+    const std::vector<int> source_before =
+        static_cast<int>(model_.config.source_layers.size()) == n ? model_.config.source_layers : std::vector<int>();
+    SQ_RETURN_IF_ERROR(RemoveBlocks(model_, layers));
+    removed_layers_.push_back(layers);
+    // Renumber the modules changed so far; those of removed blocks are gone.
+    std::vector<int> new_index(n, -1);
+    for (int l = 0, k = 0; l < n; ++l) {
+      if (!std::binary_search(layers.begin(), layers.end(), l)) new_index[l] = k++;
+    }
+    std::set<std::string> renamed;
+    for (const std::string& name : changed_) {
+      constexpr absl::string_view kPrefix = "model.layers.";
+      const size_t dot = name.find('.', kPrefix.size());
+      int l = -1;
+      if (absl::StartsWith(name, kPrefix) && dot != std::string::npos &&
+          absl::SimpleAtoi(absl::string_view(name).substr(kPrefix.size(), dot - kPrefix.size()), &l) && l >= 0 &&
+          l < n) {
+        if (new_index[l] >= 0) renamed.insert(absl::StrCat(kPrefix, new_index[l], name.substr(dot)));
+      } else {
+        renamed.insert(name);
+      }
+    }
+    changed_ = std::move(renamed);
+    if (out.is_null()) out = json::array();
+    json entry = {{"modifier", m->type()}, {"removed_layers", layers},
+                  {"n_layers_before", n}, {"n_layers_after", static_cast<int>(model_.blocks.size())}};
+    if (!source_before.empty()) {
+      json original = json::array();
+      for (int l : layers) original.push_back(source_before[l]);
+      entry["removed_source_layers"] = std::move(original);
+    }
+    entry["kept_source_layers"] = model_.config.source_layers;
+    if (!details.empty()) entry["details"] = std::move(details);
+    SQ_RETURN_IF_ERROR(Emit(recipe_.stages[s].name, "model", 1, 1,
+                            absl::StrCat(m->type(), ": removed layers ", absl::StrJoin(layers, ", "), " of ", n),
+                            {{"removed_layers", static_cast<double>(layers.size())}}));
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
 absl::Status Runner::RunStage(int s, int start_layer) {
   const RecipeStage& stage = recipe_.stages[s];
   SQ_ASSIGN_OR_RETURN(auto mods, BuildStageModifiers(stage, Registry()));
+  // Whole-layer removal (Modifier::LayersToRemove) when the stage starts; a
+  // resumed stage (its report exists) had it replayed by the checkpoint.
+  json removal;
+  if (static_cast<int>(stages_report_.size()) <= s) {
+    SQ_ASSIGN_OR_RETURN(removal, RemoveLayers(s, mods));
+  }
   const int n_layers = static_cast<int>(model_.blocks.size());
   bool head = false, calibrated = false, xtx = false;
   for (auto& m : mods) {
@@ -304,6 +377,7 @@ absl::Status Runner::RunStage(int s, int start_layer) {
     for (const RecipeModifier& m : stage.modifiers) modifiers.push_back(m.type);
     stages_report_.push_back({{"name", stage.name}, {"modifiers", modifiers}, {"n_layers", units},
                               {"layers", json::array()}});
+    if (!removal.is_null()) stages_report_[s]["layer_removal"] = std::move(removal);
   }
   if (!calibrated) {
     for (int l = start_layer; l < units; ++l) {
@@ -481,6 +555,7 @@ absl::StatusOr<RunResult> Runner::Run() {
     first_stage = pos->stage;
     first_layer = pos->next_layer;
     stages_report_ = pos->report;
+    removed_layers_ = pos->removed_layers;
   }
   for (int s = first_stage; s < static_cast<int>(recipe_.stages.size()); ++s) {
     t = Clock::now();

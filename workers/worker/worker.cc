@@ -14,6 +14,7 @@
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/runner/checkpoint.h"
+#include "workers/worker/checkpoint_choice.h"
 
 namespace squeeze::worker {
 namespace {
@@ -335,8 +336,18 @@ std::string Worker::FetchCheckpoint(const v1::Task& task, const std::string& job
     s = absl::InvalidArgumentError("no checkpoint.json in it");
   }
   std::string message;
+  if (s.ok() && ChooseCheckpoint(work_dir, tmp) == CheckpointChoice::kLocal) {
+    // A stop whose upload failed left a further checkpoint of this run here
+    // than the one the coordinator holds: keep ours.
+    fs::remove_all(tmp, ec);
+    message = absl::StrCat("kept this worker's local ", DescribeCheckpoint(work_dir), ", further than checkpoint ",
+                           digest);
+    Log(absl::StrCat(task.job_id(), ": ", message));
+    return message;
+  }
   if (s.ok()) {
-    // Replace whatever this worker had locally: the coordinator's is the newest.
+    // Replace whatever this worker had locally: the coordinator's is newer
+    // (or the local one belongs to another run).
     fs::remove_all(work_dir, ec);
     fs::rename(tmp, work_dir, ec);
     if (ec) s = absl::InternalError(absl::StrCat("cannot move it into ", work_dir, ": ", ec.message()));
@@ -436,13 +447,15 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   if (!stopped_with_checkpoint) hb.Stop();
   if (options_.metrics) options_.metrics->EndStage();
 
-  bool ack_accepted = false;  // the last ack's `accepted`
+  bool ack_accepted = false;           // the last ack's `accepted`
+  bool ack_checkpoint_stored = false;  // the last ack's `checkpoint_stored` (ReleaseTask)
   auto send_ack = [&](auto rpc, const auto& request) -> absl::Status {
     return RetryUnreachable([&] {
       v1::TaskAck ack;
       auto ctx = client::ServiceClient::UnaryContext();
       absl::Status s = client::FromGrpc((client_.workers().*rpc)(ctx.get(), request, &ack));
       ack_accepted = s.ok() && ack.accepted();
+      ack_checkpoint_stored = s.ok() && ack.checkpoint_stored();
       if (s.ok() && !ack.accepted()) Log(absl::StrCat(task.job_id(), ": the coordinator no longer holds this lease"));
       return s;
     });
@@ -480,8 +493,15 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
       return Exit::kStopped;
     }
     SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::ReleaseTask, r));
-    // The object store holds it now, and the coordinator took the digest.
-    if (up.ok() && ack_accepted) fs::remove_all(job_dir, ec);
+    // Drop the local copy only when the object store holds it and the
+    // coordinator verified and stored its digest; a checkpoint it ignored
+    // (e.g. a blob missing) stays here for a lease this worker gets itself.
+    if (up.ok() && ack_accepted && ack_checkpoint_stored) {
+      fs::remove_all(job_dir, ec);
+    } else if (up.ok() && ack_accepted) {
+      Log(absl::StrCat(task.job_id(), ": the coordinator did not store checkpoint ", uploaded->digest(),
+                       "; kept in ", run.work_dir));
+    }
     outcome.outcome = "released";
     return Exit::kStopped;
   }
@@ -502,10 +522,25 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   absl::StatusOr<v1::UploadModelResponse> uploaded =
       absl::UnavailableError("not attempted");
   if (options_.metrics) options_.metrics->EnterStage("upload");
-  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
+  absl::Status up = RetryUnreachable([&] {
     uploaded = client_.UploadPath(run.output_dir);
     return uploaded.status();
-  }));
+  });
+  if (!up.ok() && !client::IsUnreachable(up)) {
+    // The store refused the artifact (e.g. RESOURCE_EXHAUSTED: --store-max-bytes;
+    // nothing of it is visible there). Fail the task with that error rather
+    // than leave it to expire; a full store is not retried (the job FAILS at
+    // once, naming the limit), other errors follow the usual retry rule.
+    Log(absl::StrCat(task.job_id(), ": artifact upload failed: ", up.ToString()));
+    v1::FailTaskRequest f;
+    f.set_lease_id(task.lease_id());
+    f.set_error(absl::StrCat("cannot store the artifact: ", up.message()));
+    f.set_retryable(up.code() != absl::StatusCode::kResourceExhausted && Retryable(up));
+    SQ_RETURN_IF_ERROR(send_ack(&v1::WorkerService::Stub::FailTask, f));
+    fs::remove_all(job_dir, ec);
+    return stop_ ? Exit::kStopped : Exit::kDone;
+  }
+  SQ_RETURN_IF_ERROR(up);
   v1::CompleteTaskRequest r;
   r.set_lease_id(task.lease_id());
   r.set_artifact_digest(uploaded->digest());

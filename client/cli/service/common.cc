@@ -54,6 +54,16 @@ std::string FormatTime(int64_t unix_ms) {
   return buf;
 }
 
+nlohmann::json EvalOptionsToJson(const v1::Job& j) {
+  if (!j.has_eval()) return nullptr;  // the worker's defaults
+  const v1::EvalOptions& e = j.eval();
+  return {{"tasks", std::vector<std::string>(e.tasks().begin(), e.tasks().end())},
+          {"task_limit", e.task_limit()},
+          {"task_seed", e.has_task_seed() ? nlohmann::json(e.task_seed()) : nlohmann::json(nullptr)},
+          {"latency", !e.no_latency()},
+          {"agreement", !e.no_agreement()}};
+}
+
 nlohmann::json JobToJson(const v1::Job& j) {
   nlohmann::json labels = nlohmann::json::object();
   for (const auto& [k, v] : j.labels()) labels[k] = v;
@@ -72,7 +82,8 @@ nlohmann::json JobToJson(const v1::Job& j) {
           {"end_time_ms", j.end_time_ms()},
           {"attempts", j.attempts()},
           {"max_attempts", j.max_attempts()},
-          {"last_seq", j.last_seq()}};
+          {"last_seq", j.last_seq()},
+          {"eval", EvalOptionsToJson(j)}};
 }
 
 nlohmann::json EventToJson(const v1::JobEvent& e) {

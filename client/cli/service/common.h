@@ -25,6 +25,9 @@ std::string ServerAddress(const ArgParser& parser);
 int ReportError(const std::string& command, const std::string& server, const absl::Status& s);
 
 nlohmann::json JobToJson(const v1::Job& job);
+// The job's evaluation options ({tasks, task_limit, task_seed|null, latency,
+// agreement}); null when the job was submitted without any (worker defaults).
+nlohmann::json EvalOptionsToJson(const v1::Job& job);
 nlohmann::json EventToJson(const v1::JobEvent& event);
 std::string StateName(v1::JobState state);
 // "2026-11-22 15:04:05" (UTC) from unix ms; "-" for 0.

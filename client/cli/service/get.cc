@@ -1,6 +1,7 @@
 // squeeze get JOB: one job's state (and error or artifact).
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/service/common.h"
 
@@ -26,6 +27,18 @@ int RunGet(const std::vector<std::string>& args) {
       job->job_id(), StateName(job->state()), job->model_digest(), job->priority(), job->attempts(),
       job->max_attempts(), FormatTime(job->create_time_ms()), FormatTime(job->start_time_ms()),
       FormatTime(job->end_time_ms()));
+  if (job->has_eval()) {
+    const v1::EvalOptions& e = job->eval();
+    std::string tasks;
+    for (const std::string& t : e.tasks()) tasks += (tasks.empty() ? "" : ",") + t;
+    std::cout << absl::StrFormat("eval       tasks %s, limit %s, %s, latency %s, agreement %s\n",
+                                 tasks.empty() ? "none" : tasks,
+                                 e.task_limit() > 0 ? std::to_string(e.task_limit()) : "all",
+                                 e.has_task_seed() ? absl::StrCat("seed ", e.task_seed()) : "first examples",
+                                 e.no_latency() ? "off" : "on", e.no_agreement() ? "off" : "on");
+  } else {
+    std::cout << "eval       worker defaults (no tasks, latency and agreement on)\n";
+  }
   if (!job->artifact_digest().empty()) std::cout << "artifact   " << job->artifact_digest() << "\n";
   if (!job->error().empty()) std::cout << "error      " << job->error() << "\n";
   return kExitOk;

@@ -5,7 +5,11 @@
 // default, the JSON with --json. --compare adds more jobs / directories of the
 // same dense model: the output becomes a comparison table with each variant's
 // ELUE-style score against the others, and --svg writes the Pareto plot of
-// all of them.
+// all of them. A job's report from the coordinator also holds the Pareto
+// front over every succeeded job of the same model (scores.pareto.store,
+// rendered as its own section; --svg then plots all of them) and the
+// evaluation options with the sampled subsets' hashes (quality.evaluation,
+// quality.task_samples).
 #include <filesystem>
 #include <iostream>
 
@@ -13,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "client/cli/service/common.h"
 #include "workers/engine/core/file_util.h"
+#include "workers/runner/report_front.h"
 #include "workers/runner/report_render.h"
 
 namespace squeeze::cli {
@@ -89,6 +94,15 @@ int RunReport(const std::vector<std::string>& args) {
     auto v = ReportVariants(reports[0].second, "compressed");
     if (v.ok()) variants = *std::move(v);
     vs = v.status();
+    // A job's report from the coordinator carries the store-wide front
+    // (scores.pareto.store): plot every variant of the model when there are
+    // more than this job's two.
+    const json& r0 = reports[0].second;
+    if (vs.ok() && r0.contains("scores") && r0["scores"].is_object() && r0["scores"].contains("pareto") &&
+        r0["scores"]["pareto"].is_object() && r0["scores"]["pareto"].contains("store")) {
+      std::vector<VariantPoint> store = StoreFrontVariants(r0["scores"]["pareto"]["store"]);
+      if (store.size() > 2) variants = std::move(store);
+    }
   }
   if (!vs.ok() && (compare || !p.Get("svg").empty())) {
     std::cerr << "squeeze report: " << vs.message() << "\n";

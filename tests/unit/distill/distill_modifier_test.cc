@@ -27,9 +27,17 @@ std::string Fresh(const std::string& name) {
 }
 
 TEST(DistillationModifier, BadArgumentsNameTheYamlPath) {
+  // teacher / dataset are optional (the job's input model / calibration text).
   auto r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {dataset: a.txt}\n");
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("DistillationModifier.teacher"), std::string::npos) << r.status();
+  EXPECT_TRUE(r.ok()) << r.status();
+  r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {dataset: []}\n");
+  EXPECT_NE(r.status().message().find("DistillationModifier.dataset"), std::string::npos) << r.status();
+  r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {hidden_layers: [0, x]}\n");
+  EXPECT_NE(r.status().message().find("DistillationModifier.hidden_layers[1]"), std::string::npos) << r.status();
+  r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {hidden_layers: [0], hidden_teacher_layers: [0, 1]}\n");
+  EXPECT_NE(r.status().message().find("DistillationModifier.hidden_teacher_layers"), std::string::npos) << r.status();
+  r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {student_layers: [-1]}\n");
+  EXPECT_NE(r.status().message().find("DistillationModifier.student_layers[0]"), std::string::npos) << r.status();
   r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {teacher: m, dataset: a.txt, beta: 2}\n");
   EXPECT_NE(r.status().message().find("DistillationModifier.beta"), std::string::npos) << r.status();
   r = ParseRecipe("s:\n  d_modifiers:\n    DistillationModifier: {teacher: m, dataset: a.txt, loss: l2}\n");

@@ -363,23 +363,18 @@ TEST(LowRankModifier, ArgumentErrorsNameTheField) {
 
 const std::string& SyntheticModelDir() {
   static const std::string dir = [] {
-    const std::string d = Fresh("model");
-    absl::Status s = SaveModel(MakeRandomModel(SmallConfig(259), 11), d);
-    EXPECT_TRUE(s.ok()) << s;
-    s = WriteFileAtomically(d + "/tokenizer.bin", test_inputs::ByteTokenizerBin());
-    EXPECT_TRUE(s.ok()) << s;
-    return d;
+    auto d = test_inputs::WriteSyntheticModelDir("squeeze_lowrank_test_", "model", SmallConfig(259), 11);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *d : std::string();
   }();
   return dir;
 }
 
 const std::string& CalibText() {
   static const std::string path = [] {
-    const std::string text = test_inputs::WordSalad(777);
-    const std::string p = ::testing::TempDir() + "/squeeze_lowrank_test_calib.txt";
-    absl::Status s = WriteFileAtomically(p, text);
-    EXPECT_TRUE(s.ok()) << s;
-    return p;
+    auto p = test_inputs::WriteCalibrationText("squeeze_lowrank_test_", 777);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *p : std::string();
   }();
   return path;
 }
@@ -449,52 +444,29 @@ TEST(LowRankModifier, ThroughRunRecipeOnSyntheticModel) {
   }
 }
 
-using test_inputs::StopAfter;  // stops after `n` layer events
-
 // A stop after block 0 and a resume (which reloads the factorized block 0
 // from the checkpoint) give byte-identical artifacts to one uninterrupted run.
 TEST(LowRankModifier, StopAndResumeIsByteIdentical) {
-  auto recipe = ParseRecipe(
-      "num_calibration_samples: 4\nmax_seq_length: 32\n"
-      "s:\n  m_modifiers:\n    LowRankModifier: {rank: 6, method: asvd}\n");
-  ASSERT_TRUE(recipe.ok()) << recipe.status();
   RunOptions o;
   o.model_path = SyntheticModelDir();
   o.calib_text_path = CalibText();
   const std::string full = Fresh("full"), resumed = Fresh("resumed");
-  o.output_dir = full;
-  NullProgressSink null;
-  RunControl c0;
-  ASSERT_TRUE(RunRecipe(*recipe, o, null, c0).ok());
-  o.output_dir = resumed;
-  RunControl stop;
-  StopAfter sink(stop, 1);
-  auto stopped = RunRecipe(*recipe, o, sink, stop);
-  ASSERT_TRUE(IsStoppedWithCheckpoint(stopped.status())) << stopped.status();
-  RunControl go;
-  auto r = RunRecipe(*recipe, o, null, go);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->resumed);
-  int compared = 0;
-  for (const auto& de : fs::directory_iterator(full)) {
-    const std::string name = de.path().filename().string();
-    auto a = ReadFileToString(full + "/" + name);
-    auto b = ReadFileToString(resumed + "/" + name);
-    ASSERT_TRUE(a.ok() && b.ok()) << name;
-    EXPECT_TRUE(*a == *b) << name << " differs after stop / resume";
-    ++compared;
+  absl::Status s = test_inputs::RunFullAndResumed(
+      "num_calibration_samples: 4\nmax_seq_length: 32\n"
+      "s:\n  m_modifiers:\n    LowRankModifier: {rank: 6, method: asvd}\n",
+      o, full, resumed, /*stop_after=*/1);
+  ASSERT_TRUE(s.ok()) << s;
+  const auto a = test_inputs::DirContents(full), b = test_inputs::DirContents(resumed);
+  EXPECT_GE(a.size(), 2u);
+  for (const auto& [name, bytes] : a) {
+    EXPECT_TRUE(b.count(name) && b.at(name) == bytes) << name << " differs after stop / resume";
   }
-  EXPECT_GE(compared, 2);
 }
 
 TEST(LowRankModifier, Stories260KPerplexitySvdAsvdSvdLlm) {
-  const std::string shared = SQUEEZE_SHARED_DIR;
-  const std::string model = shared + "/models/stories260K/hf";
-  const std::string train = shared + "/data/tinystories/train.txt";
-  const std::string valid = shared + "/data/tinystories/valid.txt";
-  if (!fs::exists(model + "/model.safetensors") || !fs::exists(train) || !fs::exists(valid)) {
-    GTEST_SKIP() << "stories260K or tinystories not found under " << shared << " (needs ../shared)";
-  }
+  const test_inputs::SharedStories st = test_inputs::Stories260K(SQUEEZE_SHARED_DIR);
+  if (!st.ok) GTEST_SKIP() << st.missing;
+  const std::string &model = st.model, &train = st.train, &valid = st.valid;
   // Linears: q/o [64, 64], k/v [32, 64], gate/up [172, 64], down [64, 172];
   // ratio 0.45 is the largest that still saves parameters in q/o (29 < 32).
   double dense = 0;

@@ -35,25 +35,14 @@ constexpr int kVocab = 259;  // <unk>, <s>, </s> and the 256 byte pieces
 
 std::string Fresh(const std::string& name) { return test_inputs::FreshTestDir("squeeze_calibrated_pruning_test_", name); }
 
-// A small random Llama (untied head) with its tokenizer, as an HF directory.
+// A small random Llama (untied head: dim 32, 4 query heads sharing 2 KV
+// heads, hidden 64) with its byte-level tokenizer, as an HF directory.
 const std::string& ModelDir() {
   static const std::string dir = [] {
-    ModelConfig c;
-    c.dim = 32;
-    c.hidden_dim = 64;
-    c.n_layers = kLayers;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 8;
-    c.vocab_size = kVocab;
-    c.max_seq_len = 64;
-    c.tie_word_embeddings = false;
-    const std::string d = Fresh("model");
-    absl::Status s = SaveModel(MakeRandomModel(c, 11), d);
-    EXPECT_TRUE(s.ok()) << s;
-    s = WriteFileAtomically(d + "/tokenizer.bin", test_inputs::ByteTokenizerBin());
-    EXPECT_TRUE(s.ok()) << s;
-    return d;
+    auto d = test_inputs::WriteSyntheticModelDir("squeeze_calibrated_pruning_test_", "model",
+                                                 test_inputs::SmallGqaConfig(64, kLayers, kVocab, 64, false), 11);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *d : std::string();
   }();
   return dir;
 }
@@ -61,11 +50,9 @@ const std::string& ModelDir() {
 // Deterministic English-like text, enough for 4 windows of 32 tokens.
 const std::string& CalibText() {
   static const std::string path = [] {
-    const std::string text = test_inputs::WordSalad(12345);
-    const std::string p = ::testing::TempDir() + "/squeeze_calibrated_pruning_test_calib.txt";
-    absl::Status s = WriteFileAtomically(p, text);
-    EXPECT_TRUE(s.ok()) << s;
-    return p;
+    auto p = test_inputs::WriteCalibrationText("squeeze_calibrated_pruning_test_", 12345);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? *p : std::string();
   }();
   return path;
 }
@@ -96,7 +83,8 @@ std::vector<nlohmann::json> CheckPrunedRun(const RunResult& r, const std::string
     EXPECT_EQ(l["modules"].size(), 7u);
     for (const auto& m : l["modules"]) {
       EXPECT_EQ(m["modifier"], modifier);
-      EXPECT_EQ(m["kind"], "dense_f32");
+      // Stored sparse by default (pruning_modifier_base.h `storage`).
+      EXPECT_THAT(m["kind"].get<std::string>(), ::testing::StartsWith("sparse_")) << m.dump();
       EXPECT_DOUBLE_EQ(m["sparsity"].get<double>(), sparsity) << m.dump();
       modules.push_back(m);
     }
@@ -291,7 +279,7 @@ TEST(CalibratedPruning, StructuredPerLayerTargetsReload) {
   ASSERT_TRUE(Forward(*loaded, std::vector<int>{1, 70, 80, 90}, 0, cache, logits).ok());
   EXPECT_TRUE(logits.allFinite());
   // Bad arguments name the YAML path.
-  auto bad = ParseRecipe("s:\n  p_modifiers:\n    StructuredPruningModifier: {importance: taylor}\n");
+  auto bad = ParseRecipe("s:\n  p_modifiers:\n    StructuredPruningModifier: {importance: fisher}\n");
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("s.p_modifiers.StructuredPruningModifier.importance"));
   bad = ParseRecipe("s:\n  p_modifiers:\n    StructuredPruningModifier: {pruning_ratio: 1.0}\n");
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("s.p_modifiers.StructuredPruningModifier.pruning_ratio"));

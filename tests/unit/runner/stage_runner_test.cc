@@ -115,7 +115,8 @@ TEST(StageRunner, PrunesAndQuantizesASyntheticModel) {
         ASSERT_GE(zeros, 2) << got[i].name;
       }
       const bool down = got[i].name.find("down_proj") != std::string::npos;
-      EXPECT_EQ((*got[i].slot)->kind(), down ? "dense_f32" : "packed_int_w4_asym_g16") << got[i].name;
+      // down_proj keeps the pruning's sparse N:M storage (pruning_modifier_base.h `storage`).
+      EXPECT_EQ((*got[i].slot)->kind(), down ? "sparse_2of4" : "packed_int_w4_asym_g16") << got[i].name;
       if (!down) {
         // The stored weight is RTN of the 2:4-pruned original.
         const MatrixRM orig_w = (*orig[i].slot)->DenseWeight();

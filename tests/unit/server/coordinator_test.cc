@@ -419,7 +419,9 @@ TEST_F(CoordinatorTest, BadCheckpointOnReleaseIsIgnoredAndTheOldOneKept) {
   v1::ReleaseTaskRequest r;
   r.set_lease_id(t->lease_id());
   r.set_checkpoint_digest(good);
-  ASSERT_TRUE(c_->ReleaseTask(r)->accepted());
+  auto good_ack = c_->ReleaseTask(r);
+  ASSERT_TRUE(good_ack.ok() && good_ack->accepted());
+  EXPECT_TRUE(good_ack->checkpoint_stored());  // the worker may drop its local copy
 
   store::Manifest no_json;  // a manifest without checkpoint.json
   no_json.files.push_back({"model.safetensors", *c_->objects().Put("x"), 1});
@@ -437,6 +439,7 @@ TEST_F(CoordinatorTest, BadCheckpointOnReleaseIsIgnoredAndTheOldOneKept) {
     auto ack = c_->ReleaseTask(br);
     ASSERT_TRUE(ack.ok()) << ack.status();
     EXPECT_TRUE(ack->accepted()) << digest;  // a bad checkpoint never refuses the release
+    EXPECT_FALSE(ack->checkpoint_stored()) << digest;  // ... but the worker must keep its copy
     EXPECT_EQ(c_->GetJob(job.job_id())->state(), v1::QUEUED);
     const auto events = Events(job.job_id());
     EXPECT_NE(events.back().message().find("checkpoint " + digest + " ignored"), std::string::npos)

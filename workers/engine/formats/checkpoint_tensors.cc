@@ -1,5 +1,7 @@
 #include "workers/engine/formats/checkpoint_tensors.h"
 
+#include <algorithm>
+#include <cstring>
 #include <set>
 #include <utility>
 
@@ -32,6 +34,50 @@ struct Rows {
   }
 };
 
+// Index of the first NaN / Inf element of a float view (exponent bits all
+// ones), -1 when all are finite. Reads through memcpy: data may be unaligned.
+// Blocks of 1024 are tested branch-free (vectorizable), then searched.
+template <typename Bits>
+int64_t FirstAllOnes(const uint8_t* p, int64_t n, Bits mask) {
+  constexpr int64_t kBlock = 1024;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    bool any = false;
+    for (int64_t i = 0; i < m; ++i) {
+      Bits bits;
+      std::memcpy(&bits, p + (b + i) * sizeof(Bits), sizeof(Bits));
+      any |= (bits & mask) == mask;
+    }
+    if (!any) continue;
+    for (int64_t i = 0; i < m; ++i) {
+      Bits bits;
+      std::memcpy(&bits, p + (b + i) * sizeof(Bits), sizeof(Bits));
+      if ((bits & mask) == mask) return b + i;
+    }
+  }
+  return -1;
+}
+
+int64_t FirstNonFinite(const TensorView& v) {
+  const auto* p = static_cast<const uint8_t*>(v.data);
+  switch (v.dtype) {
+    case DType::kF32: return FirstAllOnes<uint32_t>(p, v.numel(), 0x7f800000u);
+    case DType::kF16: return FirstAllOnes<uint16_t>(p, v.numel(), 0x7c00);
+    case DType::kBF16: return FirstAllOnes<uint16_t>(p, v.numel(), 0x7f80);
+    default: return -1;
+  }
+}
+
+// The one-element view of element `i` of `v` (same dtype).
+TensorView ElementView(const TensorView& v, int64_t i) {
+  TensorView e;
+  e.dtype = v.dtype;
+  e.shape = {1};
+  e.nbytes = DTypeSize(v.dtype);
+  e.data = static_cast<const uint8_t*>(v.data) + i * e.nbytes;
+  return e;
+}
+
 class Builder {
  public:
   explicit Builder(CheckpointTensors& ck) : ck_(ck) {}
@@ -57,9 +103,20 @@ class Builder {
   }
   bool Has(const std::string& name) const { return ck_.tensors.count(name) > 0; }
 
+  // A float dtype and finite values (NaN / Inf weights are refused: they
+  // would poison every calibration statistic and output downstream).
   absl::Status CheckFloat(const std::string& name, const TensorView& v) const {
     if (v.dtype != DType::kF32 && v.dtype != DType::kF16 && v.dtype != DType::kBF16) {
       return TensorError(name, absl::StrCat("dtype ", DTypeName(v.dtype), ", expected F32, F16 or BF16"));
+    }
+    if (static_cast<size_t>(v.numel()) * DTypeSize(v.dtype) != v.nbytes) {
+      return TensorError(name, absl::StrCat("shape ", ShapeString(v.shape), " does not match ", v.nbytes, " bytes"));
+    }
+    const int64_t bad = FirstNonFinite(v);
+    if (bad >= 0) {
+      const std::vector<float> one = *ToFloat32(ElementView(v, bad));
+      return TensorError(name, absl::StrCat("element ", bad, " of ", ShapeString(v.shape), " is ", one[0],
+                                            " (non-finite weights are refused)"));
     }
     return absl::OkStatus();
   }
@@ -164,6 +221,13 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
   Builder b(ck);
   if (absl::Status s = c.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(b.DefaultFile(), ": ", s.message()));
+  }
+  // Every block has at least its two norms and seven linears: a config with
+  // more layers than the checkpoint has tensors is refused before anything is
+  // sized by n_layers.
+  if (static_cast<uint64_t>(c.n_layers) > ck.tensors.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(b.DefaultFile(), ": config n_layers = ", c.n_layers,
+                                                   " but the checkpoint has only ", ck.tensors.size(), " tensors"));
   }
   Model m;
   m.config = c;

@@ -49,6 +49,8 @@ struct CheckpointTensors {
 // "<module>.<suffix>" tensors and must satisfy the same [out, in] rules. Missing, mis-shaped or unexpected
 // tensors are InvalidArgument naming the file and the tensor. An lm_head.weight present in a tied model is
 // ignored (transformers does the same). "*.rotary_emb.inv_freq" is ignored.
+// Float weights, norms and biases must be finite: a NaN or Inf is an
+// InvalidArgument naming the file, the tensor, the element index and value.
 absl::StatusOr<Model> BuildModel(CheckpointTensors checkpoint);
 
 }  // namespace squeeze

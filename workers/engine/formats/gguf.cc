@@ -262,9 +262,9 @@ absl::StatusOr<uint64_t> AlignmentOf(const std::vector<GgufKV>& metadata) {
       return absl::InvalidArgumentError("GGUF metadata general.alignment: must be a uint32");
     }
     const int64_t a = kv.value.ints[0];
-    if (a <= 0 || (a & (a - 1)) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("GGUF metadata general.alignment: ", a, " is not a non-zero power of two"));
+    if (a < static_cast<int64_t>(kGgufMinAlignment) || (a & (a - 1)) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("GGUF metadata general.alignment: ", a,
+                                                     " is not a power of two >= ", kGgufMinAlignment));
     }
     return static_cast<uint64_t>(a);
   }
@@ -514,9 +514,12 @@ absl::StatusOr<GgufFile> ParseGguf(const std::string& name, const uint8_t* data,
     if (a->type != GgufType::kUint32) {
       return c.Error("metadata general.alignment", absl::StrCat("is a ", GgufTypeName(a->type), ", expected uint32"));
     }
+    // The specification asks for a multiple of 8; smaller values would put
+    // fp32 / fp16 / ggml block data at unaligned addresses.
     const int64_t v = a->ints[0];
-    if (v <= 0 || (v & (v - 1)) != 0) {
-      return c.Error("metadata general.alignment", absl::StrCat(v, " is not a non-zero power of two"));
+    if (v < static_cast<int64_t>(kGgufMinAlignment) || (v & (v - 1)) != 0) {
+      return c.Error("metadata general.alignment",
+                     absl::StrCat(v, " is not a power of two >= ", kGgufMinAlignment));
     }
     f.alignment = static_cast<uint64_t>(v);
   }

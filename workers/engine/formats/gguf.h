@@ -12,14 +12,14 @@
 // is uint32 element type, uint64 count, the elements. ne[0] is the fastest
 // (contiguous) dimension: a row-major [rows, cols] matrix has ne = {cols, rows}.
 // `offset` is relative to the data section and a multiple of `alignment`
-// ("general.alignment", uint32, a power of two; 32 when absent).
+// ("general.alignment", uint32, a power of two >= 8; 32 when absent).
 //
 // Reader invariants (violations are InvalidArgument naming the file and the
 // key / tensor): magic and version (2 or 3; 1 used 32-bit counts and is
 // refused); every length fits in the remaining bytes (no allocation is sized
 // by an unchecked count); keys and tensor names unique and non-empty; tensor
 // names at most 64 bytes; value types known; nested arrays refused;
-// general.alignment a non-zero power of two of type uint32; 1..4 dims, each
+// general.alignment a power of two >= 8 (kGgufMinAlignment) of type uint32; 1..4 dims, each
 // >= 1, element count without int64 overflow; ne[0] a multiple of the type's
 // block size; ggml type one of ggml_blocks.h (others are named in the
 // error); offsets aligned; each tensor's bytes inside the data section and no
@@ -46,6 +46,9 @@ namespace squeeze {
 inline constexpr uint32_t kGgufMagic = 0x46554747;  // "GGUF" read as little-endian uint32
 inline constexpr uint32_t kGgufVersion = 3;
 inline constexpr uint64_t kGgufDefaultAlignment = 32;
+// Smallest general.alignment accepted (the specification: a multiple of 8),
+// so tensor data is 8-byte aligned in a mapping.
+inline constexpr uint64_t kGgufMinAlignment = 8;
 inline constexpr size_t kGgufMaxTensorName = 64;
 
 enum class GgufType : uint32_t {

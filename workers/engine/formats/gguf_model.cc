@@ -494,6 +494,11 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
   }
   SQ_ASSIGN_OR_RETURN(double theta, f.GetFloatOr(p + "rope.freq_base", 10000.0));
   SQ_ASSIGN_OR_RETURN(double eps, f.GetFloatOr(p + "attention.layer_norm_rms_epsilon", 1e-5));
+  // Checked before the narrowing to float (out of float range is undefined).
+  if (!(theta > 0 && theta <= 1e30)) return bad(absl::StrCat("metadata ", p, "rope.freq_base = ", theta, " is out of range"));
+  if (!(eps > 0 && eps < 1)) {
+    return bad(absl::StrCat("metadata ", p, "attention.layer_norm_rms_epsilon = ", eps, " is out of range (0, 1)"));
+  }
   c.rope_theta = static_cast<float>(theta);
   c.norm_eps = static_cast<float>(eps);
   const GgufTensorInfo* embd = f.FindTensor("token_embd.weight");
@@ -511,6 +516,12 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
   c.bos_token_id = static_cast<int>(bos);
   c.eos_token_id = static_cast<int>(eos);
   SQ_RETURN_IF_ERROR(c.Validate());
+  // Each block has 9 tensors at least; the name table below is sized by
+  // block_count, so it must be plausible for this file first.
+  if (static_cast<uint64_t>(c.n_layers) > f.tensors.size()) {
+    return bad(absl::StrCat("metadata ", p, "block_count = ", c.n_layers, " but the file has only ", f.tensors.size(),
+                            " tensors"));
+  }
 
   // name -> HF name, and whether q/k rows need un-permuting.
   std::map<std::string, std::pair<std::string, bool>> names;

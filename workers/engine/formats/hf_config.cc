@@ -1,5 +1,8 @@
 #include "workers/engine/formats/hf_config.h"
 
+#include <cmath>
+#include <limits>
+
 #include <algorithm>
 #include <charconv>
 #include <functional>
@@ -61,7 +64,12 @@ class Reader {
     auto it = j_.find(key);
     if (it == j_.end() || it->is_null()) return fallback;
     if (!it->is_number()) return Error(key, absl::StrCat("must be a number, got ", it->dump()));
-    return it->get<float>();
+    // Range-checked before narrowing (a double outside float's range is UB).
+    const double v = it->get<double>();
+    if (!(std::fabs(v) <= std::numeric_limits<float>::max())) {
+      return Error(key, absl::StrCat("is out of range: ", it->dump()));
+    }
+    return static_cast<float>(v);
   }
 
   absl::StatusOr<bool> Bool(const char* key, bool fallback) const {
@@ -198,6 +206,21 @@ absl::StatusOr<ModelConfig> ParseObject(const json& j, const std::string& source
       }
     }
   }
+  if (auto it = j.find("squeeze_source_layers"); it != j.end() && !it->is_null()) {
+    // Original layer index of each block after layer removal (model_config.h).
+    if (!it->is_array()) return r.Error("squeeze_source_layers", "must be a list of integers (one per layer)");
+    for (const json& e : *it) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > INT_MAX ||
+          (!c.source_layers.empty() && e.get<int64_t>() <= c.source_layers.back())) {
+        return r.Error("squeeze_source_layers", absl::StrCat("must hold ascending layer indices >= 0, got ", e.dump()));
+      }
+      c.source_layers.push_back(e.get<int>());
+    }
+    if (static_cast<int>(c.source_layers.size()) != c.n_layers) {
+      return r.Error("squeeze_source_layers", absl::StrCat("has ", c.source_layers.size(), " entries for ",
+                                                           c.n_layers, " layers"));
+    }
+  }
 
   if (absl::Status s = c.Validate(); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", s.message()));
@@ -270,6 +293,7 @@ std::string HfConfigJson(const ModelConfig& c, absl::string_view torch_dtype) {
                                  {"num_key_value_heads", c.layer_n_kv_heads},
                                  {"intermediate_size", c.layer_hidden_dim}};
   }
+  if (!c.source_layers.empty()) j["squeeze_source_layers"] = c.source_layers;  // layer removal (model_config.h)
   return j.dump(2) + "\n";
 }
 

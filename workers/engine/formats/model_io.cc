@@ -10,6 +10,7 @@
 #include "workers/engine/formats/gguf_model.h"
 #include "workers/engine/formats/hf_checkpoint.h"
 #include "workers/engine/formats/llama2c.h"
+#include "workers/engine/formats/quantized_checkpoint.h"
 
 namespace squeeze {
 
@@ -20,6 +21,8 @@ absl::StatusOr<Model> LoadModel(const std::string& path) {
   if (ec || !fs::exists(st)) return absl::NotFoundError(absl::StrCat(path, ": no such file or directory"));
   if (fs::is_directory(st)) {
     SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, ReadHfCheckpoint(path));
+    // compressed-tensors / GPTQ / AWQ directories (quantized_checkpoint.h).
+    SQ_RETURN_IF_ERROR(ConvertQuantizedCheckpoint(path, &ck));
     return BuildModel(std::move(ck));
   }
   if (absl::EndsWith(path, ".safetensors") || absl::EndsWith(path, ".json")) {
@@ -27,6 +30,7 @@ absl::StatusOr<Model> LoadModel(const std::string& path) {
     const fs::path parent = fs::path(path).parent_path();
     const std::string dir = parent.empty() ? std::string(".") : parent.string();
     SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, ReadHfCheckpoint(dir));
+    SQ_RETURN_IF_ERROR(ConvertQuantizedCheckpoint(dir, &ck));
     return BuildModel(std::move(ck));
   }
   if (absl::EndsWith(path, ".gguf")) {

@@ -35,6 +35,11 @@ struct ModelConfig {
   std::vector<int> layer_n_heads;
   std::vector<int> layer_n_kv_heads;
   std::vector<int> layer_hidden_dim;
+  // After whole-layer removal (methods/prune/layer_removal.h): for each block,
+  // the index of the layer of the original model it came from, ascending
+  // (config.json extension key "squeeze_source_layers"). Empty = no layer was
+  // removed (block i is original layer i).
+  std::vector<int> source_layers;
 
   // Checks sizes are positive and consistent (dim == n_heads * head_dim is NOT
   // required: Qwen/Mistral variants may differ; n_heads % n_kv_heads == 0 is).

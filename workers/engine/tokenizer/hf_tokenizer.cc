@@ -102,10 +102,31 @@ class HfBpeBuilder {
         return Error("model.vocab", absl::StrCat("id of \"", it.key(), "\" is not an integer"));
       }
       const int64_t id = it.value().get<int64_t>();
-      if (id < 0 || id > (1 << 24)) {
-        return Error("model.vocab", absl::StrCat("id ", id, " of \"", it.key(), "\" out of range"));
-      }
+      SQ_RETURN_IF_ERROR(CheckId("model.vocab", id, it.key()));
       SQ_RETURN_IF_ERROR(SetToken(static_cast<int>(id), it.key(), "model.vocab"));
+    }
+    return absl::OkStatus();
+  }
+
+  // The id table is sized by the largest id, so ids are bounded by what the
+  // file declares (`declared` vocab entries + added tokens): at most
+  // 2 * declared + 256 (and 2^24), never by an untrusted number alone.
+  void LimitIds(int64_t declared) { max_id_ = std::min<int64_t>(1 << 24, 2 * declared + 256); }
+  absl::Status CheckId(absl::string_view field, int64_t id, const std::string& token) const {
+    if (id < 0 || id > max_id_) {
+      return Error(field, absl::StrCat("id ", id, " of \"", token, "\" out of range (0..", max_id_,
+                                       " for the tokens this file declares)"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Sequences nest through the field path ("normalizer.normalizers[0]...");
+  // real files nest one or two levels. Deeper nesting is refused so that a
+  // small file cannot make the recursion (and the field paths) unbounded.
+  static constexpr int kMaxSequenceNesting = 8;
+  absl::Status CheckNesting(const std::string& field) const {
+    if (std::count(field.begin(), field.end(), '[') >= kMaxSequenceNesting) {
+      return Error(field, absl::StrCat("Sequence nested more than ", kMaxSequenceNesting, " levels deep"));
     }
     return absl::OkStatus();
   }
@@ -205,7 +226,7 @@ class HfBpeBuilder {
         return Error(field, "needs an integer id and a string content");
       }
       const int64_t id = a["id"].get<int64_t>();
-      if (id < 0 || id > (1 << 24)) return Error(field, absl::StrCat("id ", id, " out of range"));
+      SQ_RETURN_IF_ERROR(CheckId(field, id, a["content"].get<std::string>()));
       HfBpeTokenizer::AddedToken tok;
       tok.id = static_cast<int>(id);
       tok.content = a["content"].get<std::string>();
@@ -226,6 +247,7 @@ class HfBpeBuilder {
     if (n.is_null()) return absl::OkStatus();
     const std::string type = TypeOf(n);
     if (type == "Sequence") {
+      SQ_RETURN_IF_ERROR(CheckNesting(field));
       if (!n.contains("normalizers") || !n["normalizers"].is_array()) {
         return Error(field + ".normalizers", "must be an array");
       }
@@ -309,6 +331,7 @@ class HfBpeBuilder {
     if (p.is_null()) return absl::OkStatus();
     const std::string type = TypeOf(p);
     if (type == "Sequence") {
+      SQ_RETURN_IF_ERROR(CheckNesting(field));
       if (!p.contains("pretokenizers") || !p["pretokenizers"].is_array()) {
         return Error(field + ".pretokenizers", "must be an array");
       }
@@ -351,6 +374,7 @@ class HfBpeBuilder {
     if (d.is_null()) return absl::OkStatus();
     const std::string type = TypeOf(d);
     if (type == "Sequence") {
+      SQ_RETURN_IF_ERROR(CheckNesting(field));
       if (!d.contains("decoders") || !d["decoders"].is_array()) {
         return Error(field + ".decoders", "must be an array");
       }
@@ -389,6 +413,7 @@ class HfBpeBuilder {
     if (p.is_null()) return absl::OkStatus();
     const std::string type = TypeOf(p);
     if (type == "Sequence") {
+      SQ_RETURN_IF_ERROR(CheckNesting(field));
       if (!p.contains("processors") || !p["processors"].is_array()) {
         return Error(field + ".processors", "must be an array");
       }
@@ -500,6 +525,7 @@ class HfBpeBuilder {
   HfBpeTokenizer* t_;
   std::string name_;
   std::string unk_name_;
+  int64_t max_id_ = 1 << 24;
 };
 
 absl::StatusOr<std::unique_ptr<HfBpeTokenizer>> HfBpeTokenizer::FromJson(
@@ -522,6 +548,12 @@ absl::StatusOr<std::unique_ptr<HfBpeTokenizer>> HfBpeTokenizer::FromJson(
       }
     }
     if (!j.contains("model")) return b.Error("model", "missing");
+    {
+      int64_t declared = 0;
+      if (j["model"].is_object() && j["model"].contains("vocab")) declared += j["model"]["vocab"].size();
+      if (j.contains("added_tokens")) declared += j["added_tokens"].size();
+      b.LimitIds(declared);
+    }
     SQ_RETURN_IF_ERROR(b.ParseModel(j["model"]));
     if (j.contains("added_tokens")) SQ_RETURN_IF_ERROR(b.ParseAddedTokens(j["added_tokens"]));
     if (j.contains("normalizer")) SQ_RETURN_IF_ERROR(b.ParseNormalizer(j["normalizer"], "normalizer"));
@@ -563,6 +595,7 @@ absl::StatusOr<std::unique_ptr<HfBpeTokenizer>> HfBpeTokenizer::FromGpt2Files(
       if (j.is_discarded()) {
         return absl::InvalidArgumentError(absl::StrCat(vocab_json_path, ": not valid JSON"));
       }
+      b.LimitIds(static_cast<int64_t>(j.size()));
       SQ_RETURN_IF_ERROR(b.SetVocab(j));
     } catch (const json::exception& e) {
       return absl::InvalidArgumentError(absl::StrCat(vocab_json_path, ": ", e.what()));

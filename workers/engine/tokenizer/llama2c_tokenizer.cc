@@ -78,6 +78,13 @@ absl::StatusOr<std::unique_ptr<Llama2cTokenizer>> Llama2cTokenizer::FromBytes(
                                                      max_len, ", ", bytes.size() - off,
                                                      " bytes left)"));
     }
+    // An empty piece would merge with anything (a + "" == a): run.c's merge
+    // loop and the precomputed pairs of Encode then disagree. No real
+    // vocabulary has one (found by tests/fuzz/tokenizer_bin_fuzz.cc).
+    if (len == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": llama2.c tokenizer token ", id, " is empty (at byte ", off - 4, ")"));
+    }
     t->pieces_.emplace_back(bytes.data() + off, len);
     t->scores_.push_back(score);
     off += len;

@@ -161,7 +161,20 @@ absl::Status TrainForward(const TrainModel& model, const std::vector<int>& token
 }
 
 absl::Status TrainBackward(TrainModel& model, ForwardState& state, const MatrixRM& dlogits, ThreadPool& pool) {
+  return TrainBackward(model, state, dlogits, pool, {});
+}
+
+const MatrixRM& BlockOutput(const ForwardState& state, int layer) {
+  return layer + 1 < static_cast<int>(state.blocks.size()) ? state.blocks[layer + 1].x_in : state.h_final;
+}
+
+absl::Status TrainBackward(TrainModel& model, ForwardState& state, const MatrixRM& dlogits, ThreadPool& pool,
+                           const std::vector<MatrixRM>& dhidden) {
   const ModelConfig& c = model.config;
+  if (!dhidden.empty() && dhidden.size() != model.blocks.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("TrainBackward: ", dhidden.size(), " hidden gradients for ",
+                                                   model.blocks.size(), " blocks"));
+  }
   const int64_t n = state.h_final.rows(), dim = c.dim;
   if (dlogits.rows() != n || dlogits.cols() != c.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat("TrainBackward: dlogits [", dlogits.rows(), ", ", dlogits.cols(),
@@ -179,6 +192,14 @@ absl::Status TrainBackward(TrainModel& model, ForwardState& state, const MatrixR
                   dh.data(), model.final_norm.grad.data());
   for (int l = static_cast<int>(model.blocks.size()) - 1; l >= 0; --l) {
     BlockActivations& act = state.blocks[l];
+    if (!dhidden.empty() && dhidden[l].size() > 0) {
+      if (dhidden[l].rows() != n || dhidden[l].cols() != dim) {
+        return absl::InvalidArgumentError(absl::StrCat("TrainBackward: hidden gradient of block ", l, " is [",
+                                                       dhidden[l].rows(), ", ", dhidden[l].cols(), "], expected [", n,
+                                                       ", ", dim, "]"));
+      }
+      dh += dhidden[l];  // dh is dLoss/d(output of block l) here
+    }
     if (state.checkpointing) {
       MatrixRM unused;
       BlockForward(model, model.blocks[l], state.batch, state.seq, act, unused, pool);

@@ -89,5 +89,14 @@ absl::Status TrainForward(const TrainModel& model, const std::vector<int>& token
                           bool checkpointing, ForwardState* state, ThreadPool& pool);
 // dlogits [B*T, vocab]. Accumulates parameter gradients.
 absl::Status TrainBackward(TrainModel& model, ForwardState& state, const MatrixRM& dlogits, ThreadPool& pool);
+// The same with extra gradients on block outputs (hidden-state matching,
+// hidden_match.h): dhidden[l] [N, dim] is dLoss/d(output of block l) — block
+// l's output is state.blocks[l + 1].x_in, the last block's is state.h_final —
+// added where the backward reaches it; an empty matrix (or an empty vector)
+// adds nothing. dhidden has n_layers entries or none.
+absl::Status TrainBackward(TrainModel& model, ForwardState& state, const MatrixRM& dlogits, ThreadPool& pool,
+                           const std::vector<MatrixRM>& dhidden);
+// Block l's output in `state` (see above).
+const MatrixRM& BlockOutput(const ForwardState& state, int layer);
 
 }  // namespace squeeze::train

@@ -1,5 +1,7 @@
 #include "workers/engine/train/trainer.h"
 
+#include "workers/engine/train/hidden_match.h"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -75,6 +77,25 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(TrainModel* student, co
                                          student->config.vocab_size));
     }
   }
+  if (!o.hidden_layers.empty()) {
+    if (teacher == nullptr) return bad("hidden_layers", "hidden-state matching needs a teacher");
+    if (!(o.hidden_weight >= 0)) return bad("hidden_weight", "must be >= 0");
+    if (!o.hidden_teacher_layers.empty() && o.hidden_teacher_layers.size() != o.hidden_layers.size()) {
+      return bad("hidden_teacher_layers", "must have one entry per hidden_layers entry (or none)");
+    }
+    const int ns = static_cast<int>(student->blocks.size()), nt = static_cast<int>(teacher->blocks.size());
+    for (size_t k = 0; k < o.hidden_layers.size(); ++k) {
+      if (o.hidden_layers[k] < 0 || o.hidden_layers[k] >= ns) {
+        return bad(absl::StrCat("hidden_layers[", k, "]"),
+                   absl::StrCat(o.hidden_layers[k], " is outside the student's blocks [0, ", ns, ")"));
+      }
+      if (!o.hidden_teacher_layers.empty() &&
+          (o.hidden_teacher_layers[k] < 0 || o.hidden_teacher_layers[k] >= nt)) {
+        return bad(absl::StrCat("hidden_teacher_layers[", k, "]"),
+                   absl::StrCat(o.hidden_teacher_layers[k], " is outside the teacher's blocks [0, ", nt, ")"));
+      }
+    }
+  }
   return std::unique_ptr<Trainer>(new Trainer(student, teacher, data, o, pool));
 }
 
@@ -82,6 +103,24 @@ Trainer::Trainer(TrainModel* student, const Model* teacher, const TokenDataset* 
                  ThreadPool* pool)
     : student_(student), teacher_(teacher), data_(data), options_(options), pool_(pool),
       params_(student->Params()), adamw_(options.adamw), rng_(options.seed) {
+  for (size_t k = 0; k < options_.hidden_layers.size(); ++k) {
+    const int l = options_.hidden_layers[k];
+    teacher_layers_.push_back(options_.hidden_teacher_layers.empty()
+                                  ? DefaultTeacherLayer(l, static_cast<int>(student->blocks.size()),
+                                                        static_cast<int>(teacher->blocks.size()))
+                                  : options_.hidden_teacher_layers[k]);
+    const int ds = student->config.dim, dt = teacher->config.dim;
+    if (ds == dt) {
+      projs_.push_back(nullptr);
+      continue;
+    }
+    auto p = std::make_unique<Param>();
+    std::vector<float> init(static_cast<size_t>(dt) * ds, 0.0f);
+    for (int i = 0; i < std::min(ds, dt); ++i) init[static_cast<size_t>(i) * ds + i] = 1.0f;
+    p->Init({dt, ds}, std::move(init), /*weight_decay=*/false);
+    params_.push_back({absl::StrCat("hidden_proj.", k, ".weight"), p.get()});
+    projs_.push_back(std::move(p));
+  }
   adamw_.EnsureState(params_);
 }
 
@@ -122,6 +161,9 @@ absl::StatusOr<StepLog> Trainer::Step() {
   StepLog log;
   log.on_policy = options_.lmbda > 0 && static_cast<double>(rng_() >> 11) * 0x1.0p-53 < options_.lmbda;
   student_->ZeroGrad();
+  for (auto& p : projs_) {
+    if (p) p->ZeroGrad();
+  }
   const double scale = 1.0 / options_.grad_accum;
   for (int micro = 0; micro < options_.grad_accum; ++micro) {
     Batch b = SampleBatch(*data_, options_.batch, options_.seq, rng_);
@@ -138,7 +180,33 @@ absl::StatusOr<StepLog> Trainer::Step() {
       SQ_ASSIGN_OR_RETURN(double l, DistillLoss(st.logits, teacher, d, {}, scale, &dlogits, *pool_));
       log.loss += l;
     }
-    SQ_RETURN_IF_ERROR(TrainBackward(*student_, st, dlogits, *pool_));
+    std::vector<MatrixRM> dhidden;
+    if (!options_.hidden_layers.empty()) {
+      SQ_ASSIGN_OR_RETURN(std::vector<MatrixRM> th,
+                          TeacherHiddenStates(*teacher_, b.inputs, b.batch, b.seq, teacher_layers_, *pool_));
+      dhidden.resize(student_->blocks.size());
+      for (size_t k = 0; k < options_.hidden_layers.size(); ++k) {
+        const int l = options_.hidden_layers[k];
+        const MatrixRM& hs = BlockOutput(st, l);
+        if (dhidden[l].size() == 0) dhidden[l] = MatrixRM::Zero(hs.rows(), hs.cols());
+        MatrixRM proj, dproj;
+        if (projs_[k]) {
+          const Param& p = *projs_[k];
+          proj = Eigen::Map<const MatrixRM>(p.value.data(), p.shape[0], p.shape[1]);
+          dproj = MatrixRM::Zero(p.shape[0], p.shape[1]);
+        }
+        SQ_ASSIGN_OR_RETURN(double hl, HiddenStateMse(hs, th[k], projs_[k] ? &proj : nullptr,
+                                                      options_.hidden_weight * scale, &dhidden[l],
+                                                      projs_[k] ? &dproj : nullptr));
+        if (projs_[k]) {
+          Param& p = *projs_[k];
+          for (int64_t i = 0; i < dproj.size(); ++i) p.grad[i] += dproj.data()[i];
+        }
+        log.loss += hl;
+        log.hidden_loss += hl;
+      }
+    }
+    SQ_RETURN_IF_ERROR(TrainBackward(*student_, st, dlogits, *pool_, dhidden));
   }
   log.grad_norm = ClipGradNorm(params_, options_.grad_clip);
   ScheduleOptions sched{options_.lr, options_.min_lr, options_.warmup_steps, options_.steps};

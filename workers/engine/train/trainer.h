@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -60,6 +61,16 @@ struct TrainOptions {
   float beta = 0.5f;   // generalized JSD
   float lmbda = 0.0f;  // on-policy fraction (GKD); 0 = always dataset sequences
   int prompt_len = 8;  // on-policy: tokens kept from the dataset row
+  // Hidden-state matching (hidden_match.h), with a teacher: the outputs of
+  // student blocks hidden_layers[k] are pulled towards teacher block
+  // hidden_teacher_layers[k] (empty = DefaultTeacherLayer) by an MSE of
+  // weight hidden_weight, added to the loss above. When the widths differ a
+  // projection [teacher dim, student dim] is learned with the student
+  // (parameter "hidden_proj.<k>.weight", initialised to the truncated
+  // identity; checkpointed like every parameter).
+  std::vector<int> hidden_layers;
+  std::vector<int> hidden_teacher_layers;
+  float hidden_weight = 1.0f;
   // Checkpoints: every N steps (0 = never) and when stopped.
   std::string checkpoint_dir;
   int64_t checkpoint_every = 0;
@@ -72,6 +83,7 @@ struct StepLog {
   double grad_norm = 0;
   bool on_policy = false;
   double tokens_per_second = 0;
+  double hidden_loss = 0;  // the hidden-state part of `loss` (0 without hidden_layers)
 };
 
 class Trainer {
@@ -107,6 +119,8 @@ class Trainer {
   TrainOptions options_;
   ThreadPool* pool_;
   std::vector<NamedParam> params_;
+  std::vector<int> teacher_layers_;            // per options_.hidden_layers entry
+  std::vector<std::unique_ptr<Param>> projs_;  // per entry; null = same width
   AdamW adamw_;
   std::mt19937_64 rng_;
   int64_t step_ = 0;

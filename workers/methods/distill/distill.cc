@@ -110,7 +110,7 @@ absl::StatusOr<DistillResult> DistillInPlace(Model& student, const Model& teache
   tm.freeze_norms = !options.train_norms;
   SQ_ASSIGN_OR_RETURN(auto trainer, train::Trainer::Create(&tm, &teacher, &data, options.train, &pool));
   SQ_RETURN_IF_ERROR(trainer->Resume().status());
-  SQ_RETURN_IF_ERROR(trainer->Run(nullptr));
+  SQ_RETURN_IF_ERROR(trainer->Run(options.on_step));
   DistillResult r;
   r.history = trainer->history();
   Model trained = tm.ToModel();

@@ -33,6 +33,9 @@ struct DistillOptions {
   // Modules trained; the others stay frozen (their input gradient still
   // flows). Empty = every linear.
   std::function<bool(const std::string& module)> trainable;
+  // Called after every optimizer step (loss, lr, grad norm, tokens/s, hidden
+  // loss); may be empty.
+  std::function<void(const train::StepLog&)> on_step;
 };
 
 // The converter described above.

@@ -52,9 +52,11 @@ absl::Status RemoveBlocks(Model& model, const std::vector<int>& layers) {
   ModelConfig& c = model.config;
   const bool per_layer = static_cast<int>(c.layer_n_heads.size()) == n;
   std::vector<TransformerBlock> kept;
-  std::vector<int> heads, kv, hidden;
+  std::vector<int> heads, kv, hidden, source;
+  const bool has_source = static_cast<int>(c.source_layers.size()) == n;
   for (int l = 0; l < n; ++l) {
     if (gone[l]) continue;
+    source.push_back(has_source ? c.source_layers[l] : l);
     kept.push_back(std::move(model.blocks[l]));
     if (per_layer) {
       heads.push_back(c.layer_n_heads[l]);
@@ -64,6 +66,7 @@ absl::Status RemoveBlocks(Model& model, const std::vector<int>& layers) {
   }
   model.blocks = std::move(kept);
   c.n_layers = static_cast<int>(model.blocks.size());
+  c.source_layers = std::move(source);
   if (per_layer) {
     c.layer_n_heads = std::move(heads);
     c.layer_n_kv_heads = std::move(kv);

@@ -26,7 +26,8 @@ absl::StatusOr<std::vector<double>> BlockInfluence(const Model& model, const std
 
 // Erases the blocks `layers` (distinct, in range, at least one block kept)
 // and renumbers the rest; config.n_layers and any per-layer width vectors
-// follow.
+// follow, and config.source_layers records the original layer index of each
+// remaining block (so the artifact's config.json says which layers remain).
 absl::Status RemoveBlocks(Model& model, const std::vector<int>& layers);
 
 }  // namespace squeeze

@@ -1,0 +1,52 @@
+// CORS for the gRPC-web port (Fetch standard; PROTOCOL-WEB.md "CORS preflight").
+//
+// Policy: a request without Origin (curl, Node, same-origin GET) is served
+// without CORS headers; a same-origin request (Origin equals http://<Host>) is
+// allowed; otherwise Origin must be in the allow-list (exact
+// "scheme://host[:port]", or "*" for any). An allowed cross-origin request
+// gets Access-Control-Allow-Origin echoing its origin (never "*", so
+// credentials / Authorization work), Allow-Credentials, Vary: Origin and
+// Expose-Headers naming grpc-status, grpc-message and grpc-status-details-bin.
+// A preflight (OPTIONS) from an allowed origin for POST is answered 204 with
+// the requested headers allowed; anything else gets 403 without CORS headers.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/http/http_server.h"
+
+namespace squeeze::grpcweb {
+
+class CorsPolicy {
+ public:
+  CorsPolicy() = default;
+  // `values`: flag values, each one origin or a comma-separated list. Each
+  // origin is "*" or scheme://host[:port] (a trailing '/' is dropped).
+  // InvalidArgument naming the value otherwise.
+  static absl::StatusOr<CorsPolicy> Parse(const std::vector<std::string>& values);
+
+  const std::vector<std::string>& origins() const { return origins_; }
+
+  // True when `request` may be answered: no Origin, same origin, or listed.
+  bool Allows(const http::Request& request) const;
+  // Adds the CORS response headers for an allowed request with an Origin
+  // that is not the server's own (no-op otherwise).
+  void AddResponseHeaders(const http::Request& request, http::KeyValues& headers) const;
+  // The answer to an OPTIONS preflight.
+  http::Response Preflight(const http::Request& request) const;
+
+ private:
+  bool Listed(absl::string_view origin) const;
+  std::vector<std::string> origins_;
+};
+
+// Values of a repeatable flag in `args` (argv after the program name is fine
+// too): every "--NAME=V" and "--NAME V" occurrence in order, up to "--".
+// `name` is spelled without dashes, e.g. "grpc_web_allow_origin"; '-' and '_'
+// in the argument are treated alike.
+std::vector<std::string> RepeatedFlagValues(const std::vector<std::string>& args, absl::string_view name);
+
+}  // namespace squeeze::grpcweb

@@ -1,0 +1,62 @@
+// Shared pieces of the quantized-checkpoint exporters (compressed-tensors,
+// GPTQ, AWQ): every one writes a Hugging Face directory
+//   config.json          the model's config (hf_config.h) plus the format's
+//                        "quantization_config" object
+//   model.safetensors    embeddings / norms / dense linears in `dense_dtype`,
+//                        quantized linears as the format stores them;
+//                        __metadata__ {"format": "pt"} (transformers needs it)
+//   extra files          e.g. quantize_config.json, recipe.yaml
+// Every tensor is computed before anything is written, so a refused layer
+// leaves the directory untouched; each file appears atomically.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "workers/engine/formats/safetensors.h"
+#include "workers/engine/model/model.h"
+
+namespace squeeze {
+
+// How one linear layer was written, and the error of the written weight
+// against the layer's own effective weight ||W_file - W|| / ||W||.
+struct QuantizedLayerReport {
+  std::string module;
+  std::string source_kind;  // the engine layer kind
+  std::string how;          // "exact", "dense", "scales rounded to F16", ...
+  double rel_error = 0.0;
+};
+
+struct QuantizedExportResult {
+  std::string format;
+  std::vector<QuantizedLayerReport> layers;
+  int64_t bytes = 0;  // model.safetensors
+};
+
+// The dense tensors of a linear layer: "<module>.weight" (its DenseWeight()
+// in `dtype`) and "<module>.bias" when it has one.
+std::vector<SafetensorsEntry> DenseLinearEntries(const std::string& module, const LinearLayer& layer, DType dtype);
+
+// ||a - b||_F / ||b||_F (0 when b == 0).
+double WrittenRelativeError(const MatrixRM& a, const MatrixRM& b);
+
+// The values a float tensor of `dtype` stores for `v` (F32 exact; F16 / BF16
+// rounded to nearest even).
+float RoundTo(DType dtype, float v);
+
+// Writes the directory described above. `linear_entries` are the tensors of
+// every linear layer (already in the format's layout); the embeddings, norms
+// (and nothing else) are added here. `quantization_config_json` is a JSON
+// object text stored under config.json's "quantization_config".
+absl::StatusOr<int64_t> WriteQuantizedHfDir(const Model& model, const std::string& dir, DType dense_dtype,
+                                            std::vector<SafetensorsEntry> linear_entries,
+                                            const std::string& quantization_config_json,
+                                            const std::map<std::string, std::string>& extra_files = {});
+
+// "float32" / "float16" / "bfloat16" for config.json's torch_dtype.
+const char* TorchDtypeName(DType dtype);
+
+}  // namespace squeeze
