@@ -7,7 +7,7 @@
 #   scripts/stress-fuzz.sh [--smoke] [--build-dir DIR] [--seconds N] [--targets "gguf recipe ..."]
 #                          [--corpus DIR]
 #
-# --smoke       the short CI run (ctest fuzz_smoke): 15 s per target (unless
+# --smoke       the short CI run (ctest fuzz_smoke): 10 s per target (unless
 #               --seconds), a throw-away corpus; exits 77 (skip) when DIR has
 #               no fuzz targets.
 # default       the long run (make stress): 300 s per target, corpus kept in
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 bin_dir="$build_dir/tests/fuzz"
 if [ -z "$seconds" ]; then
-  if [ "$smoke" = 1 ]; then seconds="${SQUEEZE_FUZZ_SECONDS:-15}"; else seconds="${SQUEEZE_FUZZ_SECONDS:-300}"; fi
+  if [ "$smoke" = 1 ]; then seconds="${SQUEEZE_FUZZ_SECONDS:-10}"; else seconds="${SQUEEZE_FUZZ_SECONDS:-300}"; fi
 fi
 if [ -z "$targets" ]; then
   targets="$(cd "$bin_dir" 2>/dev/null && ls fuzz_* 2>/dev/null | grep -v '^fuzz_seeds$' | sed 's/^fuzz_//' | tr '\n' ' ' || true)"

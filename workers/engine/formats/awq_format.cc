@@ -54,8 +54,7 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
   std::vector<SafetensorsEntry> entries;
   std::optional<int> group_size;
   std::string first;
-  std::vector<std::string> skipped;
-  std::string first_unfit;  // "<module>: <reason>" of the first layer written dense for its shape
+  DenseFallback dense;  // layers written unquantized
   int quantized = 0;
   for (const LinearSlot& slot : const_cast<Model&>(model).AllLinears()) {
     const LinearLayer* layer = slot.slot->get();
@@ -77,12 +76,7 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
       }
     }
     if (!iw.has_value() || !unfit.empty()) {
-      for (SafetensorsEntry& e : DenseLinearEntries(m, *layer, options.dense_dtype)) entries.push_back(std::move(e));
-      rep.rel_error = WrittenRelativeError(reference.unaryExpr([&](float v) { return RoundTo(options.dense_dtype, v); }), reference);
-      rep.how = unfit.empty() ? "dense" : absl::StrCat("dense (", unfit, ")");
-      if (!unfit.empty() && first_unfit.empty()) first_unfit = absl::StrCat(m, ": ", unfit);
-      skipped.push_back(m);
-      result.layers.push_back(std::move(rep));
+      dense.Add(m, *layer, reference, unfit, options.dense_dtype, std::move(rep), entries, result.layers);
       continue;
     }
     const IntWeight& w = *iw;
@@ -114,12 +108,10 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
     ++quantized;
   }
   if (quantized == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "awq: the model has no packed-int layer to write", first_unfit.empty() ? "" : " (every packed-int layer is unfit; the first, ",
-        first_unfit, first_unfit.empty() ? "" : ")", "; nothing was written"));
+    return dense.NothingPacked("awq");
   }
   json qc{{"quant_method", "awq"}, {"bits", 4}, {"group_size", *group_size}, {"zero_point", true}, {"version", "gemm"}};
-  qc["modules_to_not_convert"] = skipped.empty() ? json(nullptr) : json(skipped);
+  qc["modules_to_not_convert"] = dense.skipped.empty() ? json(nullptr) : json(dense.skipped);
   SQ_ASSIGN_OR_RETURN(result.bytes, WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump()));
   return result;
 }

@@ -43,8 +43,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
   std::optional<int> bits, group_size;
   std::string first;  // the module that fixed bits / group size
   bool all_sym = true, desc_act = false, lm_head_quantized = false;
-  std::vector<std::string> skipped;
-  std::string first_unfit;  // "<module>: <reason>" of the first layer written dense for its shape
+  DenseFallback dense;  // layers written unquantized
   int quantized = 0;
   for (const LinearSlot& slot : const_cast<Model&>(model).AllLinears()) {
     const LinearLayer* layer = slot.slot->get();
@@ -60,12 +59,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
                                                      "nothing was written"));
     }
     if (!iw.has_value() || !unfit.empty()) {
-      for (SafetensorsEntry& e : DenseLinearEntries(m, *layer, options.dense_dtype)) entries.push_back(std::move(e));
-      rep.rel_error = WrittenRelativeError(reference.unaryExpr([&](float v) { return RoundTo(options.dense_dtype, v); }), reference);
-      rep.how = unfit.empty() ? "dense" : absl::StrCat("dense (", unfit, ")");
-      if (!unfit.empty() && first_unfit.empty()) first_unfit = absl::StrCat(m, ": ", unfit);
-      skipped.push_back(m);
-      result.layers.push_back(std::move(rep));
+      dense.Add(m, *layer, reference, unfit, options.dense_dtype, std::move(rep), entries, result.layers);
       continue;
     }
     const IntWeight& w = *iw;
@@ -135,9 +129,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
     ++quantized;
   }
   if (quantized == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "gptq: the model has no packed-int layer to write", first_unfit.empty() ? "" : " (every packed-int layer is unfit; the first, ",
-        first_unfit, first_unfit.empty() ? "" : ")", "; nothing was written"));
+    return dense.NothingPacked("gptq");
   }
   json qc{{"bits", *bits},
           {"group_size", *group_size},
@@ -151,9 +143,9 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
           {"checkpoint_format", options.v2 ? "gptq_v2" : "gptq"},
           {"model_name_or_path", nullptr},
           {"model_file_base_name", "model"}};
-  if (!skipped.empty()) {
+  if (!dense.skipped.empty()) {
     json dynamic = json::object();
-    for (const std::string& m : skipped) {
+    for (const std::string& m : dense.skipped) {
       if (m != "lm_head") dynamic["-:" + ExactRegex(m)] = json::object();
     }
     qc["dynamic"] = dynamic;

@@ -125,4 +125,22 @@ absl::StatusOr<int64_t> WriteQuantizedHfDir(const Model& model, const std::strin
   return bytes;
 }
 
+void DenseFallback::Add(const std::string& module, const LinearLayer& layer, const MatrixRM& reference,
+                        const std::string& unfit, DType dtype, QuantizedLayerReport report,
+                        std::vector<SafetensorsEntry>& entries, std::vector<QuantizedLayerReport>& layers) {
+  for (SafetensorsEntry& e : DenseLinearEntries(module, layer, dtype)) entries.push_back(std::move(e));
+  report.rel_error = WrittenRelativeError(reference.unaryExpr([&](float v) { return RoundTo(dtype, v); }), reference);
+  report.how = unfit.empty() ? "dense" : absl::StrCat("dense (", unfit, ")");
+  if (!unfit.empty() && first_unfit.empty()) first_unfit = absl::StrCat(module, ": ", unfit);
+  skipped.push_back(module);
+  layers.push_back(std::move(report));
+}
+
+absl::Status DenseFallback::NothingPacked(const std::string& format) const {
+  return absl::InvalidArgumentError(absl::StrCat(
+      format, ": the model has no packed-int layer to write",
+      first_unfit.empty() ? "" : " (every packed-int layer is unfit; the first, ", first_unfit,
+      first_unfit.empty() ? "" : ")", "; nothing was written"));
+}
+
 }  // namespace squeeze

@@ -40,6 +40,24 @@ struct QuantizedExportResult {
 // in `dtype`) and "<module>.bias" when it has one.
 std::vector<SafetensorsEntry> DenseLinearEntries(const std::string& module, const LinearLayer& layer, DType dtype);
 
+// The layers a GPTQ / AWQ export writes unquantized (not packed-int, or packed
+// in a way the format cannot hold): their tensors go in as plain dense
+// weights, their names into the format's skip list.
+struct DenseFallback {
+  std::vector<std::string> skipped;  // module names, in model order
+  std::string first_unfit;           // "<module>: <reason>" of the first layer written dense for its shape
+
+  // Appends `layer`'s dense tensors (in `dtype`) to `entries` and `report`
+  // (its error against `reference`) to `layers`. `unfit` is why a packed-int
+  // layer cannot be packed, or empty for a layer that is not packed-int.
+  void Add(const std::string& module, const LinearLayer& layer, const MatrixRM& reference, const std::string& unfit,
+           DType dtype, QuantizedLayerReport report, std::vector<SafetensorsEntry>& entries,
+           std::vector<QuantizedLayerReport>& layers);
+
+  // The error when no layer could be packed; `format` prefixes the message.
+  absl::Status NothingPacked(const std::string& format) const;
+};
+
 // ||a - b||_F / ||b||_F (0 when b == 0).
 double WrittenRelativeError(const MatrixRM& a, const MatrixRM& b);
 
