@@ -57,8 +57,13 @@ int64_t AttentionMacs(const Model& model, int64_t t) {
 
 }  // namespace
 
+// Factorized layers run U(Vx); sparse storage kinds (workers/methods/prune/
+// sparse_linear.h) multiply only their stored values. Every other kind runs the
+// dense in x out product, zeros included.
 int64_t LinearKernelMacs(const LinearLayer& layer) {
-  return IsFactorized(layer.kind()) ? layer.NonZeroWeights() : layer.in_features() * layer.out_features();
+  const std::string kind = layer.kind();
+  const bool runs_stored_only = IsFactorized(kind) || kind.rfind("sparse_", 0) == 0;
+  return runs_stored_only ? layer.NonZeroWeights() : layer.in_features() * layer.out_features();
 }
 
 ModelCost ComputeModelCost(const Model& model, int context_len) {

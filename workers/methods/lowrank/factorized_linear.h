@@ -49,6 +49,9 @@ class FactorizedLinear final : public LinearLayer {
   std::string kind() const override { return "lowrank_r" + std::to_string(rank()); }
   int64_t StorageBytes() const override;
   std::vector<std::pair<std::string, TensorView>> StoredTensors() const override;
+  // The weights really stored and multiplied: r * (in + out) (eval/cost.h
+  // counts a factorized layer's parameters and MACs by it).
+  int64_t NonZeroWeights() const override { return rank() * (in_features() + out_features()); }
 
   const MatrixRM& u() const { return u_; }
   const MatrixRM& v() const { return v_; }
