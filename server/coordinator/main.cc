@@ -108,6 +108,12 @@ int main(int argc, char** argv) {
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   if (absl::GetFlag(FLAGS_verify)) {
+    // --verify checks <data-dir>/objects; against an S3 store it would report
+    // every job's blobs missing, so it refuses instead.
+    if (absl::GetFlag(FLAGS_object_store) != "local") {
+      return Fail("--verify checks the local object store only; --object-store " +
+                  absl::GetFlag(FLAGS_object_store) + " is not supported");
+    }
     absl::StatusOr<server::DataDirReport> report = server::VerifyDataDir(data_dir);
     if (!report.ok()) return Fail(absl::StrCat("--verify: ", report.status().message()));
     std::fputs(report->Summary().c_str(), stdout);

@@ -70,6 +70,14 @@ bool CorsPolicy::Listed(absl::string_view origin) const {
   return false;
 }
 
+bool CorsPolicy::NamedExactly(absl::string_view origin) const {
+  const std::string o = absl::AsciiStrToLower(origin);
+  for (const std::string& allowed : origins_) {
+    if (allowed == o) return true;
+  }
+  return false;
+}
+
 namespace {
 bool SameOrigin(const http::Request& request, absl::string_view origin) {
   const std::string host = request.Header("host");
@@ -86,7 +94,7 @@ void CorsPolicy::AddResponseHeaders(const http::Request& request, http::KeyValue
   const std::string origin = request.Header("origin");
   if (origin.empty() || SameOrigin(request, origin) || !Listed(origin)) return;
   headers.emplace_back("Access-Control-Allow-Origin", origin);
-  headers.emplace_back("Access-Control-Allow-Credentials", "true");
+  if (NamedExactly(origin)) headers.emplace_back("Access-Control-Allow-Credentials", "true");
   headers.emplace_back("Access-Control-Expose-Headers", kExposeHeaders);
   headers.emplace_back("Vary", "Origin");
 }
@@ -108,7 +116,7 @@ http::Response CorsPolicy::Preflight(const http::Request& request) const {
   http::Response r;
   r.status = 204;
   r.headers.emplace_back("Access-Control-Allow-Origin", origin);
-  r.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+  if (NamedExactly(origin)) r.headers.emplace_back("Access-Control-Allow-Credentials", "true");
   r.headers.emplace_back("Access-Control-Allow-Methods", "POST, OPTIONS");
   if (!wanted.empty()) r.headers.emplace_back("Access-Control-Allow-Headers", wanted);
   r.headers.emplace_back("Access-Control-Expose-Headers", kExposeHeaders);

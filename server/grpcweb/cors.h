@@ -40,6 +40,10 @@ class CorsPolicy {
 
  private:
   bool Listed(absl::string_view origin) const;
+  // True only for an origin named in the list, not one let in by "*": only
+  // those get Access-Control-Allow-Credentials (a wildcard that also allowed
+  // credentials would let any site make credentialed calls).
+  bool NamedExactly(absl::string_view origin) const;
   std::vector<std::string> origins_;
 };
 

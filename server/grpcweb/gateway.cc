@@ -132,10 +132,15 @@ absl::StatusOr<std::chrono::nanoseconds> ParseGrpcTimeout(absl::string_view valu
     n = n * 10 + (c - '0');
   }
   using namespace std::chrono;
+  // 8 digits of hours overflow int64 nanoseconds (and the deadline after
+  // now() + it): longer timeouts are clamped to 100 days, compared in the
+  // unit given so that the comparison itself cannot overflow.
+  constexpr hours kMaxTimeout(24 * 100);
+  const auto clamped = [&](auto d) { return d > kMaxTimeout ? nanoseconds(kMaxTimeout) : duration_cast<nanoseconds>(d); };
   switch (value.back()) {
-    case 'H': return duration_cast<nanoseconds>(hours(n));
-    case 'M': return duration_cast<nanoseconds>(minutes(n));
-    case 'S': return duration_cast<nanoseconds>(seconds(n));
+    case 'H': return clamped(hours(n));
+    case 'M': return clamped(minutes(n));
+    case 'S': return clamped(seconds(n));
     case 'm': return duration_cast<nanoseconds>(milliseconds(n));
     case 'u': return duration_cast<nanoseconds>(microseconds(n));
     case 'n': return nanoseconds(n);

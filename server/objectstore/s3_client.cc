@@ -190,7 +190,8 @@ absl::StatusOr<S3Response> S3Client::Send(const S3Request& req) const {
     } else {
       last_error = curl_easy_strerror(rc);
       if (!RetryableCurlError(rc)) {
-        return absl::InvalidArgumentError(
+        // Not the caller's fault (TLS, write or callback errors): Unavailable.
+        return absl::UnavailableError(
             absl::StrCat(Describe(req.key), ": ", req.method, " ", url, ": ", last_error));
       }
     }

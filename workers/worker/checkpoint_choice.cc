@@ -10,7 +10,10 @@ std::optional<CheckpointMark> ReadCheckpointMark(const std::string& dir) {
   absl::StatusOr<std::string> text = ReadFileToString(dir + "/checkpoint.json");
   if (!text.ok()) return std::nullopt;
   const nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || j.value("version", 0) != 1 || !j.contains("fingerprint") ||
+  // Every field is type-checked before it is read: a damaged or foreign
+  // checkpoint.json means "no usable mark", never an exception.
+  if (j.is_discarded() || !j.is_object() || !j.contains("version") || !j["version"].is_number_integer() ||
+      j["version"].get<int64_t>() != 1 || !j.contains("fingerprint") ||
       !j.contains("stage") || !j["stage"].is_number_integer() || !j.contains("next_layer") ||
       !j["next_layer"].is_number_integer()) {
     return std::nullopt;

@@ -58,6 +58,19 @@ TEST(Cors, AllowedCrossOriginResponseEchoesTheOriginAndExposesGrpcStatus) {
   EXPECT_TRUE(none.empty());
 }
 
+TEST(Cors, WildcardAllowsAnyOriginButNeverWithCredentials) {
+  auto any = *CorsPolicy::Parse({"*"});
+  http::KeyValues h;
+  any.AddResponseHeaders(Req("POST", {{"host", "h:1"}, {"origin", "http://evil.example"}}), h);
+  EXPECT_EQ(HeaderOf(h, "Access-Control-Allow-Origin"), "http://evil.example");
+  EXPECT_EQ(HeaderOf(h, "Access-Control-Allow-Credentials"), "<absent>");
+  const http::Response pre = any.Preflight(Req("OPTIONS", {{"host", "h:1"},
+                                                            {"origin", "http://evil.example"},
+                                                            {"access-control-request-method", "POST"}}));
+  EXPECT_EQ(pre.status, 204);
+  EXPECT_EQ(HeaderOf(pre.headers, "Access-Control-Allow-Credentials"), "<absent>");
+}
+
 TEST(Cors, PreflightAllowsPostWithTheRequestedHeadersOnlyForAllowedOrigins) {
   auto p = *CorsPolicy::Parse({"http://app.example"});
   http::Response ok = p.Preflight(Req("OPTIONS", {{"host", "h:1"},

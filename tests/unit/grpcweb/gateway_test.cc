@@ -357,6 +357,10 @@ TEST(GrpcTimeout, ParsesEveryUnitAndRejectsTheRest) {
   EXPECT_FALSE(ParseGrpcTimeout("123456789S").ok());
   EXPECT_FALSE(ParseGrpcTimeout("1s").ok());
   EXPECT_FALSE(ParseGrpcTimeout("-1S").ok());
+  // 8 digits of hours would overflow nanoseconds: clamped to 100 days.
+  EXPECT_EQ(*ParseGrpcTimeout("99999999H"), std::chrono::hours(24 * 100));
+  EXPECT_EQ(*ParseGrpcTimeout("99999999S"), std::chrono::hours(24 * 100));
+  EXPECT_EQ(*ParseGrpcTimeout("99999999m"), std::chrono::milliseconds(99999999));
 }
 
 TEST(MetadataFromHeaders, KeepsCallMetadataDropsHttpAndBrowserHeaders) {

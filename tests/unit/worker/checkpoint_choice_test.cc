@@ -60,5 +60,18 @@ TEST(CheckpointChoice, TakesTheFetchedOneOtherwise) {
   fs::remove_all(d);
 }
 
+// A damaged checkpoint.json (wrong types) is "no usable mark", not a crash.
+TEST(CheckpointChoice, WrongTypesInCheckpointJsonAreNoMark) {
+  const fs::path d = test_inputs::EmptyPerTestDir("ckchoice_");
+  fs::create_directories(d / "local");
+  for (const char* text : {R"({"version":"1","fingerprint":{},"stage":1,"next_layer":2})",
+                           R"({"version":1,"fingerprint":{},"stage":"1","next_layer":2})",
+                           R"([1,2,3])", R"({"version":1.5})"}) {
+    ASSERT_TRUE(WriteFileAtomically((d / "local" / "checkpoint.json").string(), text).ok());
+    EXPECT_FALSE(ReadCheckpointMark((d / "local").string()).has_value()) << text;
+  }
+  fs::remove_all(d);
+}
+
 }  // namespace
 }  // namespace squeeze::worker
