@@ -25,8 +25,17 @@ absl::Status BadDigest(const std::string& digest) {
 
 bool Ok(long status) { return status >= 200 && status < 300; }
 
-// Streams a blob into memory, then (past the multipart threshold) into an
-// unnamed spool file, hashing as it goes.
+absl::StatusOr<std::string> PreadAll(int fd, int64_t offset, int64_t n);
+
+// At most this many bytes of one open writer stay in memory; the rest goes to
+// its spool file. An upload keeps one writer per file open until it finishes,
+// so a model of many files must not sit in the coordinator's RAM.
+constexpr int64_t kWriterMemoryCap = int64_t{4} << 20;
+
+// Streams a blob into memory, then (past kWriterMemoryCap or the multipart
+// threshold, whichever is smaller) into an unnamed spool file, hashing as it
+// goes. Blobs up to the multipart threshold go up in one PUT, read back from
+// the spool at commit when they were spooled.
 class S3BlobWriter : public BlobWriter {
  public:
   explicit S3BlobWriter(const S3ObjectStore* store) : store_(store) {}
@@ -39,7 +48,8 @@ class S3BlobWriter : public BlobWriter {
     hash_.Update(bytes);
     written_ += static_cast<int64_t>(bytes.size());
     const S3Options& o = store_->client().options();
-    if (spool_fd_ < 0 && static_cast<int64_t>(memory_.size() + bytes.size()) > o.multipart_threshold_bytes) {
+    const int64_t memory_cap = std::min<int64_t>(kWriterMemoryCap, o.multipart_threshold_bytes);
+    if (spool_fd_ < 0 && static_cast<int64_t>(memory_.size() + bytes.size()) > memory_cap) {
       SQ_RETURN_IF_ERROR(OpenSpool(o));
       SQ_RETURN_IF_ERROR(WriteSpool(memory_));
       std::string().swap(memory_);
@@ -63,6 +73,9 @@ class S3BlobWriter : public BlobWriter {
     if (absl::StatusOr<int64_t> have = store_->Size(digest); have.ok() && *have == written_) return digest;
     if (spool_fd_ < 0) {
       SQ_RETURN_IF_ERROR(store_->PutSmall(digest, memory_));
+    } else if (written_ <= store_->client().options().multipart_threshold_bytes) {
+      SQ_ASSIGN_OR_RETURN(std::string bytes, PreadAll(spool_fd_, 0, written_));
+      SQ_RETURN_IF_ERROR(store_->PutSmall(digest, bytes));
     } else {
       SQ_RETURN_IF_ERROR(store_->PutMultipart(digest, spool_fd_, written_));
     }

@@ -153,10 +153,16 @@ TEST_F(S3StoreTest, BlobOverTheThresholdGoesUpInParts) {
   const std::string file = ::testing::TempDir() + "/s3_big_copy";
   ASSERT_TRUE((*store)->CopyToFile(*d, file).ok());
   EXPECT_EQ(*Sha256File(file), *d);
-  // A blob exactly at the threshold is one PUT.
+  // A blob exactly at the threshold is one PUT. Past the writer's 4 MiB memory
+  // cap it was spooled to disk first, and reads back whole.
   parts_seen.clear();
-  ASSERT_TRUE(PutInPieces(**store, RandomBytes(5 * kMiB, 3)).ok());
+  const std::string at_threshold = RandomBytes(5 * kMiB, 3);
+  absl::StatusOr<std::string> d5 = PutInPieces(**store, at_threshold);
+  ASSERT_TRUE(d5.ok()) << d5.status();
   EXPECT_TRUE(parts_seen.empty());
+  absl::StatusOr<std::string> back5 = (*store)->Get(*d5);
+  ASSERT_TRUE(back5.ok()) << back5.status();
+  EXPECT_TRUE(*back5 == at_threshold);
 }
 
 TEST_F(S3StoreTest, ContentThatDoesNotHashToItsNameIsDataLoss) {
