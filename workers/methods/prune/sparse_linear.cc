@@ -5,36 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "workers/methods/stored_tensors.h"
 
 namespace squeeze {
 namespace {
-
-template <typename T>
-TensorView ViewOf(const std::vector<T>& v, DType dtype, std::vector<int64_t> shape) {
-  TensorView t;
-  t.dtype = dtype;
-  t.shape = std::move(shape);
-  t.data = v.data();
-  t.nbytes = v.size() * sizeof(T);
-  return t;
-}
-
-// Copies tensor `name` (dtype `dtype`, shape `shape`) into `out`.
-template <typename T>
-absl::Status CopyExact(const std::string& module, const std::map<std::string, TensorView>& tensors,
-                       const std::string& name, DType dtype, const std::vector<int64_t>& shape, std::vector<T>* out) {
-  auto it = tensors.find(name);
-  if (it == tensors.end()) return absl::InvalidArgumentError(absl::StrCat(module, ": missing tensor ", name));
-  const TensorView& t = it->second;
-  if (t.dtype != dtype || t.shape != shape || t.nbytes != static_cast<size_t>(t.numel()) * sizeof(T)) {
-    return absl::InvalidArgumentError(absl::StrCat(module, ".", name, ": expected ", DTypeName(dtype), " ",
-                                                   ShapeString(shape), ", got ", DTypeName(t.dtype), " ",
-                                                   ShapeString(t.shape), " (", t.nbytes, " bytes)"));
-  }
-  out->resize(t.numel());
-  if (t.nbytes > 0) std::memcpy(out->data(), t.data, t.nbytes);
-  return absl::OkStatus();
-}
 
 // Float values of tensor `name` (F32/F16/BF16) with shape `shape`.
 absl::Status CopyFloats(const std::string& module, const std::map<std::string, TensorView>& tensors,
@@ -120,7 +94,7 @@ absl::StatusOr<std::unique_ptr<SparseLinear>> SparseLinear::FromDense(const Matr
 absl::StatusOr<std::unique_ptr<SparseLinear>> SparseLinear::FromStored(
     const std::string& module, const std::map<std::string, TensorView>& tensors) {
   std::unique_ptr<SparseLinear> l(new SparseLinear());
-  if (absl::Status s = CopyExact(module, tensors, "weight_shape", DType::kI64, {2}, &l->shape_); !s.ok()) return s;
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_shape", DType::kI64, {2}, &l->shape_); !s.ok()) return s;
   l->out_ = l->shape_[0];
   l->in_ = l->shape_[1];
   if (l->out_ < 1 || l->in_ < 1 || l->out_ > (int64_t{1} << 31) || l->in_ > (int64_t{1} << 31)) {
@@ -131,12 +105,12 @@ absl::StatusOr<std::unique_ptr<SparseLinear>> SparseLinear::FromStored(
   }
   if (tensors.count("weight_bitmask")) {
     l->format_ = SparseFormat::kBitmask;
-    if (absl::Status s = CopyExact(module, tensors, "weight_bitmask", DType::kU8, {l->out_, l->mask_row_bytes()},
+    if (absl::Status s = CopyStoredTensor(module, tensors, "weight_bitmask", DType::kU8, {l->out_, l->mask_row_bytes()},
                                    &l->bitmask_);
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = CopyExact(module, tensors, "weight_row_offsets", DType::kI64, {l->out_}, &l->row_offsets_);
+    if (absl::Status s = CopyStoredTensor(module, tensors, "weight_row_offsets", DType::kI64, {l->out_}, &l->row_offsets_);
         !s.ok()) {
       return s;
     }
@@ -159,7 +133,7 @@ absl::StatusOr<std::unique_ptr<SparseLinear>> SparseLinear::FromStored(
     return absl::InvalidArgumentError(absl::StrCat(module, ": sparse layer without weight_bitmask or weight_nm"));
   }
   l->format_ = SparseFormat::kNM;
-  if (absl::Status s = CopyExact(module, tensors, "weight_nm", DType::kI64, {2}, &l->nm_); !s.ok()) return s;
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_nm", DType::kI64, {2}, &l->nm_); !s.ok()) return s;
   if (!(l->nm_[0] >= 1 && l->nm_[0] < l->nm_[1] && l->nm_[1] <= 16) || l->in_ % l->nm_[1] != 0) {
     return absl::InvalidArgumentError(absl::StrCat(module, ".weight_nm: {", l->nm_[0], ", ", l->nm_[1],
                                                    "} is not 1 <= K < M <= 16 with M dividing ", l->in_));
@@ -170,7 +144,7 @@ absl::StatusOr<std::unique_ptr<SparseLinear>> SparseLinear::FromStored(
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CopyExact(module, tensors, "weight_indices", DType::kU8, {l->out_, l->index_row_bytes()},
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_indices", DType::kU8, {l->out_, l->index_row_bytes()},
                                  &l->indices_);
       !s.ok()) {
     return s;
@@ -270,17 +244,17 @@ int64_t SparseLinear::NonZeroWeights() const {
 
 std::vector<std::pair<std::string, TensorView>> SparseLinear::StoredTensors() const {
   std::vector<std::pair<std::string, TensorView>> t;
-  t.emplace_back("weight_shape", ViewOf(shape_, DType::kI64, {2}));
+  t.emplace_back("weight_shape", VectorView(shape_, DType::kI64, {2}));
   if (format_ == SparseFormat::kBitmask) {
-    t.emplace_back("weight_bitmask", ViewOf(bitmask_, DType::kU8, {out_, mask_row_bytes()}));
-    t.emplace_back("weight_row_offsets", ViewOf(row_offsets_, DType::kI64, {out_}));
-    t.emplace_back("weight_values", ViewOf(values_, DType::kF32, {static_cast<int64_t>(values_.size())}));
+    t.emplace_back("weight_bitmask", VectorView(bitmask_, DType::kU8, {out_, mask_row_bytes()}));
+    t.emplace_back("weight_row_offsets", VectorView(row_offsets_, DType::kI64, {out_}));
+    t.emplace_back("weight_values", VectorView(values_, DType::kF32, {static_cast<int64_t>(values_.size())}));
   } else {
-    t.emplace_back("weight_nm", ViewOf(nm_, DType::kI64, {2}));
-    t.emplace_back("weight_values", ViewOf(values_, DType::kF32, {out_, values_per_row()}));
-    t.emplace_back("weight_indices", ViewOf(indices_, DType::kU8, {out_, index_row_bytes()}));
+    t.emplace_back("weight_nm", VectorView(nm_, DType::kI64, {2}));
+    t.emplace_back("weight_values", VectorView(values_, DType::kF32, {out_, values_per_row()}));
+    t.emplace_back("weight_indices", VectorView(indices_, DType::kU8, {out_, index_row_bytes()}));
   }
-  if (!bias_.empty()) t.emplace_back("bias", ViewOf(bias_, DType::kF32, {out_}));
+  if (!bias_.empty()) t.emplace_back("bias", VectorView(bias_, DType::kF32, {out_}));
   return t;
 }
 

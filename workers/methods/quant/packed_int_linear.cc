@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "workers/kernels/cpu/cpu_features.h"
 #include "workers/kernels/cpu/packed_int_gemm.h"
+#include "workers/methods/stored_tensors.h"
 
 namespace squeeze {
 namespace {
@@ -14,36 +15,6 @@ namespace {
 // Rows of W dequantized per tile in Forward. Fixed (not derived from the pool
 // size) so that results do not depend on the number of threads.
 constexpr int64_t kRowsPerTile = 32;
-
-template <typename T>
-TensorView ViewOf(const std::vector<T>& v, DType dtype, std::vector<int64_t> shape) {
-  TensorView t;
-  t.dtype = dtype;
-  t.shape = std::move(shape);
-  t.data = v.data();
-  t.nbytes = v.size() * sizeof(T);
-  return t;
-}
-
-// Copies a tensor's bytes into `dst` after checking dtype and shape.
-template <typename T>
-absl::Status CopyTensor(const std::string& module, const std::map<std::string, TensorView>& tensors,
-                        const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                        std::vector<T>* dst) {
-  auto it = tensors.find(name);
-  if (it == tensors.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(module, ": missing tensor ", module, ".", name));
-  }
-  const TensorView& t = it->second;
-  if (t.dtype != dtype || t.shape != shape || t.nbytes != static_cast<size_t>(t.numel()) * sizeof(T)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        module, ".", name, ": ", DTypeName(t.dtype), " ", ShapeString(t.shape), ", expected ",
-        DTypeName(dtype), " ", ShapeString(shape)));
-  }
-  dst->resize(static_cast<size_t>(t.numel()));
-  if (t.nbytes > 0) std::memcpy(dst->data(), t.data, t.nbytes);
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -143,8 +114,8 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromStored(
     const std::string& module, const std::map<std::string, TensorView>& tensors) {
   std::vector<int32_t> qparams;
   std::vector<int64_t> shape;
-  if (absl::Status s = CopyTensor(module, tensors, "weight_qparams", DType::kI32, {4}, &qparams); !s.ok()) return s;
-  if (absl::Status s = CopyTensor(module, tensors, "weight_shape", DType::kI64, {2}, &shape); !s.ok()) return s;
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_qparams", DType::kI32, {4}, &qparams); !s.ok()) return s;
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_shape", DType::kI64, {2}, &shape); !s.ok()) return s;
   WeightQuantArgs args;
   args.num_bits = qparams[0];
   args.symmetric = qparams[1] != 0;
@@ -162,11 +133,11 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromStored(
   }
   std::unique_ptr<PackedIntLinear> layer(new PackedIntLinear(args, out, in));
   const std::vector<int64_t> gshape = {out, layer->groups_per_row_};
-  if (absl::Status s = CopyTensor(module, tensors, "weight_packed", DType::kI32,
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_packed", DType::kI32,
                                   {out, layer->words_per_row_}, &layer->packed_); !s.ok()) return s;
-  if (absl::Status s = CopyTensor(module, tensors, "weight_scale", DType::kF32, gshape, &layer->scales_); !s.ok()) return s;
+  if (absl::Status s = CopyStoredTensor(module, tensors, "weight_scale", DType::kF32, gshape, &layer->scales_); !s.ok()) return s;
   if (!args.symmetric) {
-    if (absl::Status s = CopyTensor(module, tensors, "weight_zero_point", DType::kI32, gshape,
+    if (absl::Status s = CopyStoredTensor(module, tensors, "weight_zero_point", DType::kI32, gshape,
                                     &layer->zero_points_); !s.ok()) return s;
     for (int32_t z : layer->zero_points_) {
       if (z < args.qmin() || z > args.qmax()) {
@@ -178,10 +149,10 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromStored(
     return absl::InvalidArgumentError(absl::StrCat(module, ": weight_zero_point given for a symmetric layer"));
   }
   if (tensors.count("bias")) {
-    if (absl::Status s = CopyTensor(module, tensors, "bias", DType::kF32, {out}, &layer->bias_); !s.ok()) return s;
+    if (absl::Status s = CopyStoredTensor(module, tensors, "bias", DType::kF32, {out}, &layer->bias_); !s.ok()) return s;
   }
   if (tensors.count("weight_g_idx")) {
-    if (absl::Status s = CopyTensor(module, tensors, "weight_g_idx", DType::kI32, {in}, &layer->g_idx_); !s.ok()) return s;
+    if (absl::Status s = CopyStoredTensor(module, tensors, "weight_g_idx", DType::kI32, {in}, &layer->g_idx_); !s.ok()) return s;
     for (int64_t c = 0; c < in; ++c) {
       if (layer->g_idx_[c] < 0 || layer->g_idx_[c] >= layer->groups_per_row_) {
         return absl::InvalidArgumentError(absl::StrCat(module, ".weight_g_idx[", c, "]: ", layer->g_idx_[c],
@@ -277,10 +248,10 @@ int64_t PackedIntLinear::StorageBytes() const {
 
 std::vector<std::pair<std::string, TensorView>> PackedIntLinear::StoredTensors() const {
   std::vector<std::pair<std::string, TensorView>> t;
-  t.emplace_back("weight_packed", ViewOf(packed_, DType::kI32, {out_, words_per_row_}));
-  t.emplace_back("weight_scale", ViewOf(scales_, DType::kF32, {out_, groups_per_row_}));
+  t.emplace_back("weight_packed", VectorView(packed_, DType::kI32, {out_, words_per_row_}));
+  t.emplace_back("weight_scale", VectorView(scales_, DType::kF32, {out_, groups_per_row_}));
   if (!zero_points_.empty()) {
-    t.emplace_back("weight_zero_point", ViewOf(zero_points_, DType::kI32, {out_, groups_per_row_}));
+    t.emplace_back("weight_zero_point", VectorView(zero_points_, DType::kI32, {out_, groups_per_row_}));
   }
   TensorView shape;
   shape.dtype = DType::kI64;
@@ -294,8 +265,8 @@ std::vector<std::pair<std::string, TensorView>> PackedIntLinear::StoredTensors()
   qp.data = qparams_;
   qp.nbytes = sizeof(qparams_);
   t.emplace_back("weight_qparams", std::move(qp));
-  if (!bias_.empty()) t.emplace_back("bias", ViewOf(bias_, DType::kF32, {out_}));
-  if (!g_idx_.empty()) t.emplace_back("weight_g_idx", ViewOf(g_idx_, DType::kI32, {in_}));
+  if (!bias_.empty()) t.emplace_back("bias", VectorView(bias_, DType::kF32, {out_}));
+  if (!g_idx_.empty()) t.emplace_back("weight_g_idx", VectorView(g_idx_, DType::kI32, {in_}));
   return t;
 }
 
