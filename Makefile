@@ -65,3 +65,12 @@ stress: stress-reliability
 # The unit tests built and run under ASan + UBSan (SQUEEZE_SANITIZE=ON).
 test-sanitize: deps
 	bash scripts/test-sanitize.sh $(ASAN_BUILD_DIR) $(JOBS)
+
+# The distillation comparison of issue 6 (scripts/demo-distill-compare.sh):
+# magnitude-50% and RTN-3-bit students of stories260K recovered by CE, forward
+# KL, reverse KL (MiniLLM) and GKD at equal steps through `squeeze run`, printed
+# as a table. Needs ../shared; 10 runs of 200 steps (STEPS, STUDENTS, LOSSES,
+# PARALLEL, THREADS as environment variables).
+.PHONY: demo-distill
+demo-distill: build
+	bash scripts/demo-distill-compare.sh $(BUILD_DIR) $(BUILD_DIR)/distill-compare

@@ -20,8 +20,14 @@ echo "== kernels (tests/bench/bench_kernels): int4/int8 GEMV vs copy bandwidth, 
 echo
 echo "== GPTQ (tests/bench/bench_gptq): runtime and peak RSS on Llama-7B layer shapes vs Eigen GEMM time of its FLOPs"
 "$BUILD/tests/bench/bench_gptq"
+echo
+echo "== sparse / low-rank layers (tests/bench/bench_sparse): bitmask 50% and 2:4 GEMV, low-rank, vs dense fp32 on Llama-7B shapes"
+"$BUILD/tests/bench/bench_sparse"
 if [ -x "$BUILD/workers/kernels/cuda/bench_cuda" ]; then
   echo
   echo "== CUDA kernels (workers/kernels/cuda/bench/bench_cuda.cc): int4/int8 GEMV vs copy bandwidth and cuBLAS fp16, GPTQ on the GPU"
   "$BUILD/workers/kernels/cuda/bench_cuda"
 fi
+echo
+echo "== llama.cpp (tests/bench/llamacpp/run_llamacpp_bench.sh): Llama-7B-shaped model, prefill/decode tokens/s vs node-llama-cpp, int4 decode bandwidth vs copy"
+bash "$ROOT/tests/bench/llamacpp/run_llamacpp_bench.sh" "$BUILD"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: a coordinator and a worker with embedded defaults in a temp dir, a
 # real recipe (deploy/examples/) on a real model (../shared/models/stories260K),
-# live progress, the report, then both processes stopped.
+# live progress, the report, then both processes stopped. Without that model
+# (SQUEEZE_SHARED_DIR without models/stories260K) it first trains its own
+# small teacher on Debian's fortunes corpus (scripts/demo-teacher.sh).
 #   usage: scripts/demo.sh BUILD_DIR
 set -euo pipefail
 
@@ -23,16 +25,25 @@ for b in "$COORD" "$WORKER" "$SQUEEZE"; do
     exit 2
   fi
 done
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/squeeze-demo.XXXXXX")
+COORD_PID="" WORKER_PID=""
+stop() {
+  [ -n "$WORKER_PID" ] && kill -TERM "$WORKER_PID" 2>/dev/null || true
+  [ -n "$COORD_PID" ] && kill -TERM "$COORD_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap stop EXIT
+
 if [ ! -f "$MODEL/config.json" ]; then
-  cat >&2 <<MSG
-demo: this demo compresses a real pretrained model and needs it on disk:
-  $MODEL  (config.json + model.safetensors + tok512.bin: the stories260K
-  Llama model, MIT licence, from karpathy/tinyllamas)
-Put the model there (or set SQUEEZE_SHARED_DIR to a directory holding
-models/stories260K/hf and data/tinystories/valid.txt) and run 'make demo' again.
-Everything else (coordinator, worker, CLI) is built and ready in $BUILD.
-MSG
-  exit 0
+  # No pretrained model on this machine: train a small teacher from scratch
+  # on a corpus from Debian's archive (scripts/demo-teacher.sh:
+  # the `fortunes` package, about two minutes on 2 cores) and compress that.
+  echo "== no pretrained model at $MODEL: training a small teacher on Debian's fortunes corpus instead"
+  bash "$ROOT/scripts/demo-teacher.sh" "$BUILD" "$DIR/teacher"
+  MODEL=$DIR/teacher/teacher/model
+  EVAL_TEXT=$DIR/teacher/corpus/valid.txt
+  CALIB_TEXT=$DIR/teacher/corpus/train.txt
 fi
 if [ ! -f "$CALIB_TEXT" ] && [ -z "${DEMO_RECIPE:-}" ]; then
   # GPTQ needs calibration text; without it the demo runs round-to-nearest,
@@ -44,16 +55,6 @@ if [ ! -f "$RECIPE" ]; then
   echo "demo: recipe $RECIPE not found" >&2
   exit 2
 fi
-
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/squeeze-demo.XXXXXX")
-COORD_PID="" WORKER_PID=""
-stop() {
-  [ -n "$WORKER_PID" ] && kill -TERM "$WORKER_PID" 2>/dev/null || true
-  [ -n "$COORD_PID" ] && kill -TERM "$COORD_PID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$DIR"
-}
-trap stop EXIT
 
 echo "== squeeze demo in $DIR"
 "$COORD" --listen 127.0.0.1:0 --data-dir "$DIR/coordinator" --port-file "$DIR/port" 2>"$DIR/coordinator.log" &

@@ -17,6 +17,10 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   # the dashboard's end-to-end test (tests/integration/grpcweb): headless Chromium driven by playwright-core
   chromium
+  # make demo without a pretrained model: the text corpus its own small teacher trains on (scripts/demo-teacher.sh)
+  fortunes
+  # security integration test (tests/integration/security): certificates made with the openssl CLI
+  openssl
 )
 
 missing=()

@@ -1,8 +1,9 @@
 // squeeze export: writes a local model in a format other tools load.
 //   squeeze export --model PATH --format gguf [--type F32|F16|Q8_0|Q4_0|Q4_1|Q4_K|Q6_K]
 //                  [--tokenizer FILE] [--no-fallback] [--name NAME] --out FILE [--json]
-//   squeeze export --model PATH --format compressed-tensors|gptq|awq --out DIR
+//   squeeze export --model PATH --format compressed-tensors|gptq|awq|hf --out DIR
 //                  [--dtype F32|F16|BF16] [--scale-dtype ...] [--unfit-dense] [--gptq-v2] [--recipe FILE]
+//                  [--sparse-format auto|sparse-bitmask|sparse-24-bitmask|dense] [--max-shard-size 5GB]
 // Prints one line per tensor / layer (how it was written and its relative
 // error against the model's own weight), or one JSON object.
 #include <filesystem>
@@ -22,6 +23,8 @@
 #include "workers/engine/formats/compressed_tensors_format.h"
 #include "workers/engine/formats/gguf_model.h"
 #include "workers/engine/formats/gptq_format.h"
+#include "workers/engine/formats/hf_dense_export.h"
+#include "workers/engine/formats/sharded_safetensors.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/tokenizer/tokenizer.h"
@@ -40,11 +43,16 @@ int RunQuantizedExport(const ArgParser& p, const std::string& format) {
     }
     return *d;
   };
-  const DType default_dtype = format == "compressed-tensors" ? DType::kF32 : DType::kF16;
+  const DType default_dtype = format == "compressed-tensors" || format == "hf" ? DType::kF32 : DType::kF16;
   auto dense = dtype_of("dtype", default_dtype);
   auto scale = dense.ok() ? dtype_of("scale-dtype", *dense) : dense;
   if (!dense.ok() || !scale.ok()) {
     std::cerr << "squeeze export: " << (dense.ok() ? scale.status() : dense.status()).message() << "\n";
+    return kExitUsage;
+  }
+  auto max_shard = ParseShardSize(p.Get("max-shard-size"));
+  if (!max_shard.ok()) {
+    std::cerr << "squeeze export: --max-shard-size: " << max_shard.status().message() << "\n";
     return kExitUsage;
   }
   RegisterMethodLinearLoaders();
@@ -58,10 +66,17 @@ int RunQuantizedExport(const ArgParser& p, const std::string& format) {
     return kExitUsage;
   }
   absl::StatusOr<QuantizedExportResult> result;
-  if (format == "compressed-tensors") {
+  if (format == "hf") {
+    SaveOptions o;
+    o.dtype = *dense;
+    o.max_shard_bytes = *max_shard;
+    result = ExportDenseHf(*model, p.Get("out"), o);
+  } else if (format == "compressed-tensors") {
     CompressedTensorsExportOptions o;
     o.dense_dtype = *dense;
     o.scale_dtype = *scale;
+    o.sparse_format = p.Get("sparse-format");
+    o.max_shard_bytes = *max_shard;
     std::string recipe = p.Get("recipe");
     if (recipe.empty()) {
       const std::filesystem::path beside = std::filesystem::path(p.Get("model")) / "recipe.yaml";
@@ -83,12 +98,14 @@ int RunQuantizedExport(const ArgParser& p, const std::string& format) {
     o.scale_dtype = *scale;
     o.v2 = p.GetFlag("gptq-v2");
     o.unfit_as_dense = p.GetFlag("unfit-dense");
+    o.max_shard_bytes = *max_shard;
     result = ExportGptq(*model, p.Get("out"), o);
   } else {
     AwqExportOptions o;
     o.dense_dtype = *dense;
     o.scale_dtype = *scale;
     o.unfit_as_dense = p.GetFlag("unfit-dense");
+    o.max_shard_bytes = *max_shard;
     result = ExportAwq(*model, p.Get("out"), o);
   }
   if (!result.ok()) {
@@ -127,6 +144,7 @@ int RunQuantizedExport(const ArgParser& p, const std::string& format) {
     j["tokenizer_files"] = copied;
     j["format"] = format;
     j["bytes"] = result->bytes;
+    j["shards"] = result->shards;
     nlohmann::json layers = nlohmann::json::array();
     for (const QuantizedLayerReport& l : result->layers) {
       layers.push_back({{"module", l.module}, {"source", l.source_kind}, {"how", l.how}, {"rel_error", l.rel_error}});
@@ -138,13 +156,14 @@ int RunQuantizedExport(const ArgParser& p, const std::string& format) {
   for (const QuantizedLayerReport& l : result->layers) {
     std::cout << absl::StrFormat("%-36s %-26s %-9.3e %s\n", l.module, l.source_kind, l.rel_error, l.how);
   }
-  std::cout << absl::StrFormat("wrote %s (%s, model.safetensors %d bytes, %d linear layers)\n", p.Get("out"), format,
-                               result->bytes, result->layers.size());
+  std::cout << absl::StrFormat("wrote %s (%s, %d tensor bytes in %d safetensors file%s, %d linear layers)\n",
+                               p.Get("out"), format, result->bytes, result->shards, result->shards == 1 ? "" : "s",
+                               result->layers.size());
   return kExitOk;
 }
 
 int RunExport(const std::vector<std::string>& args) {
-  ArgParser p("squeeze export --model PATH --format gguf|compressed-tensors|gptq|awq [--type TYPE] --out PATH",
+  ArgParser p("squeeze export --model PATH --format gguf|compressed-tensors|gptq|awq|hf [--type TYPE] --out PATH",
               "Exports a local model (HF directory, llama2.c .bin, or a squeeze artifact with packed-int\n"
               "layers) to a format other tools load. GGUF (llama.cpp): 2-D weights take --type; rows whose\n"
               "length is not a multiple of the type's block size fall back per tensor (Q4_K -> Q4_0 -> F16,\n"
@@ -152,20 +171,28 @@ int RunExport(const std::vector<std::string>& args) {
               "exactly where the GGUF type holds their codes, re-quantized otherwise (both reported).\n"
               "compressed-tensors (vLLM / transformers), gptq (AutoGPTQ) and awq (AutoAWQ gemm) write an HF\n"
               "directory with packed-int layers copied code for code; combinations the format cannot hold\n"
-              "are refused with the reason (nothing is written).");
+              "are refused with the reason (nothing is written). Pruned (sparse_*) layers go to compressed-tensors'\n"
+              "sparse-bitmask / sparse-24-bitmask. hf writes a plain dense Hugging Face directory. Every\n"
+              "safetensors export is sharded past --max-shard-size (model-0000k-of-0000N.safetensors + index).");
   p.Option("model", "model: Hugging Face directory, squeeze artifact directory or llama2.c .bin", "", true)
-      .Option("format", "gguf, compressed-tensors, gptq or awq", "", true)
+      .Option("format", "gguf, compressed-tensors, gptq, awq or hf (dense safetensors)", "", true)
       .Option("type", "GGUF type of 2-D weights: F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, or auto "
                       "(dense F32, packed-int layers their exact GGUF type)", "auto")
       .Option("tokenizer", "tokenizer file (default: the one found beside the model)")
       .Option("name", "general.name to record", "")
-      .Option("out", "output file (gguf) or directory (compressed-tensors, gptq, awq)", "", true)
-      .Option("dtype", "compressed-tensors / gptq / awq: dtype of embeddings, norms, dense layers and biases: "
-                       "F32, F16 or BF16 (default F32 for compressed-tensors, F16 for gptq / awq)", "")
+      .Option("out", "output file (gguf) or directory (compressed-tensors, gptq, awq, hf)", "", true)
+      .Option("dtype", "compressed-tensors / gptq / awq / hf: dtype of embeddings, norms, dense layers and biases: "
+                       "F32, F16 or BF16 (default F32 for compressed-tensors and hf, F16 for gptq / awq)", "")
       .Option("scale-dtype", "compressed-tensors / gptq / awq: dtype of the scales (F32 keeps them exact; default "
                              "as --dtype)", "")
       .Option("recipe", "compressed-tensors: recipe file copied as recipe.yaml (default: recipe.yaml beside the "
                         "model, if any)", "")
+      .Option("sparse-format", "compressed-tensors: pruned layers as auto (sparse-24-bitmask when every one is 2:4, "
+                               "else sparse-bitmask), sparse-bitmask, sparse-24-bitmask (refuses layers that are "
+                               "not 2:4) or dense", "auto")
+      .Option("max-shard-size", "compressed-tensors / gptq / awq / hf: largest safetensors shard (tensor data), "
+                                "e.g. 5GB, 500MB, 100KB, 2GiB or bytes; larger models get model-0000k-of-0000N "
+                                "shards + model.safetensors.index.json", "5GB")
       .Flag("unfit-dense", "gptq / awq: write layers whose shapes the format cannot pack as dense layers (listed "
                            "as unquantized in the config) instead of refusing")
       .Flag("gptq-v2", "gptq: checkpoint_format gptq_v2 (zero points stored as is, not minus one)")
@@ -174,11 +201,11 @@ int RunExport(const std::vector<std::string>& args) {
                     "rel_error}]");
   if (auto exit = ParseOrExit(p, args, "export")) return *exit;
   const std::string format = p.Get("format");
-  if (format == "compressed-tensors" || format == "gptq" || format == "awq") {
+  if (format == "compressed-tensors" || format == "gptq" || format == "awq" || format == "hf") {
     return RunQuantizedExport(p, format);
   }
   if (format != "gguf") {
-    std::cerr << "squeeze export: --format must be gguf, compressed-tensors, gptq or awq (got \"" << format
+    std::cerr << "squeeze export: --format must be gguf, compressed-tensors, gptq, awq or hf (got \"" << format
               << "\")\n";
     return kExitUsage;
   }

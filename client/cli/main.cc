@@ -38,20 +38,33 @@ int main(int argc, char** argv) {
   using namespace squeeze::cli;
   // Global `--server ADDR` before the subcommand: passed on as $SQUEEZE_SERVER,
   // which the service subcommands read (they also take --server themselves).
-  while (argc >= 2 && std::string(argv[1]).rfind("--server", 0) == 0) {
+  // Likewise `--tls-ca FILE` ($SQUEEZE_TLS_CA: TLS, verifying the coordinator
+  // with this CA) and `--token TOKEN` ($SQUEEZE_TOKEN: bearer token).
+  const std::pair<const char*, const char*> kGlobal[] = {
+      {"--server", "SQUEEZE_SERVER"}, {"--tls-ca", "SQUEEZE_TLS_CA"}, {"--token", "SQUEEZE_TOKEN"}};
+  while (argc >= 2) {
     std::string a = argv[1];
+    const char* env = nullptr;
+    std::string flag;
+    for (const auto& [f, e] : kGlobal) {
+      if (a == f || a.rfind(std::string(f) + "=", 0) == 0) {
+        env = e;
+        flag = f;
+      }
+    }
+    if (env == nullptr) break;
     int used = 1;
     std::string value;
-    if (a.rfind("--server=", 0) == 0) {
-      value = a.substr(9);
-    } else if (a == "--server" && argc >= 3) {
+    if (a.size() > flag.size()) {
+      value = a.substr(flag.size() + 1);
+    } else if (argc >= 3) {
       value = argv[2];
       used = 2;
     } else {
-      std::cerr << "squeeze: --server needs a value\n";
+      std::cerr << "squeeze: " << flag << " needs a value\n";
       return kExitUsage;
     }
-    setenv("SQUEEZE_SERVER", value.c_str(), 1);
+    setenv(env, value.c_str(), 1);
     argv += used;
     argc -= used;
   }

@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -32,17 +35,60 @@ bool IsUnreachable(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
-ServiceClient::ServiceClient(const std::string& address) : address_(address) {
+ServiceClient::ServiceClient(const std::string& address) : ServiceClient(address, ChannelSecurity::FromEnv()) {}
+
+ServiceClient::ServiceClient(const std::string& address, const ChannelSecurity& security) : address_(address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(api::kMaxMessageBytes);
   args.SetMaxSendMessageSize(api::kMaxMessageBytes);
   // Reconnect quickly after a coordinator restart (default backoff grows to 120 s).
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  // gRPC also uses this as the minimum connect timeout (TCP + TLS handshake +
+  // SETTINGS): 100 ms is too short for a TLS handshake on a loaded host, where
+  // every attempt then times out. Retry spacing stays the initial 100 ms.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, security.tls() ? 10'000 : 100);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = CreateSecureChannel(address, security, args);
+  if (channel.ok()) {
+    channel_ = *std::move(channel);
+  } else {
+    // Unusable TLS files: a TLS channel without roots fails every call
+    // (UNAVAILABLE) rather than falling back to plaintext.
+    std::fprintf(stderr, "squeeze: %s\n", std::string(channel.status().message()).c_str());
+    channel_ = grpc::CreateCustomChannel(address, grpc::SslCredentials(grpc::SslCredentialsOptions()), args);
+  }
   api_ = v1::CompressionService::NewStub(channel_);
   workers_ = v1::WorkerService::NewStub(channel_);
+}
+
+absl::Status ServiceClient::RetryUnreachable(const std::function<absl::Status()>& attempt) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto budget = std::chrono::milliseconds(std::max<int64_t>(retry_budget_ms_, 0));
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  int64_t step_ms = 100;
+  for (int tries = 1;; ++tries) {
+    absl::Status s = attempt();
+    if (s.ok() || !IsUnreachable(s)) return s;
+    const auto left = budget - (std::chrono::steady_clock::now() - start);
+    if (left <= std::chrono::milliseconds(0)) {
+      if (tries == 1) return s;
+      return absl::Status(s.code(), absl::StrCat(s.message(), " (", tries, " attempts over ",
+                                                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                     std::chrono::steady_clock::now() - start)
+                                                         .count(),
+                                                 " ms)"));
+    }
+    if (tries == 1 && announce_retry_) {
+      std::fprintf(stderr, "squeeze: the coordinator at %s is unreachable (%s); retrying for up to %lld s\n",
+                   address_.c_str(), std::string(s.message()).c_str(),
+                   static_cast<long long>((retry_budget_ms_ + 999) / 1000));
+    }
+    const auto wait = std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(static_cast<int64_t>(static_cast<double>(step_ms) * jitter(rng))), left);
+    std::this_thread::sleep_for(wait);
+    step_ms = std::min<int64_t>(step_ms * 2, 2000);
+  }
 }
 
 std::unique_ptr<grpc::ClientContext> ServiceClient::UnaryContext() {
@@ -52,6 +98,17 @@ std::unique_ptr<grpc::ClientContext> ServiceClient::UnaryContext() {
 }
 
 absl::StatusOr<v1::UploadModelResponse> ServiceClient::UploadPath(const std::string& path) {
+  // Content-addressed (the server dedups by digest): safe to repeat whole.
+  absl::StatusOr<v1::UploadModelResponse> out;
+  absl::Status s = RetryUnreachable([&] {
+    out = UploadPathOnce(path);
+    return out.status();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<v1::UploadModelResponse> ServiceClient::UploadPathOnce(const std::string& path) {
   SQ_ASSIGN_OR_RETURN(store::Manifest manifest, store::ManifestForPath(path));
   const bool single = fs::is_regular_file(path);
   grpc::ClientContext ctx;
@@ -97,8 +154,12 @@ absl::StatusOr<v1::UploadModelResponse> ServiceClient::UploadPath(const std::str
 
 absl::StatusOr<v1::Job> ServiceClient::Submit(const v1::SubmitJobRequest& request) {
   v1::Job out;
-  auto ctx = UnaryContext();
-  SQ_RETURN_IF_ERROR(FromGrpc(api_->SubmitJob(ctx.get(), request, &out)));
+  auto once = [&] {
+    auto ctx = UnaryContext();
+    return FromGrpc(api_->SubmitJob(ctx.get(), request, &out));
+  };
+  // Without an idempotency key a repeat could make a second job: one attempt.
+  SQ_RETURN_IF_ERROR(request.idempotency_key().empty() ? once() : RetryUnreachable(once));
   return out;
 }
 
@@ -106,15 +167,19 @@ absl::StatusOr<v1::Job> ServiceClient::GetJob(const std::string& job_id) {
   v1::GetJobRequest r;
   r.set_job_id(job_id);
   v1::Job out;
-  auto ctx = UnaryContext();
-  SQ_RETURN_IF_ERROR(FromGrpc(api_->GetJob(ctx.get(), r, &out)));
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
+    auto ctx = UnaryContext();
+    return FromGrpc(api_->GetJob(ctx.get(), r, &out));
+  }));
   return out;
 }
 
 absl::StatusOr<v1::ListJobsResponse> ServiceClient::ListJobs(const v1::ListJobsRequest& request) {
   v1::ListJobsResponse out;
-  auto ctx = UnaryContext();
-  SQ_RETURN_IF_ERROR(FromGrpc(api_->ListJobs(ctx.get(), request, &out)));
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
+    auto ctx = UnaryContext();
+    return FromGrpc(api_->ListJobs(ctx.get(), request, &out));
+  }));
   return out;
 }
 
@@ -122,8 +187,10 @@ absl::StatusOr<v1::Job> ServiceClient::Cancel(const std::string& job_id) {
   v1::CancelJobRequest r;
   r.set_job_id(job_id);
   v1::Job out;
-  auto ctx = UnaryContext();
-  SQ_RETURN_IF_ERROR(FromGrpc(api_->CancelJob(ctx.get(), r, &out)));
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {  // cancelling twice is cancelling once
+    auto ctx = UnaryContext();
+    return FromGrpc(api_->CancelJob(ctx.get(), r, &out));
+  }));
   return out;
 }
 
@@ -131,8 +198,10 @@ absl::StatusOr<v1::GetReportResponse> ServiceClient::GetReport(const std::string
   v1::GetReportRequest r;
   r.set_job_id(job_id);
   v1::GetReportResponse out;
-  auto ctx = UnaryContext();
-  SQ_RETURN_IF_ERROR(FromGrpc(api_->GetReport(ctx.get(), r, &out)));
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
+    auto ctx = UnaryContext();
+    return FromGrpc(api_->GetReport(ctx.get(), r, &out));
+  }));
   return out;
 }
 
@@ -148,8 +217,10 @@ absl::StatusOr<v1::GetParetoResponse> ServiceClient::GetPareto(const std::string
     r.set_job_id(ref);
   }
   v1::GetParetoResponse out;
-  auto ctx = UnaryContext();
-  SQ_RETURN_IF_ERROR(FromGrpc(api_->GetPareto(ctx.get(), r, &out)));
+  SQ_RETURN_IF_ERROR(RetryUnreachable([&] {
+    auto ctx = UnaryContext();
+    return FromGrpc(api_->GetPareto(ctx.get(), r, &out));
+  }));
   return out;
 }
 
@@ -186,6 +257,16 @@ absl::Status ServiceClient::Watch(const std::string& job_id, int64_t after_seq,
 }
 
 absl::StatusOr<std::string> ServiceClient::FetchBlob(const std::string& digest) {
+  absl::StatusOr<std::string> out;
+  absl::Status s = RetryUnreachable([&] {
+    out = FetchBlobOnce(digest);
+    return out.status();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::string> ServiceClient::FetchBlobOnce(const std::string& digest) {
   grpc::ClientContext ctx;
   v1::DownloadArtifactRequest r;
   r.set_digest(digest);

@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "client/lib/channel_security.h"
 #include "squeeze/v1/service.grpc.pb.h"
 #include "squeeze/v1/worker.grpc.pb.h"
 
@@ -27,9 +28,26 @@ bool IsUnreachable(const absl::Status& s);
 
 class ServiceClient {
  public:
+  // Security from the environment (ChannelSecurity::FromEnv).
   explicit ServiceClient(const std::string& address);
+  // With explicit TLS files / token. Files that cannot be used leave a client
+  // whose every call fails: check ChannelSecurity::Credentials() first to
+  // report the reason (the CLI and the worker do).
+  ServiceClient(const std::string& address, const ChannelSecurity& security);
 
   const std::string& address() const { return address_; }
+
+  // Calls safe to repeat (GetJob, ListJobs, Cancel, GetReport, GetPareto,
+  // UploadPath and FetchBlob: content-addressed, and Submit when the request
+  // carries an idempotency key) are retried while the coordinator is
+  // unreachable (IsUnreachable) for up to `ms` in all, with jittered
+  // exponential backoff: waits of 100 ms doubling to 2 s, each drawn from
+  // [0.5, 1.5) of its step and cut to the budget left. 0 (the default) = one
+  // attempt. `announce` prints one line on stderr at the first retry.
+  void set_retry_budget_ms(int64_t ms, bool announce = false) {
+    retry_budget_ms_ = ms;
+    announce_retry_ = announce;
+  }
   v1::CompressionService::Stub& api() { return *api_; }
   v1::WorkerService::Stub& workers() { return *workers_; }
   // A context carrying the unary deadline (api::kUnaryDeadlineMs).
@@ -66,7 +84,15 @@ class ServiceClient {
   absl::StatusOr<std::string> DownloadJobArtifact(const std::string& job_id, const std::string& out_dir);
 
  private:
+  absl::StatusOr<v1::UploadModelResponse> UploadPathOnce(const std::string& path);
+  absl::StatusOr<std::string> FetchBlobOnce(const std::string& digest);
+  // Runs `attempt` until it succeeds, fails otherwise than unreachable, or the
+  // retry budget is spent; returns its last status.
+  absl::Status RetryUnreachable(const std::function<absl::Status()>& attempt);
+
   std::string address_;
+  int64_t retry_budget_ms_ = 0;
+  bool announce_retry_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::CompressionService::Stub> api_;
   std::unique_ptr<v1::WorkerService::Stub> workers_;

@@ -1,10 +1,12 @@
 #include "server/coordinator/coordinator.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -66,6 +68,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(CoordinatorOption
                                                                std::unique_ptr<store::ObjectStore> objects) {
   if (options.lease_ttl_ms <= 0) return absl::InvalidArgumentError("lease TTL must be positive");
   if (options.default_max_attempts <= 0) return absl::InvalidArgumentError("max attempts must be positive");
+  if (options.forget_worker_ms <= 0) return absl::InvalidArgumentError("forget_worker_ms: must be positive");
   SQ_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(options.data_dir + "/jobs.db"));
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), std::move(store), std::move(objects)));
   SQ_RETURN_IF_ERROR(c->Recover());
@@ -136,7 +139,9 @@ absl::Status Coordinator::AddEvent(StoredJob& job, v1::JobEvent event) {
   event.set_job_id(job.job.job_id());
   event.set_seq(job.job.last_seq());
   event.set_time_ms(clock_->UnixMs());
-  last_seq_[job.job.job_id()] = job.job.last_seq();
+  // Cached only while someone watches the job (WaitEvents adds the entry, the
+  // last watcher leaving drops it): no entry per stored job.
+  if (auto it = last_seq_.find(job.job.job_id()); it != last_seq_.end()) it->second = job.job.last_seq();
   dirty_.push_back(job.job.job_id());
   return store_->AppendEvent(event);
 }
@@ -190,7 +195,7 @@ absl::StatusOr<StoredJob> Coordinator::MustGet(const std::string& job_id) {
 
 // ---------------------------------------------------------------- submit
 
-absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
+absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r, const std::string& tenant) {
   if (r.recipe_yaml().empty()) return absl::InvalidArgumentError("recipe_yaml: empty recipe");
   if (r.model_digest().empty()) return absl::InvalidArgumentError("model_digest: required (upload the model first)");
   if (r.max_attempts() < 0) return absl::InvalidArgumentError("max_attempts: must be >= 0");
@@ -246,8 +251,12 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
 
   std::unique_lock<std::mutex> lk(mu_);
   const std::string fingerprint = RequestFingerprint(r);
+  // Keys are per tenant: another tenant's key neither returns nor reveals its job.
+  const std::string stored_key = tenant.empty() || r.idempotency_key().empty()
+                                     ? r.idempotency_key()
+                                     : absl::StrCat("\x01", tenant, "\x01", r.idempotency_key());
   if (!r.idempotency_key().empty()) {
-    SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> existing, store_->FindByIdempotencyKey(r.idempotency_key()));
+    SQ_ASSIGN_OR_RETURN(std::optional<StoredJob> existing, store_->FindByIdempotencyKey(stored_key));
     if (existing) {
       // Rows from before schema v2 carry no fingerprint: keep the old behaviour.
       if (!existing->request_sha256.empty() && existing->request_sha256 != fingerprint) {
@@ -275,8 +284,9 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r) {
   job.set_requires_gpu(r.requires_gpu());
   job.set_memory_estimate_bytes(3 * model_bytes + kMemoryOverheadBytes);
   if (r.has_eval()) *job.mutable_eval() = r.eval();
+  job.set_tenant(tenant);
   SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
-  SQ_RETURN_IF_ERROR(store_->Insert(j, r.idempotency_key()));
+  SQ_RETURN_IF_ERROR(store_->Insert(j, stored_key));
   v1::JobEvent e;
   e.set_kind(v1::JobEvent::STATE);
   e.set_state(v1::QUEUED);
@@ -294,7 +304,7 @@ absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) {
   return j.job;
 }
 
-absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsRequest& r) {
+absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsRequest& r, const std::string* tenant) {
   int page = r.page_size() <= 0 ? 100 : std::min(r.page_size(), 1000);
   int64_t before = 0;
   if (!r.page_token().empty() && !absl::SimpleAtoi(r.page_token(), &before)) {
@@ -304,7 +314,9 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsReq
   v1::ListJobsResponse out;
   int64_t last_row = 0;
   while (out.jobs_size() < page) {
-    SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> rows, store_->List(r.state(), before, 256));
+    SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> rows, tenant != nullptr
+                                                         ? store_->ListOfTenant(*tenant, r.state(), before, 256)
+                                                         : store_->List(r.state(), before, 256));
     if (rows.empty()) {
       last_row = 0;
       break;
@@ -356,7 +368,10 @@ absl::StatusOr<WatchBatch> Coordinator::WaitEvents(const std::string& job_id, in
     if (it == last_seq_.end()) {
       absl::StatusOr<StoredJob> j = MustGet(job_id);
       if (!j.ok()) {
-        if (--w->count == 0) watchers_.erase(job_id);
+        if (--w->count == 0) {
+          watchers_.erase(job_id);
+          last_seq_.erase(job_id);
+        }
         return j.status();
       }
       it = last_seq_.emplace(job_id, j->job.last_seq()).first;
@@ -365,7 +380,10 @@ absl::StatusOr<WatchBatch> Coordinator::WaitEvents(const std::string& job_id, in
     if (shutdown_ || std::chrono::steady_clock::now() >= deadline) break;
     w->cv.wait_until(lk, deadline);
   }
-  if (--w->count == 0) watchers_.erase(job_id);
+  if (--w->count == 0) {
+    watchers_.erase(job_id);
+    last_seq_.erase(job_id);
+  }
   WatchBatch batch;
   SQ_ASSIGN_OR_RETURN(batch.events, store_->EventsAfter(job_id, after_seq, kMaxEventsPerBatch));
   // A rolled-back transaction may have left the cache ahead of the database.
@@ -375,6 +393,16 @@ absl::StatusOr<WatchBatch> Coordinator::WaitEvents(const std::string& job_id, in
   batch.done = IsTerminal(j.job.state()) && last_sent >= j.job.last_seq();
   batch.shutting_down = shutdown_;
   return batch;
+}
+
+absl::Status Coordinator::GrantBlob(const std::string& tenant, const std::string& digest) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return store_->GrantBlob(tenant, digest);
+}
+
+absl::StatusOr<bool> Coordinator::TenantHasBlob(const std::string& tenant, const std::string& digest) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return store_->TenantHasBlob(tenant, digest);
 }
 
 absl::StatusOr<v1::GetReportResponse> Coordinator::GetReport(const std::string& job_id) {
@@ -546,6 +574,11 @@ absl::StatusOr<v1::TaskAck> Coordinator::CompleteTask(const v1::CompleteTaskRequ
   j->job.set_artifact_digest(r.artifact_digest());
   j->report_json = r.report_json();
   SQ_RETURN_IF_ERROR(SetState(*j, v1::SUCCEEDED, absl::StrCat("artifact ", r.artifact_digest())));
+  // The artifact becomes readable by the job's tenant, in the same transaction.
+  if (!j->job.tenant().empty()) {
+    SQ_RETURN_IF_ERROR(store_->GrantBlob(j->job.tenant(), r.artifact_digest()));
+    for (const auto& f : manifest.files) SQ_RETURN_IF_ERROR(store_->GrantBlob(j->job.tenant(), f.sha256));
+  }
   SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
   lk.unlock();
   ack.set_accepted(true);
@@ -649,6 +682,7 @@ absl::StatusOr<int> Coordinator::ExpireLeases() {
   for (const auto& [id, lease] : leases_) {
     if (lease.deadline_ms <= now) expired.push_back(id);
   }
+  PruneWorkersLocked(now);
   if (expired.empty()) return 0;
   int n = 0, requeued = 0;
   SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
@@ -672,6 +706,18 @@ absl::StatusOr<int> Coordinator::ExpireLeases() {
   return n;
 }
 
+void Coordinator::PruneWorkersLocked(int64_t now_ms) {
+  std::set<std::string> busy;
+  for (const auto& [id, lease] : leases_) busy.insert(lease.worker_id);
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (now_ms - it->second.last_seen_ms > options_.forget_worker_ms && busy.count(it->first) == 0) {
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 absl::Status Coordinator::CommitJobLocked(const StoredJob& job, Transaction& tx) {
   SQ_RETURN_IF_ERROR(store_->Update(job));
   SQ_RETURN_IF_ERROR(tx.Commit());
@@ -681,10 +727,21 @@ absl::Status Coordinator::CommitJobLocked(const StoredJob& job, Transaction& tx)
 
 void Coordinator::ReaperLoop() {
   const auto period = std::chrono::milliseconds(std::clamp<int64_t>(options_.lease_ttl_ms / 10, 20, 1000));
+  auto last_trim = std::chrono::steady_clock::now();
   while (!stop_reaper_) {
     std::this_thread::sleep_for(period);
     absl::StatusOr<int> n = ExpireLeases();
     if (!n.ok()) fprintf(stderr, "squeeze-coordinator: lease expiry failed: %s\n", n.status().ToString().c_str());
+#ifdef __GLIBC__
+    // glibc keeps freed memory in its per-thread arenas (bursts of hundreds of
+    // RPC threads leave megabytes free there: squeeze_coordinator_memory_bytes
+    // {kind="heap_free"}); hand it back to the OS every 30 s so the RSS
+    // follows what is in use. Measured in tests/integration/reliability/README.md.
+    if (std::chrono::steady_clock::now() - last_trim >= std::chrono::seconds(30)) {
+      ::malloc_trim(0);
+      last_trim = std::chrono::steady_clock::now();
+    }
+#endif
   }
 }
 

@@ -67,6 +67,12 @@ struct CoordinatorOptions {
   // Cap on the sum of declared file sizes in one UploadModel (bytes); a larger
   // upload is refused with RESOURCE_EXHAUSTED and stores nothing.
   int64_t max_upload_bytes = int64_t{64} << 30;
+  // A registered worker holding no lease and not seen (register, lease poll,
+  // heartbeat) for this long is forgotten (monotonic ms; checked by
+  // ExpireLeases): churned workers do not pile up. One that comes back gets
+  // NotFound on LeaseTask and registers again. Keep it well above
+  // max_lease_wait_ms + lease_ttl_ms (until then it counts as "lost").
+  int64_t forget_worker_ms = 10 * 60'000;
 };
 
 struct WatchBatch {
@@ -82,9 +88,13 @@ class Coordinator {
   ~Coordinator();
 
   // CompressionService.
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request);
+  // `tenant` (security, --auth-config) is recorded on the job; "" = the
+  // implicit tenant. Idempotency keys are per tenant.
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitJobRequest& request, const std::string& tenant = "");
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id);
-  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request);
+  // `tenant` non-null: only that tenant's jobs (null = every job).
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(const v1::ListJobsRequest& request,
+                                                const std::string* tenant = nullptr);
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
   // Events with seq > after_seq, waiting up to `wait_ms` for the first one.
   absl::StatusOr<WatchBatch> WaitEvents(const std::string& job_id, int64_t after_seq, int64_t wait_ms);
@@ -94,7 +104,16 @@ class Coordinator {
   // digest, or of a job's model with that job as the anchor. GetReport adds
   // the same front as report scores.pareto.store (and the job's ELUE-style
   // score against the store as scores.elue.store).
-  absl::StatusOr<v1::GetParetoResponse> GetPareto(const v1::GetParetoRequest& request);
+  // `tenant` non-null: the front holds only that tenant's jobs (GetReport's
+  // store front always holds only the jobs of the report's job's tenant).
+  absl::StatusOr<v1::GetParetoResponse> GetPareto(const v1::GetParetoRequest& request,
+                                                  const std::string* tenant = nullptr);
+
+  // Tenant isolation (server/auth): blobs a tenant may read. Uploads are
+  // granted by the service, a job's artifact (manifest and files) by
+  // CompleteTask.
+  absl::Status GrantBlob(const std::string& tenant, const std::string& digest);
+  absl::StatusOr<bool> TenantHasBlob(const std::string& tenant, const std::string& digest);
 
   // WorkerService.
   absl::StatusOr<v1::RegisterWorkerResponse> RegisterWorker(const v1::Capabilities& caps);
@@ -148,8 +167,11 @@ class Coordinator {
   // Ends the job's lease (map and row); requeues or fails per the rules.
   absl::Status Requeue(StoredJob& job, const std::string& why, bool charge_attempt);
   absl::StatusOr<StoredJob> MustGet(const std::string& job_id);
-  // Every SUCCEEDED job of `model_digest` (newest first), read under mu_.
-  absl::StatusOr<std::vector<StoredJob>> SucceededJobsOfModel(const std::string& model_digest);
+  // Every SUCCEEDED job of `model_digest` (newest first): index jobs_model on
+  // a read-only connection of its own (reader_), so mu_ is not held.
+  // `tenant` non-null: only jobs of that tenant.
+  absl::StatusOr<std::vector<StoredJob>> SucceededJobsOfModel(const std::string& model_digest,
+                                                              const std::string* tenant = nullptr);
   // Adds scores.pareto.store / scores.elue.store to `report_json` (a job's
   // report); leaves it unchanged when the front cannot be built.
   void AddStoreFront(const v1::Job& job, std::string* report_json);
@@ -158,6 +180,8 @@ class Coordinator {
   absl::Status CheckCheckpoint(const std::string& digest) const;
   absl::StatusOr<std::optional<StoredJob>> JobForLease(const std::string& lease_id);
   void ForgetJobCaches(const std::string& job_id);
+  // Drops workers idle past options_.forget_worker_ms (mu_ held).
+  void PruneWorkersLocked(int64_t now_ms);
   std::string NewId(const char* prefix);
   void ReaperLoop();
 
@@ -182,7 +206,7 @@ class Coordinator {
   absl::Status CommitJobLocked(const StoredJob& job, Transaction& tx);
   std::map<std::string, Lease> leases_;              // by lease id
   std::map<std::string, Worker> workers_;            // by worker id
-  std::unordered_map<std::string, int64_t> last_seq_;  // cache of job.last_seq
+  std::unordered_map<std::string, int64_t> last_seq_;  // job.last_seq of watched jobs only
   // (job_id + '\0' + stage) -> (first seen monotonic ms, first current) for ETA.
   std::unordered_map<std::string, std::pair<int64_t, int64_t>> stage_start_;
   uint64_t id_state_;
@@ -191,6 +215,8 @@ class Coordinator {
   std::unique_ptr<CoordinatorMetrics> metrics_;  // null without options.metrics
   std::mutex stats_mu_;                  // guards stats_db_ (Stats may run on any thread)
   std::unique_ptr<SqliteDb> stats_db_;   // second connection to jobs.db, for Stats only
+  std::mutex reader_mu_;                 // guards reader_
+  std::unique_ptr<JobStore> reader_;     // read-only connection: report / Pareto scans
   std::thread reaper_;
   std::atomic<bool> stop_reaper_{false};
 };

@@ -40,6 +40,16 @@ absl::StatusOr<std::unique_ptr<CoordinatorMetrics>> CoordinatorMetrics::Create(m
   SQ_ASSIGN_OR_RETURN(m->stored_bytes_,
                       r.AddGauge("squeeze_objectstore_stored_bytes", "Bytes of the blobs in the object store."));
   SQ_ASSIGN_OR_RETURN(m->stored_blobs_, r.AddGauge("squeeze_objectstore_blobs", "Blobs in the object store."));
+  SQ_ASSIGN_OR_RETURN(m->memory_,
+                      r.AddGauge("squeeze_coordinator_memory_bytes",
+                                 "Coordinator memory by kind: heap_in_use and heap_free (glibc mallinfo2), sqlite "
+                                 "(SQLite's heap: page caches).",
+                                 {"kind"}));
+  SQ_ASSIGN_OR_RETURN(m->entries_,
+                      r.AddGauge("squeeze_coordinator_table_entries",
+                                 "Entries of the coordinator's in-memory tables (each bounded by live jobs, "
+                                 "watchers and workers).",
+                                 {"table"}));
   // Children that exist from the start, so a rate() or an absent series never
   // depends on whether the event happened yet.
   m->lease_expiries_->Get();
@@ -74,6 +84,15 @@ void CoordinatorMetrics::Update(const CoordinatorStats& s) {
   leases_->Get().Set(static_cast<double>(s.active_leases));
   if (s.stored_bytes >= 0) stored_bytes_->Get().Set(static_cast<double>(s.stored_bytes));
   if (s.stored_blobs >= 0) stored_blobs_->Get().Set(static_cast<double>(s.stored_blobs));
+  const std::pair<const char*, int64_t> memory[] = {
+      {"heap_in_use", s.heap_in_use_bytes}, {"heap_free", s.heap_free_bytes}, {"sqlite", s.sqlite_bytes}};
+  for (const auto& [kind, bytes] : memory) {
+    if (bytes >= 0) memory_->WithLabels({kind}).Set(static_cast<double>(bytes));
+  }
+  entries_->WithLabels({"last_seq"}).Set(static_cast<double>(s.cached_last_seq));
+  entries_->WithLabels({"watchers"}).Set(static_cast<double>(s.cached_watchers));
+  entries_->WithLabels({"stage_starts"}).Set(static_cast<double>(s.cached_stage_starts));
+  entries_->WithLabels({"workers"}).Set(static_cast<double>(s.registered_workers));
 }
 
 }  // namespace squeeze::server

@@ -26,6 +26,14 @@ struct CoordinatorStats {
   int64_t active_leases = 0;
   // Object store contents; -1 when the backend cannot tell.
   int64_t stored_blobs = -1, stored_bytes = -1;
+  // Where the coordinator's memory is (to tell a leak from fragmentation or a
+  // cache filling): glibc's heap in use and free in its arenas (mallinfo2),
+  // SQLite's own heap (page caches of every connection, sqlite3_memory_used);
+  // -1 when unknown. And the entries of the in-memory tables, each of which
+  // must stay bounded by live things (watched jobs, running stages, leases,
+  // workers seen within forget_worker_ms).
+  int64_t heap_in_use_bytes = -1, heap_free_bytes = -1, sqlite_bytes = -1;
+  int64_t cached_last_seq = 0, cached_watchers = 0, cached_stage_starts = 0, registered_workers = 0;
 };
 
 class CoordinatorMetrics {
@@ -58,6 +66,8 @@ class CoordinatorMetrics {
   metrics::Family<metrics::Gauge>* leases_ = nullptr;
   metrics::Family<metrics::Gauge>* stored_bytes_ = nullptr;
   metrics::Family<metrics::Gauge>* stored_blobs_ = nullptr;
+  metrics::Family<metrics::Gauge>* memory_ = nullptr;
+  metrics::Family<metrics::Gauge>* entries_ = nullptr;
 };
 
 // "queued", "running", ... (the enum name in lower case).

@@ -1,6 +1,7 @@
 // Coordinator::GetPareto and the store-wide front GetReport adds: the jobs
-// are read under the mutex, the reports parsed and the front computed outside
-// it (workers/runner/report_front.h, pure).
+// are read on a read-only connection of their own (index jobs_model; mu_ is
+// not taken), then the reports parsed and the front computed
+// (workers/runner/report_front.h, pure).
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -44,23 +45,32 @@ std::vector<StoredJobReport> ParseReports(const std::vector<StoredJob>& jobs, co
 
 }  // namespace
 
-absl::StatusOr<std::vector<StoredJob>> Coordinator::SucceededJobsOfModel(const std::string& model_digest) {
-  std::lock_guard<std::mutex> lk(mu_);
+absl::StatusOr<std::vector<StoredJob>> Coordinator::SucceededJobsOfModel(const std::string& model_digest,
+                                                                         const std::string* tenant) {
+  // Not under mu_: the read-only connection sees the last committed snapshot
+  // (WAL), which includes every job a caller was told had SUCCEEDED.
+  std::lock_guard<std::mutex> lk(reader_mu_);
+  if (!reader_) {
+    SQ_ASSIGN_OR_RETURN(reader_, JobStore::OpenReadOnly(options_.data_dir + "/jobs.db"));
+  }
   std::vector<StoredJob> out;
   int64_t before = 0;
   constexpr int kPage = 500;
   while (true) {
-    SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> page, store_->List(v1::SUCCEEDED, before, kPage));
+    SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> page, reader_->SucceededOfModel(model_digest, before, kPage));
+    const bool full_page = static_cast<int>(page.size()) == kPage;
+    const int64_t last_row = page.empty() ? before : page.back().row;
     for (StoredJob& j : page) {
-      if (j.job.model_digest() == model_digest) out.push_back(std::move(j));
+      if (tenant == nullptr || j.job.tenant() == *tenant) out.push_back(std::move(j));
     }
-    if (static_cast<int>(page.size()) < kPage) break;
-    before = page.back().row;
+    if (!full_page) break;
+    before = last_row;
   }
   return out;
 }
 
-absl::StatusOr<v1::GetParetoResponse> Coordinator::GetPareto(const v1::GetParetoRequest& request) {
+absl::StatusOr<v1::GetParetoResponse> Coordinator::GetPareto(const v1::GetParetoRequest& request,
+                                                             const std::string* tenant) {
   std::string model = request.model_digest(), anchor_job = request.job_id();
   if (absl::StartsWith(model, "sha256:")) model = model.substr(7);
   if (model.empty() == anchor_job.empty()) {
@@ -78,7 +88,7 @@ absl::StatusOr<v1::GetParetoResponse> Coordinator::GetPareto(const v1::GetPareto
     }
     model = job.model_digest();
   }
-  SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> jobs, SucceededJobsOfModel(model));
+  SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> jobs, SucceededJobsOfModel(model, tenant));
   if (jobs.empty()) return absl::NotFoundError(absl::StrCat("model ", model, ": no SUCCEEDED jobs in the store"));
 #ifdef SQUEEZE_HAVE_RUNNER
   size_t anchor = 0;
@@ -96,7 +106,7 @@ absl::StatusOr<v1::GetParetoResponse> Coordinator::GetPareto(const v1::GetPareto
 
 void Coordinator::AddStoreFront(const v1::Job& job, std::string* report_json) {
 #ifdef SQUEEZE_HAVE_RUNNER
-  absl::StatusOr<std::vector<StoredJob>> jobs = SucceededJobsOfModel(job.model_digest());
+  absl::StatusOr<std::vector<StoredJob>> jobs = SucceededJobsOfModel(job.model_digest(), &job.tenant());
   if (!jobs.ok() || jobs->empty()) return;
   size_t anchor = 0;
   const std::vector<StoredJobReport> reports = ParseReports(*jobs, job.job_id(), &anchor);

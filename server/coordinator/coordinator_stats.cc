@@ -1,4 +1,7 @@
 // Coordinator::Stats: the figures behind the scrape-time gauges.
+#include <malloc.h>
+#include <sqlite3.h>
+
 #include <set>
 
 #include "server/coordinator/coordinator.h"
@@ -30,7 +33,17 @@ absl::StatusOr<CoordinatorStats> Coordinator::Stats() {
       if (state == v1::QUEUED) (q.Int(1) != 0 ? s.queued_gpu : s.queued_cpu) += n;
     }
   }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const struct mallinfo2 mi = ::mallinfo2();
+  s.heap_in_use_bytes = static_cast<int64_t>(mi.uordblks + mi.hblkhd);  // arenas + mmapped chunks
+  s.heap_free_bytes = static_cast<int64_t>(mi.fordblks);
+#endif
+  s.sqlite_bytes = static_cast<int64_t>(sqlite3_memory_used());
   std::lock_guard<std::mutex> lk(mu_);
+  s.cached_last_seq = static_cast<int64_t>(last_seq_.size());
+  s.cached_watchers = static_cast<int64_t>(watchers_.size());
+  s.cached_stage_starts = static_cast<int64_t>(stage_start_.size());
+  s.registered_workers = static_cast<int64_t>(workers_.size());
   std::set<std::string> busy;
   for (const auto& [id, lease] : leases_) busy.insert(lease.worker_id);
   s.active_leases = static_cast<int64_t>(leases_.size());

@@ -36,7 +36,43 @@ CREATE TABLE events(
     // v3: the checkpoint a graceful stop (SIGTERM) uploaded, so that the next
     // lease, on any worker, resumes from it. NULL for jobs from v1/v2 = none.
     "ALTER TABLE jobs ADD COLUMN checkpoint_digest TEXT;",
+    // v4: the job's model manifest digest as an indexed column (it lives in the
+    // Job blob too), so the store-wide Pareto scan reads only that model's
+    // SUCCEEDED rows. Rows from v1..v3 are backfilled from their blobs by
+    // BackfillModelDigest in the same transaction.
+    "ALTER TABLE jobs ADD COLUMN model_digest TEXT;"
+    "CREATE INDEX jobs_model ON jobs(model_digest, state, id);",
+    // v5 (security): the tenant that submitted the job (--auth-config; NULL =
+    // the implicit tenant "", also for every older row), and the blobs each
+    // tenant may read: its uploads and its jobs' artifacts (manifests and
+    // their files). Digests are content addresses shared between tenants.
+    "ALTER TABLE jobs ADD COLUMN tenant TEXT;"
+    "CREATE INDEX jobs_tenant ON jobs(tenant, id);"
+    "CREATE TABLE tenant_blobs(tenant TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY(tenant, digest)) "
+    "WITHOUT ROWID;",
 };
+
+// Fills jobs.model_digest of every row that lacks it from its Job blob (the
+// v4 migration; the caller holds the transaction).
+absl::Status BackfillModelDigest(SqliteDb& db) {
+  SQ_ASSIGN_OR_RETURN(Statement q, db.Prepare("SELECT id, job FROM jobs WHERE model_digest IS NULL"));
+  std::vector<std::pair<int64_t, std::string>> rows;
+  while (true) {
+    SQ_ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    v1::Job job;
+    if (!job.ParseFromString(q.Text(1))) {
+      return absl::DataLossError(absl::StrCat("jobs row ", q.Int(0), ": undecodable job record (schema v4 backfill)"));
+    }
+    rows.emplace_back(q.Int(0), job.model_digest());
+  }
+  for (const auto& [id, digest] : rows) {
+    SQ_ASSIGN_OR_RETURN(Statement u, db.Prepare("UPDATE jobs SET model_digest=? WHERE id=?"));
+    u.Bind(1, digest).Bind(2, id);
+    SQ_RETURN_IF_ERROR(u.Run());
+  }
+  return absl::OkStatus();
+}
 
 constexpr char kColumns[] =
     "id, lease_id, worker_id, cancel_requested, report_json, job, request_sha256, checkpoint_digest";
@@ -59,6 +95,22 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   return store;
 }
 
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::OpenReadOnly(const std::string& path) {
+  SQ_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::OpenReadOnly(path));
+  std::unique_ptr<JobStore> store(new JobStore(std::move(db)));
+  SQ_ASSIGN_OR_RETURN(Statement q, store->db_->Prepare("PRAGMA user_version"));
+  SQ_ASSIGN_OR_RETURN(bool row, q.Step());
+  const int version = row ? static_cast<int>(q.Int(0)) : 0;
+  if (version != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": database schema version ", version, ", this coordinator reads version ", kSchemaVersion,
+        version < kSchemaVersion ? " (start the coordinator once to migrate it; a read-only open never migrates)"
+                                 : " (it is newer than this coordinator)"));
+  }
+  store->schema_version_ = version;
+  return store;
+}
+
 absl::Status JobStore::Migrate() {
   SQ_ASSIGN_OR_RETURN(Statement q, db_->Prepare("PRAGMA user_version"));
   SQ_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -72,6 +124,7 @@ absl::Status JobStore::Migrate() {
   for (; version < kCount; ++version) {
     SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*db_));
     SQ_RETURN_IF_ERROR(db_->Exec(kMigrations[version]));
+    if (version + 1 == 4) SQ_RETURN_IF_ERROR(BackfillModelDigest(*db_));
     SQ_RETURN_IF_ERROR(db_->Exec(absl::StrCat("PRAGMA user_version = ", version + 1)));
     SQ_RETURN_IF_ERROR(tx.Commit());
   }
@@ -105,8 +158,8 @@ absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) 
   SQ_ASSIGN_OR_RETURN(
       Statement s,
       db_->Prepare("INSERT INTO jobs(job_id, idempotency_key, state, priority, requires_gpu, mem_estimate, "
-                   "lease_id, worker_id, cancel_requested, report_json, job, request_sha256, checkpoint_digest) "
-                   "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                   "lease_id, worker_id, cancel_requested, report_json, job, request_sha256, checkpoint_digest, "
+                   "model_digest, tenant) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   s.Bind(1, j.job.job_id());
   if (idempotency_key.empty()) {
     s.BindNull(2);
@@ -124,6 +177,8 @@ absl::Status JobStore::Insert(StoredJob& j, const std::string& idempotency_key) 
       .BindBlob(11, j.job.SerializeAsString());
   BindOptionalText(s, 12, j.request_sha256);
   BindOptionalText(s, 13, j.checkpoint_digest);
+  s.Bind(14, j.job.model_digest());
+  BindOptionalText(s, 15, j.job.tenant());
   SQ_RETURN_IF_ERROR(s.Run());
   SQ_ASSIGN_OR_RETURN(Statement q, db_->Prepare("SELECT last_insert_rowid()"));
   SQ_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -198,6 +253,47 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::List(v1::JobState state, int64_
                                                              "ORDER BY id DESC LIMIT ?")));
   s.Bind(1, static_cast<int64_t>(state))
       .Bind(2, static_cast<int64_t>(state))
+      .Bind(3, before_row)
+      .Bind(4, before_row)
+      .Bind(5, static_cast<int64_t>(limit));
+  return Query(s);
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::ListOfTenant(const std::string& tenant, v1::JobState state,
+                                                               int64_t before_row, int limit) {
+  // "" is stored as NULL; a named tenant uses index jobs_tenant(tenant, id).
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE ",
+                                                             tenant.empty() ? "(tenant IS NULL OR ?='')" : "tenant=?",
+                                                             " AND (?=0 OR state=?) AND (?=0 OR id<?) "
+                                                             "ORDER BY id DESC LIMIT ?")));
+  s.Bind(1, tenant)
+      .Bind(2, static_cast<int64_t>(state))
+      .Bind(3, static_cast<int64_t>(state))
+      .Bind(4, before_row)
+      .Bind(5, before_row)
+      .Bind(6, static_cast<int64_t>(limit));
+  return Query(s);
+}
+
+absl::Status JobStore::GrantBlob(const std::string& tenant, const std::string& digest) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("INSERT OR IGNORE INTO tenant_blobs(tenant, digest) VALUES(?,?)"));
+  s.Bind(1, tenant).Bind(2, digest);
+  return s.Run();
+}
+
+absl::StatusOr<bool> JobStore::TenantHasBlob(const std::string& tenant, const std::string& digest) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("SELECT 1 FROM tenant_blobs WHERE tenant=? AND digest=?"));
+  s.Bind(1, tenant).Bind(2, digest);
+  return s.Step();
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::SucceededOfModel(const std::string& model_digest,
+                                                                   int64_t before_row, int limit) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat("SELECT ", kColumns,
+                                                             " FROM jobs WHERE model_digest=? AND state=? "
+                                                             "AND (?=0 OR id<?) ORDER BY id DESC LIMIT ?")));
+  s.Bind(1, model_digest)
+      .Bind(2, static_cast<int64_t>(v1::SUCCEEDED))
       .Bind(3, before_row)
       .Bind(4, before_row)
       .Bind(5, static_cast<int64_t>(limit));

@@ -6,7 +6,10 @@
 //        state, priority, requires_gpu, mem_estimate, lease_id, worker_id,
 //        cancel_requested, report_json, job BLOB = squeeze.v1.Job,
 //        request_sha256 (v2; NULL for older rows),
-//        checkpoint_digest (v3; NULL = no checkpoint))
+//        checkpoint_digest (v3; NULL = no checkpoint),
+//        model_digest (v4, indexed with state; = job.model_digest, backfilled),
+//        tenant (v5; = job.tenant, NULL for "" and every older row))
+//   tenant_blobs(tenant, digest, PK) (v5): blobs a tenant may read
 //   events(job_id, seq, event BLOB = squeeze.v1.JobEvent, PK(job_id, seq))
 // Invariants: a job's events have seq 1..job.last_seq with no gaps; the
 // indexed columns always agree with the Job blob. Not thread-safe: the
@@ -42,8 +45,11 @@ struct StoredJob {
 
 class JobStore {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 5;
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+  // SQLITE_OPEN_READONLY, no migrations: FailedPrecondition unless the file is
+  // at kSchemaVersion. For `--verify` and for scans beside the writer (WAL).
+  static absl::StatusOr<std::unique_ptr<JobStore>> OpenReadOnly(const std::string& path);
 
   int schema_version() const { return schema_version_; }
   SqliteDb& db() { return *db_; }
@@ -58,6 +64,16 @@ class JobStore {
   absl::StatusOr<std::optional<StoredJob>> NextQueued(bool worker_has_gpu, int64_t worker_ram_bytes);
   // Newest first, rows < before_row (0 = from the newest), state 0 = any.
   absl::StatusOr<std::vector<StoredJob>> List(v1::JobState state, int64_t before_row, int limit);
+  // As List, only jobs of `tenant` ("" = rows without a tenant).
+  absl::StatusOr<std::vector<StoredJob>> ListOfTenant(const std::string& tenant, v1::JobState state,
+                                                      int64_t before_row, int limit);
+  // tenant_blobs: `tenant` may read blob `digest` (idempotent).
+  absl::Status GrantBlob(const std::string& tenant, const std::string& digest);
+  absl::StatusOr<bool> TenantHasBlob(const std::string& tenant, const std::string& digest);
+  // SUCCEEDED jobs of one model (index jobs_model), newest first, rows <
+  // before_row (0 = from the newest).
+  absl::StatusOr<std::vector<StoredJob>> SucceededOfModel(const std::string& model_digest, int64_t before_row,
+                                                          int limit);
 
   absl::Status AppendEvent(const v1::JobEvent& event);
   absl::StatusOr<std::vector<v1::JobEvent>> EventsAfter(const std::string& job_id, int64_t after_seq,

@@ -4,6 +4,7 @@
 //   squeeze-coordinator --listen 127.0.0.1:50051 --data-dir ./squeeze-data
 //
 // SIGTERM / SIGINT: stop accepting, end streams (clients resume), exit 0.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "server/auth/grpc_auth.h"
 #include "server/coordinator/coordinator.h"
 #include "proto/limits.h"
 #include "server/coordinator/recipe_check.h"
@@ -36,6 +38,8 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on (host:port; port 0 picks a free one)");
 ABSL_FLAG(std::string, data_dir, "squeeze-data", "directory for jobs.db and the object store");
 ABSL_FLAG(int64_t, lease_ttl_ms, 30000, "a worker lease expires when not renewed within this (ms)");
+ABSL_FLAG(int64_t, forget_worker_ms, 600000,
+          "forget a worker holding no lease and not seen for this long (ms; it registers again if it comes back)");
 ABSL_FLAG(int32_t, max_attempts, 3, "leases per job before it fails");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{64} << 30,
           "largest UploadModel accepted (sum of file sizes, bytes); larger ones fail with RESOURCE_EXHAUSTED");
@@ -64,6 +68,21 @@ ABSL_FLAG(std::string, grpc_web_port_file, "", "write the bound gRPC-web port he
 ABSL_FLAG(std::string, grpc_web_allow_origin, "",
           "CORS: an origin (scheme://host[:port], or *) allowed to call the gRPC-web port; repeatable and/or "
           "comma-separated; same-origin calls are always allowed");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM server certificate (chain): TLS on every listener (gRPC, gRPC-web, metrics); needs --tls-key; "
+          "empty = plaintext");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA that signs worker client certificates (mTLS): WorkerService then refuses peers without a "
+          "verified one; users still connect without one and authenticate with tokens");
+ABSL_FLAG(std::string, auth_config, "",
+          "YAML file of tenants, their bearer tokens' sha256 digests and limits (server/auth/auth_config.h); "
+          "every CompressionService call then needs 'authorization: Bearer <token>' and a tenant sees only its "
+          "own jobs and blobs; needs --tls-client-ca (workers authenticate with certificates); empty = one "
+          "implicit tenant, no tokens");
+ABSL_FLAG(std::string, grpc_web_allow_host, "",
+          "Host header values (host or host:port; repeatable and/or comma-separated) the gRPC-web port answers "
+          "to; others get 403 (DNS rebinding defence); empty = any");
 ABSL_FLAG(std::string, dashboard_dir, "",
           "serve the dashboard's built bundle (client/web/dist) on the gRPC-web port: GET / and its files");
 
@@ -141,6 +160,7 @@ int main(int argc, char** argv) {
   server::CoordinatorOptions options;
   options.data_dir = data_dir;
   options.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
+  options.forget_worker_ms = absl::GetFlag(FLAGS_forget_worker_ms);
   options.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
   options.validate_recipe = server::ValidateRecipe;
   options.validate_recipe_for_model = server::ValidateRecipeForModel;
@@ -154,11 +174,47 @@ int main(int argc, char** argv) {
     options.metrics = &metrics_registry;
     if (absl::Status s = metrics::AddProcessMetrics(metrics_registry); !s.ok()) return Fail(s.ToString());
   }
+  // Security: TLS material (read once; the HTTP listeners get the PEM text),
+  // tokens -> tenants. Plaintext and no tokens when no flag is given.
+  const std::string tls_cert = absl::GetFlag(FLAGS_tls_cert), tls_key = absl::GetFlag(FLAGS_tls_key);
+  const std::string tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  auto grpc_credentials = auth::ServerCredentialsFromFiles(tls_cert, tls_key, tls_client_ca);
+  if (!grpc_credentials.ok()) return Fail(std::string(grpc_credentials.status().message()));
+  std::string tls_cert_pem, tls_key_pem;
+  if (!tls_cert.empty()) {
+    auto cert = auth::ReadPemFile(tls_cert, "tls-cert");
+    auto key = auth::ReadPemFile(tls_key, "tls-key");
+    if (!cert.ok()) return Fail(std::string(cert.status().message()));
+    if (!key.ok()) return Fail(std::string(key.status().message()));
+    tls_cert_pem = *std::move(cert);
+    tls_key_pem = *std::move(key);
+  }
+  std::unique_ptr<auth::Authenticator> authenticator;
+  auth::ServerSecurity security;
+  security.require_worker_cert = !tls_client_ca.empty();
+  if (const std::string path = absl::GetFlag(FLAGS_auth_config); !path.empty()) {
+    if (tls_client_ca.empty()) {
+      return Fail("--auth-config needs --tls-client-ca (with --tls-cert/--tls-key): workers authenticate with "
+                  "client certificates, users with tokens");
+    }
+    absl::StatusOr<auth::AuthConfig> config = auth::AuthConfig::Load(path);
+    if (!config.ok()) return Fail(absl::StrCat("--auth-config: ", config.status().message()));
+    const size_t tenants = config->tenants.size();
+    authenticator = std::make_unique<auth::Authenticator>(*std::move(config), [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch()).count();
+    });
+    if (!metrics_listen.empty()) {
+      if (absl::Status s = authenticator->AddMetrics(metrics_registry); !s.ok()) return Fail(s.ToString());
+    }
+    security.authenticator = authenticator.get();
+    std::fprintf(stderr, "squeeze-coordinator: auth: %zu tenants from %s\n", tenants, path.c_str());
+  }
   auto coordinator = server::Coordinator::Open(options, *std::move(objects));
   if (!coordinator.ok()) return Fail(coordinator.status().ToString());
   std::unique_ptr<http::Server> metrics_server;
   if (!metrics_listen.empty()) {
-    auto started = http::StartMetricsServer(metrics_listen, metrics_registry);
+    auto started = http::StartMetricsServer(metrics_listen, metrics_registry, tls_cert_pem, tls_key_pem);
     if (!started.ok()) return Fail(absl::StrCat("--metrics-listen: ", started.status().message()));
     metrics_server = *std::move(started);
     std::fprintf(stderr, "squeeze-coordinator: metrics on port %d (GET /metrics)\n", metrics_server->port());
@@ -171,11 +227,11 @@ int main(int argc, char** argv) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  server::CompressionServiceImpl api((*coordinator).get());
-  server::WorkerServiceImpl workers((*coordinator).get());
+  server::CompressionServiceImpl api((*coordinator).get(), &security);
+  server::WorkerServiceImpl workers((*coordinator).get(), &security);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *grpc_credentials, &port);
   builder.SetMaxReceiveMessageSize(api::kMaxMessageBytes);
   builder.SetMaxSendMessageSize(api::kMaxMessageBytes);
   // Long-polls and watches each hold a thread: allow plenty.
@@ -187,7 +243,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&workers);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail(absl::StrCat("cannot listen on ", absl::GetFlag(FLAGS_listen)));
-  std::fprintf(stderr, "squeeze-coordinator: serving on port %d, data in %s, lease TTL %lld ms\n", port,
+  std::fprintf(stderr, "squeeze-coordinator: serving on port %d (%s), data in %s, lease TTL %lld ms\n", port,
+               tls_cert.empty() ? "plaintext" : (tls_client_ca.empty() ? "TLS" : "TLS, worker mTLS"),
                data_dir.c_str(), static_cast<long long>(options.lease_ttl_ms));
   if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
     if (absl::Status s = WriteFileAtomically(pf, absl::StrCat(port, "\n")); !s.ok()) {
@@ -202,6 +259,9 @@ int main(int argc, char** argv) {
     web.listen = web_listen;
     web.allowed_origins = grpcweb::RepeatedFlagValues(arg_storage, "grpc_web_allow_origin");
     web.dashboard_dir = absl::GetFlag(FLAGS_dashboard_dir);
+    web.allowed_hosts = grpcweb::RepeatedFlagValues(arg_storage, "grpc_web_allow_host");
+    web.tls_cert_pem = tls_cert_pem;
+    web.tls_key_pem = tls_key_pem;
     grpc::ChannelArguments channel_args;
     channel_args.SetMaxReceiveMessageSize(api::kMaxMessageBytes);
     channel_args.SetMaxSendMessageSize(api::kMaxMessageBytes);

@@ -24,32 +24,93 @@ grpc::Status Assign(absl::StatusOr<T> v, T* out) {
   return grpc::Status::OK;
 }
 grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
+#define SQ_RETURN_IF_GRPC_ERROR(expr)          \
+  do {                                         \
+    if (grpc::Status _s = (expr); !_s.ok()) return _s; \
+  } while (0)
 }  // namespace
 
-grpc::Status CompressionServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* r, v1::Job* out) {
+grpc::Status CompressionServiceImpl::Caller(grpc::ServerContext* ctx, bool worker_ok, auth::Principal* out) const {
+  SQ_RETURN_IF_GRPC_ERROR(auth::AuthenticateCaller(ctx, security_, out));
+  if (out->kind == auth::Principal::Kind::kWorker && !worker_ok) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "a worker certificate may only upload and download blobs; users authenticate with a "
+                        "bearer token");
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CompressionServiceImpl::CheckJobVisible(const auth::Principal& p, const std::string& job_id) const {
+  if (!p.scoped()) return grpc::Status::OK;
+  absl::StatusOr<v1::Job> job = c_->GetJob(job_id);
+  if (!job.ok()) return ToGrpc(job.status());
+  if (job->tenant() != p.tenant) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("job ", job_id, " not found"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CompressionServiceImpl::CheckBlobVisible(const auth::Principal& p, const std::string& digest) const {
+  if (!p.scoped()) return grpc::Status::OK;
+  absl::StatusOr<bool> owned = c_->TenantHasBlob(p.tenant, digest);
+  if (!owned.ok()) return ToGrpc(owned.status());
+  if (!*owned) return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("object ", digest, " not found"));
+  return grpc::Status::OK;
+}
+
+grpc::Status CompressionServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* r,
+                                              v1::Job* out) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  if (p.scoped()) {
+    // Inputs must be the tenant's own uploads (same answer as a missing blob).
+    const std::pair<const char*, const std::string*> refs[] = {
+        {"model_digest", &r->model_digest()}, {"calib_digest", &r->calib_digest()}, {"eval_digest", &r->eval_digest()}};
+    for (const auto& [field, digest] : refs) {
+      if (digest->empty() || !store::IsSha256Hex(*digest)) continue;  // Submit explains these
+      absl::StatusOr<bool> owned = c_->TenantHasBlob(p.tenant, *digest);
+      if (!owned.ok()) return ToGrpc(owned.status());
+      if (!*owned) {
+        return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                            absl::StrCat(field, ": ", *digest, " is not in the object store (upload it first)"));
+      }
+    }
+  }
   const auto start = std::chrono::steady_clock::now();
-  grpc::Status s = Assign(c_->Submit(*r), out);
+  grpc::Status s = Assign(c_->Submit(*r, p.tenant), out);
   if (CoordinatorMetrics* m = c_->metrics()) {
     m->Submitted(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), s.error_code());
   }
   return s;
 }
 
-grpc::Status CompressionServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* r, v1::Job* out) {
+grpc::Status CompressionServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* r, v1::Job* out) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  SQ_RETURN_IF_GRPC_ERROR(CheckJobVisible(p, r->job_id()));
   return Assign(c_->GetJob(r->job_id()), out);
 }
 
-grpc::Status CompressionServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* r,
+grpc::Status CompressionServiceImpl::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* r,
                                               v1::ListJobsResponse* out) {
-  return Assign(c_->ListJobs(*r), out);
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  return Assign(c_->ListJobs(*r, p.scoped() ? &p.tenant : nullptr), out);
 }
 
-grpc::Status CompressionServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* r, v1::Job* out) {
+grpc::Status CompressionServiceImpl::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* r,
+                                              v1::Job* out) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  SQ_RETURN_IF_GRPC_ERROR(CheckJobVisible(p, r->job_id()));
   return Assign(c_->Cancel(r->job_id()), out);
 }
 
 grpc::Status CompressionServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* r,
                                               grpc::ServerWriter<v1::JobEvent>* writer) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  SQ_RETURN_IF_GRPC_ERROR(CheckJobVisible(p, r->job_id()));
   if (r->after_seq() < 0) return Invalid("after_seq: must be >= 0");
   int64_t after = r->after_seq();
   while (!ctx->IsCancelled()) {
@@ -67,8 +128,18 @@ grpc::Status CompressionServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1
   return grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
 }
 
-grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::ServerReader<v1::UploadChunk>* reader,
+grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext* ctx,
+                                                 grpc::ServerReader<v1::UploadChunk>* reader,
                                                  v1::UploadModelResponse* out) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, true, &p));
+  // The cap: the server's, or the tenant's when that is lower (bytes).
+  int64_t max_upload = c_->max_upload_bytes();
+  const char* cap_name = "--max-upload-bytes";
+  if (p.scoped() && p.max_upload_bytes > 0 && p.max_upload_bytes < max_upload) {
+    max_upload = p.max_upload_bytes;
+    cap_name = "the tenant's max_upload_bytes";
+  }
   // Every file goes to an uncommitted blob writer; nothing becomes visible until
   // the Finish message has arrived and every size and digest checks out.
   struct Pending {
@@ -102,10 +173,10 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
         if (h.size() < 0) return Invalid(absl::StrCat("file ", h.path(), ": negative size"));
         // Data chunks never exceed a file's declared size, so capping the
         // declared total bounds what this upload can write.
-        if (h.size() > c_->max_upload_bytes() - declared_total) {
+        if (h.size() > max_upload - declared_total) {
           return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                              absl::StrCat("file ", h.path(), ": upload exceeds --max-upload-bytes ",
-                                           c_->max_upload_bytes(), " (", declared_total, " + ", h.size(),
+                              absl::StrCat("file ", h.path(), ": upload exceeds ", cap_name, " ",
+                                           max_upload, " (", declared_total, " + ", h.size(),
                                            " bytes declared); nothing stored"));
         }
         declared_total += h.size();
@@ -162,9 +233,22 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
   }
   const std::string json = manifest.ToJson();
   const std::string manifest_digest = store::Sha256Hex(json);
-  out->set_deduplicated(c_->objects().Contains(manifest_digest));
+  if (p.scoped()) {
+    // Only the tenant's own earlier uploads count: the store is shared.
+    absl::StatusOr<bool> owned = c_->TenantHasBlob(p.tenant, manifest_digest);
+    if (!owned.ok()) return ToGrpc(owned.status());
+    out->set_deduplicated(*owned);
+  } else {
+    out->set_deduplicated(c_->objects().Contains(manifest_digest));
+  }
   absl::StatusOr<std::string> stored = c_->objects().Put(json);
   if (!stored.ok()) return ToGrpc(stored.status());
+  if (p.scoped()) {
+    for (const store::ManifestEntry& e : manifest.files) {
+      if (absl::Status s = c_->GrantBlob(p.tenant, e.sha256); !s.ok()) return ToGrpc(s);
+    }
+    if (absl::Status s = c_->GrantBlob(p.tenant, *stored); !s.ok()) return ToGrpc(s);
+  }
   out->set_digest(*stored);
   out->set_total_bytes(manifest.TotalBytes());
   out->set_file_count(static_cast<int>(manifest.files.size()));
@@ -173,9 +257,13 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext*, grpc::Ser
 
 grpc::Status CompressionServiceImpl::DownloadArtifact(grpc::ServerContext* ctx, const v1::DownloadArtifactRequest* r,
                                                       grpc::ServerWriter<v1::DataChunk>* writer) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, true, &p));
   std::string digest = r->digest();
+  if (!digest.empty()) SQ_RETURN_IF_GRPC_ERROR(CheckBlobVisible(p, digest));
   if (digest.empty()) {
     if (r->job_id().empty()) return Invalid("one of job_id or digest is required");
+    SQ_RETURN_IF_GRPC_ERROR(CheckJobVisible(p, r->job_id()));
     absl::StatusOr<v1::Job> job = c_->GetJob(r->job_id());
     if (!job.ok()) return ToGrpc(job.status());
     if (job->state() != v1::SUCCEEDED) {
@@ -207,23 +295,31 @@ grpc::Status CompressionServiceImpl::DownloadArtifact(grpc::ServerContext* ctx, 
   return grpc::Status::OK;
 }
 
-grpc::Status CompressionServiceImpl::GetReport(grpc::ServerContext*, const v1::GetReportRequest* r,
+grpc::Status CompressionServiceImpl::GetReport(grpc::ServerContext* ctx, const v1::GetReportRequest* r,
                                                v1::GetReportResponse* out) {
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  SQ_RETURN_IF_GRPC_ERROR(CheckJobVisible(p, r->job_id()));
   return Assign(c_->GetReport(r->job_id()), out);
 }
 
-grpc::Status CompressionServiceImpl::GetPareto(grpc::ServerContext*, const v1::GetParetoRequest* r,
+grpc::Status CompressionServiceImpl::GetPareto(grpc::ServerContext* ctx, const v1::GetParetoRequest* r,
                                                v1::GetParetoResponse* out) {
-  return Assign(c_->GetPareto(*r), out);
+  auth::Principal p;
+  SQ_RETURN_IF_GRPC_ERROR(Caller(ctx, false, &p));
+  if (p.scoped() && !r->job_id().empty()) SQ_RETURN_IF_GRPC_ERROR(CheckJobVisible(p, r->job_id()));
+  return Assign(c_->GetPareto(*r, p.scoped() ? &p.tenant : nullptr), out);
 }
 
-grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* r,
+grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext* ctx, const v1::RegisterWorkerRequest* r,
                                                v1::RegisterWorkerResponse* out) {
+  SQ_RETURN_IF_GRPC_ERROR(auth::CheckWorkerPeer(*ctx, security_));
   return Assign(c_->RegisterWorker(r->capabilities()), out);
 }
 
 grpc::Status WorkerServiceImpl::LeaseTask(grpc::ServerContext* ctx, const v1::LeaseTaskRequest* r,
                                           v1::LeaseTaskResponse* out) {
+  SQ_RETURN_IF_GRPC_ERROR(auth::CheckWorkerPeer(*ctx, security_));
   absl::StatusOr<std::optional<v1::Task>> t =
       c_->LeaseTask(r->worker_id(), r->wait_ms(), [ctx] { return ctx->IsCancelled(); });
   if (!t.ok()) return ToGrpc(t.status());
@@ -234,17 +330,21 @@ grpc::Status WorkerServiceImpl::LeaseTask(grpc::ServerContext* ctx, const v1::Le
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* r,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* r,
                                           v1::HeartbeatResponse* out) {
+  SQ_RETURN_IF_GRPC_ERROR(auth::CheckWorkerPeer(*ctx, security_));
   return Assign(c_->Heartbeat(*r), out);
 }
-grpc::Status WorkerServiceImpl::CompleteTask(grpc::ServerContext*, const v1::CompleteTaskRequest* r, v1::TaskAck* out) {
+grpc::Status WorkerServiceImpl::CompleteTask(grpc::ServerContext* ctx, const v1::CompleteTaskRequest* r, v1::TaskAck* out) {
+  SQ_RETURN_IF_GRPC_ERROR(auth::CheckWorkerPeer(*ctx, security_));
   return Assign(c_->CompleteTask(*r), out);
 }
-grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext*, const v1::FailTaskRequest* r, v1::TaskAck* out) {
+grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* ctx, const v1::FailTaskRequest* r, v1::TaskAck* out) {
+  SQ_RETURN_IF_GRPC_ERROR(auth::CheckWorkerPeer(*ctx, security_));
   return Assign(c_->FailTask(*r), out);
 }
-grpc::Status WorkerServiceImpl::ReleaseTask(grpc::ServerContext*, const v1::ReleaseTaskRequest* r, v1::TaskAck* out) {
+grpc::Status WorkerServiceImpl::ReleaseTask(grpc::ServerContext* ctx, const v1::ReleaseTaskRequest* r, v1::TaskAck* out) {
+  SQ_RETURN_IF_GRPC_ERROR(auth::CheckWorkerPeer(*ctx, security_));
   return Assign(c_->ReleaseTask(*r), out);
 }
 

@@ -58,6 +58,18 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   return db;
 }
 
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::OpenReadOnly(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr);
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
+  if (rc != SQLITE_OK) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open database read-only: ", raw ? sqlite3_errmsg(raw) : "oom"));
+  }
+  sqlite3_busy_timeout(raw, 5000);
+  return db;
+}
+
 SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
 
 absl::Status SqliteDb::Exec(absl::string_view sql) {

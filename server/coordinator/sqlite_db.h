@@ -46,6 +46,11 @@ class SqliteDb {
   // Opens (creating) the database with WAL journaling and synchronous=FULL, so a
   // committed transaction survives kill -9 and power loss.
   static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(const std::string& path);
+  // Opens an existing database with SQLITE_OPEN_READONLY: no file is created,
+  // no pragma that writes runs, and every write statement fails. Safe beside a
+  // live coordinator (WAL: readers see the last committed snapshot; the only
+  // file a reader touches is jobs.db-shm, SQLite's shared-memory index).
+  static absl::StatusOr<std::unique_ptr<SqliteDb>> OpenReadOnly(const std::string& path);
   ~SqliteDb();
 
   absl::Status Exec(absl::string_view sql);

@@ -28,7 +28,7 @@ absl::StatusOr<DataDirReport> VerifyDataDir(const std::string& data_dir) {
   if (!fs::is_regular_file(db_path, ec)) return absl::NotFoundError(absl::StrCat(db_path, ": no such database"));
   // The raw database first: integrity_check reports "ok" or one row per problem.
   {
-    SQ_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(db_path));
+    SQ_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::OpenReadOnly(db_path));
     SQ_ASSIGN_OR_RETURN(Statement q, db->Prepare("PRAGMA integrity_check"));
     while (true) {
       SQ_ASSIGN_OR_RETURN(bool row, q.Step());
@@ -36,7 +36,7 @@ absl::StatusOr<DataDirReport> VerifyDataDir(const std::string& data_dir) {
       if (q.Text(0) != "ok") r.problems.push_back(absl::StrCat("jobs.db: integrity_check: ", q.Text(0)));
     }
   }
-  SQ_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> jobs, JobStore::Open(db_path));
+  SQ_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> jobs, JobStore::OpenReadOnly(db_path));
   std::vector<StoredJob> all;
   for (int64_t before = 0;;) {
     SQ_ASSIGN_OR_RETURN(std::vector<StoredJob> page, jobs->List(v1::JOB_STATE_UNSPECIFIED, before, 500));
@@ -60,8 +60,10 @@ absl::StatusOr<DataDirReport> VerifyDataDir(const std::string& data_dir) {
     }
   }
   // The object store, then what the jobs point at.
+  store::LocalStoreOptions read_only;
+  read_only.read_only = true;
   SQ_ASSIGN_OR_RETURN(std::unique_ptr<store::LocalObjectStore> objects,
-                      store::LocalObjectStore::Open(data_dir + "/objects"));
+                      store::LocalObjectStore::Open(data_dir + "/objects", read_only));
   SQ_ASSIGN_OR_RETURN(store::StoreVerifyReport s, objects->Verify());
   r.blobs = s.blobs;
   r.bytes = s.bytes;

@@ -1,5 +1,7 @@
-// `squeeze-coordinator --verify`: offline integrity check of a data dir (run
-// it while no coordinator is using the directory).
+// `squeeze-coordinator --verify`: integrity check of a data dir. Read-only
+// (SQLITE_OPEN_READONLY, no migrations; the object store opened read-only, so
+// objects/tmp is left alone): safe beside a live coordinator, whose
+// uncommitted writes it does not see.
 //   - jobs.db passes SQLite's PRAGMA integrity_check;
 //   - every job's events are seq 1..last_seq with no gaps;
 //   - the object store passes LocalObjectStore::Verify (each blob hashes to its

@@ -78,12 +78,43 @@ bool CorsPolicy::NamedExactly(absl::string_view origin) const {
   return false;
 }
 
-namespace {
-bool SameOrigin(const http::Request& request, absl::string_view origin) {
-  const std::string host = request.Header("host");
-  return !host.empty() && absl::EqualsIgnoreCase(origin, absl::StrCat("http://", host));
+absl::Status CorsPolicy::SetHosts(const std::vector<std::string>& hosts, bool https) {
+  scheme_ = https ? "https" : "http";
+  hosts_.clear();
+  for (const std::string& value : hosts) {
+    for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+      const absl::string_view h = absl::StripAsciiWhitespace(part);
+      bool ok = !h.empty();
+      for (char c : h) {
+        const auto u = static_cast<unsigned char>(c);
+        if (!(absl::ascii_isalnum(u) || c == '-' || c == '.' || c == ':' || c == '[' || c == ']')) ok = false;
+      }
+      if (!ok) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--grpc-web-allow-host: \"", part, "\" is not a host or host:port"));
+      }
+      hosts_.push_back(absl::AsciiStrToLower(h));
+    }
+  }
+  return absl::OkStatus();
 }
-}  // namespace
+
+bool CorsPolicy::HostAllowed(const http::Request& request) const {
+  if (hosts_.empty()) return true;
+  const std::string host = absl::AsciiStrToLower(request.Header("host"));
+  for (const std::string& h : hosts_) {
+    if (h == host) return true;
+  }
+  return false;
+}
+
+bool CorsPolicy::SameOrigin(const http::Request& request, absl::string_view origin) const {
+  // Host is chosen by whoever resolved the name: only a listed Host makes
+  // Origin == scheme://Host mean "the dashboard served from this port".
+  const std::string host = request.Header("host");
+  return !host.empty() && HostAllowed(request) &&
+         absl::EqualsIgnoreCase(origin, absl::StrCat(scheme_, "://", host));
+}
 
 bool CorsPolicy::Allows(const http::Request& request) const {
   const std::string origin = request.Header("origin");

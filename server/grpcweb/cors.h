@@ -1,8 +1,8 @@
 // CORS for the gRPC-web port (Fetch standard; PROTOCOL-WEB.md "CORS preflight").
 //
 // Policy: a request without Origin (curl, Node, same-origin GET) is served
-// without CORS headers; a same-origin request (Origin equals http://<Host>) is
-// allowed; otherwise Origin must be in the allow-list (exact
+// without CORS headers; a same-origin request (Origin equals
+// <scheme>://<Host>, scheme https on a TLS port) is allowed; otherwise Origin must be in the allow-list (exact
 // "scheme://host[:port]", or "*" for any). An allowed cross-origin request
 // gets Access-Control-Allow-Origin echoing its origin (never "*", so
 // credentials / Authorization work), Allow-Credentials, Vary: Origin and
@@ -30,6 +30,15 @@ class CorsPolicy {
 
   const std::vector<std::string>& origins() const { return origins_; }
 
+  // DNS rebinding defence: `hosts` (flag values, each a host or host:port, or
+  // comma-separated lists) are the Host header values this port answers to;
+  // empty = any (the same-origin shortcut then trusts Host, as before).
+  // `https`: same-origin means Origin https://<Host>. InvalidArgument naming
+  // a malformed value.
+  absl::Status SetHosts(const std::vector<std::string>& hosts, bool https);
+  // True when the request's Host is allowed (always, without a host list).
+  bool HostAllowed(const http::Request& request) const;
+
   // True when `request` may be answered: no Origin, same origin, or listed.
   bool Allows(const http::Request& request) const;
   // Adds the CORS response headers for an allowed request with an Origin
@@ -44,7 +53,10 @@ class CorsPolicy {
   // those get Access-Control-Allow-Credentials (a wildcard that also allowed
   // credentials would let any site make credentialed calls).
   bool NamedExactly(absl::string_view origin) const;
+  bool SameOrigin(const http::Request& request, absl::string_view origin) const;
   std::vector<std::string> origins_;
+  std::vector<std::string> hosts_;  // lower case; empty = any Host
+  std::string scheme_ = "http";
 };
 
 // Values of a repeatable flag in `args` (argv after the program name is fine

@@ -164,6 +164,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayOptions& op
                                                         std::shared_ptr<grpc::Channel> upstream) {
   absl::StatusOr<CorsPolicy> cors = CorsPolicy::Parse(options.allowed_origins);
   if (!cors.ok()) return cors.status();
+  if (absl::Status s = cors->SetHosts(options.allowed_hosts, !options.tls_cert_pem.empty()); !s.ok()) return s;
   std::unique_ptr<Gateway> g(new Gateway(options, *std::move(cors), std::move(upstream)));
   http::Router router;
   const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
@@ -178,7 +179,13 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayOptions& op
       Gateway* self = g.get();
       router.Handle("POST", method.path,
                     [self, method](const http::Request& r) { return self->HandleCall(method, r); });
-      router.Handle("OPTIONS", method.path, [self](const http::Request& r) { return self->cors_.Preflight(r); });
+      router.Handle("OPTIONS", method.path, [self](const http::Request& r) {
+        if (!self->cors_.HostAllowed(r)) {
+          return http::Response::Text(403, absl::StrCat("Host \"", r.Header("host"),
+                                                        "\" is not allowed (coordinator flag --grpc-web-allow-host)\n"));
+        }
+        return self->cors_.Preflight(r);
+      });
     }
   }
   if (!options.dashboard_dir.empty()) {
@@ -189,6 +196,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayOptions& op
   http_options.max_body_bytes = options.max_body_bytes;
   http_options.max_connections = options.max_connections;
   http_options.name = "grpc-web";
+  http_options.tls_cert_pem = options.tls_cert_pem;
+  http_options.tls_key_pem = options.tls_key_pem;
   absl::StatusOr<std::unique_ptr<http::Server>> server = http::Server::Start(http_options, std::move(router));
   if (!server.ok()) return server.status();
   g->http_ = *std::move(server);
@@ -196,6 +205,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const GatewayOptions& op
 }
 
 http::Response Gateway::HandleCall(const Method& method, const http::Request& request) {
+  if (!cors_.HostAllowed(request)) {
+    return ErrorResponse(403, grpc::StatusCode::PERMISSION_DENIED,
+                         absl::StrCat("Host \"", request.Header("host"),
+                                      "\" is not allowed (coordinator flag --grpc-web-allow-host)"));
+  }
   if (!cors_.Allows(request)) {
     return ErrorResponse(403, grpc::StatusCode::PERMISSION_DENIED,
                          absl::StrCat("origin ", request.Header("origin"),
@@ -209,13 +223,16 @@ http::Response Gateway::HandleCall(const Method& method, const http::Request& re
     return r;
   };
   if (!encoding.ok()) return fail(415, grpc::StatusCode::INVALID_ARGUMENT, std::string(encoding.status().message()));
-  std::string raw;
+  // The body is parsed in place (binary) or once decoded (-text); each
+  // message is then copied once, into its frame, and handed to gRPC without
+  // another copy (UpstreamCall::Send(&&)).
+  std::string decoded_text;
+  absl::string_view raw = request.body;
   if (*encoding == Encoding::kText) {
     absl::StatusOr<std::string> decoded = DecodeBase64Segments(request.body);
     if (!decoded.ok()) return fail(400, grpc::StatusCode::INVALID_ARGUMENT, std::string(decoded.status().message()));
-    raw = *std::move(decoded);
-  } else {
-    raw = request.body;
+    decoded_text = *std::move(decoded);
+    raw = decoded_text;
   }
   absl::StatusOr<std::vector<Frame>> frames = ParseFrames(raw, kMaxMessageBytes);
   if (!frames.ok()) return fail(400, grpc::StatusCode::INVALID_ARGUMENT, std::string(frames.status().message()));
@@ -224,6 +241,8 @@ http::Response Gateway::HandleCall(const Method& method, const http::Request& re
     if (f.is_trailer()) return fail(400, grpc::StatusCode::INVALID_ARGUMENT, "a gRPC-web request has no trailer frames");
     messages.push_back(std::move(f.payload));
   }
+  frames->clear();
+  std::string().swap(decoded_text);
   std::optional<std::chrono::system_clock::time_point> deadline;
   if (const std::string t = request.Header("grpc-timeout"); !t.empty()) {
     absl::StatusOr<std::chrono::nanoseconds> timeout = ParseGrpcTimeout(t);
@@ -236,7 +255,7 @@ http::Response Gateway::HandleCall(const Method& method, const http::Request& re
   auto call = std::make_shared<UpstreamCall>(
       stub_, method.path, MetadataFromHeaders(request.headers), deadline,
       [this, fd] { return stopping_.load() || PeerHungUp(fd); }, options_.poll_interval);
-  call->Send(messages);
+  call->Send(std::move(messages));
   std::optional<std::string> first = call->Read();
 
   http::Response r;

@@ -50,6 +50,12 @@ struct GatewayOptions {
   // generated descriptor pool (the binary must link their generated code).
   std::vector<std::string> services = {"squeeze.v1.CompressionService"};
   std::string dashboard_dir;  // "" = no static files
+  // Host header values answered (cors.h SetHosts); empty = any. A call or
+  // preflight with another Host gets 403 (DNS rebinding defence).
+  std::vector<std::string> allowed_hosts;
+  // HTTPS: PEM text of the certificate (chain) and key; both empty = HTTP.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
   int64_t max_body_bytes = 24 << 20;  // a 16 MiB message base64-encoded fits
   int max_connections = 256;
   std::chrono::milliseconds poll_interval{100};  // how often a waiting call checks for hang-up/stop

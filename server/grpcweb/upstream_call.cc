@@ -11,6 +11,16 @@ grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
+// Takes ownership of `bytes` without copying them: the slice frees the
+// string when gRPC is done with it.
+grpc::ByteBuffer StealIntoByteBuffer(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc_slice raw = grpc_slice_new_with_user_data(
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  grpc::Slice slice(raw, grpc::Slice::STEAL_REF);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 std::string FromByteBuffer(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   std::string out;
@@ -73,14 +83,18 @@ bool UpstreamCall::Await(void* tag, bool cancellable) {
 }
 
 bool UpstreamCall::Send(const std::vector<std::string>& messages) {
+  return Send(std::vector<std::string>(messages));
+}
+
+bool UpstreamCall::Send(std::vector<std::string>&& messages) {
   started_ = true;
   rw_->StartCall(this);
   if (!Await(this)) {
     ended_ = true;
     return false;
   }
-  for (const std::string& m : messages) {
-    rw_->Write(ToByteBuffer(m), this);
+  for (std::string& m : messages) {
+    rw_->Write(StealIntoByteBuffer(std::move(m)), this);
     if (!Await(this)) {
       ended_ = true;
       return false;

@@ -41,6 +41,8 @@ class UpstreamCall {
   // Starts the call, writes `messages` in order and half-closes. Returns false
   // when the call ended early (Read then returns nullopt; Finish says why).
   bool Send(const std::vector<std::string>& messages);
+  // The same, handing each message's bytes to gRPC without a copy.
+  bool Send(std::vector<std::string>&& messages);
   // The next response message, or nullopt once the stream has ended.
   std::optional<std::string> Read();
   // The final status; call after Read returned nullopt (or Send false).

@@ -196,18 +196,34 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (options.max_body_bytes < 0 || options.max_connections <= 0 || options.idle_timeout_s <= 0) {
     return absl::InvalidArgumentError("http server: limits must be positive");
   }
+  const bool tls = !options.tls_cert_pem.empty() || !options.tls_key_pem.empty();
+  if (tls && (options.tls_cert_pem.empty() || options.tls_key_pem.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(options.name, ": TLS needs both a certificate and a key"));
+  }
+  if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options.name, ": this libmicrohttpd was built without TLS support"));
+  }
   absl::StatusOr<Listener> listener = ListenTcp(options.listen);
   if (!listener.ok()) return listener.status();
   std::unique_ptr<Server> s(new Server(options, std::move(router)));
   s->port_ = listener->port;
   const unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-                         MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                         MHD_USE_ITC | MHD_USE_ERROR_LOG | (tls ? static_cast<unsigned>(MHD_USE_TLS) : 0u);
+  // The PEM strings live in s->options_ for the daemon's lifetime (MHD keeps
+  // the pointers). Without TLS the HTTPS options are skipped (MHD_OPTION_END
+  // ends the list early there).
+  MHD_OptionItem tls_options[] = {
+      {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, const_cast<char*>(s->options_.tls_cert_pem.c_str())},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, const_cast<char*>(s->options_.tls_key_pem.c_str())},
+      {MHD_OPTION_END, 0, nullptr}};
   s->daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &OnRequest, s.get(),                         //
                                 MHD_OPTION_EXTERNAL_LOGGER, &LogError, s.get(),  // first: it covers the rest
                                 MHD_OPTION_LISTEN_SOCKET, listener->fd,                                   //
                                 MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),  //
                                 MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.idle_timeout_s),  //
                                 MHD_OPTION_NOTIFY_COMPLETED, &OnCompleted, s.get(),                      //
+                                MHD_OPTION_ARRAY, tls_options,                                            //
                                 MHD_OPTION_END);
   if (s->daemon_ == nullptr) {
     ::close(listener->fd);

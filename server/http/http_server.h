@@ -85,6 +85,10 @@ struct ServerOptions {
   int max_connections = 64;             // more are refused at accept
   int idle_timeout_s = 60;              // a connection silent this long is closed
   std::string name = "http";            // prefix of error log lines
+  // HTTPS (TLS by libmicrohttpd's GnuTLS backend): PEM text of the server
+  // certificate (chain) and its private key; both empty = plain HTTP.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
 };
 
 class Server {
@@ -96,6 +100,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }
+  bool tls() const { return !options_.tls_cert_pem.empty(); }
   // Stops accepting and joins every connection thread (waits for handlers and
   // streams in progress to return). Idempotent.
   void Stop();

@@ -14,7 +14,9 @@ void AddMetricsRoute(Router& router, const metrics::Registry& registry) {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> StartMetricsServer(const std::string& listen,
-                                                           const metrics::Registry& registry) {
+                                                           const metrics::Registry& registry,
+                                                           const std::string& tls_cert_pem,
+                                                           const std::string& tls_key_pem) {
   Router router;
   AddMetricsRoute(router, registry);
   ServerOptions options;
@@ -22,6 +24,8 @@ absl::StatusOr<std::unique_ptr<Server>> StartMetricsServer(const std::string& li
   options.name = "metrics";
   options.max_body_bytes = 64 << 10;  // /metrics takes no body
   options.max_connections = 16;
+  options.tls_cert_pem = tls_cert_pem;
+  options.tls_key_pem = tls_key_pem;
   return Server::Start(options, std::move(router));
 }
 

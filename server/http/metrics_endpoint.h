@@ -15,7 +15,10 @@ namespace squeeze::http {
 void AddMetricsRoute(Router& router, const metrics::Registry& registry);
 
 // A server with only /metrics, on `listen` (host:port); the programs' --metrics-listen.
+// `tls_cert_pem` / `tls_key_pem`: both set = HTTPS (ServerOptions), both empty = HTTP.
 absl::StatusOr<std::unique_ptr<Server>> StartMetricsServer(const std::string& listen,
-                                                           const metrics::Registry& registry);
+                                                           const metrics::Registry& registry,
+                                                           const std::string& tls_cert_pem = "",
+                                                           const std::string& tls_key_pem = "");
 
 }  // namespace squeeze::http

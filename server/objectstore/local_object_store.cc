@@ -111,11 +111,18 @@ class LocalBlobWriter : public BlobWriter {
 absl::StatusOr<std::unique_ptr<LocalObjectStore>> LocalObjectStore::Open(const std::string& root,
                                                                          LocalStoreOptions options) {
   if (options.max_bytes < 0) return absl::InvalidArgumentError("store max_bytes: must be >= 0 (0 = no quota)");
-  SQ_RETURN_IF_ERROR(MakeDirs(root + "/blobs"));
   std::error_code ec;
-  fs::remove_all(root + "/tmp", ec);
-  SQ_RETURN_IF_ERROR(MakeDirs(root + "/tmp"));
+  if (options.read_only) {
+    if (!fs::is_directory(root + "/blobs", ec)) {
+      return absl::NotFoundError(absl::StrCat(root, "/blobs: no such directory (read-only open creates nothing)"));
+    }
+  } else {
+    SQ_RETURN_IF_ERROR(MakeDirs(root + "/blobs"));
+    fs::remove_all(root + "/tmp", ec);
+    SQ_RETURN_IF_ERROR(MakeDirs(root + "/tmp"));
+  }
   std::unique_ptr<LocalObjectStore> store(new LocalObjectStore(root));
+  store->read_only_ = options.read_only;
   store->shared_->max_bytes = options.max_bytes;
   // Usage: one scan now; commits add to it afterwards.
   ec.clear();
@@ -185,6 +192,7 @@ std::string LocalObjectStore::BlobPath(const std::string& digest) const {
 }
 
 absl::StatusOr<std::unique_ptr<BlobWriter>> LocalObjectStore::NewBlob() {
+  if (read_only_) return absl::FailedPreconditionError(absl::StrCat(root_, ": object store opened read-only"));
   SQ_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::CreateUnnamed(root_ + "/tmp", 0444));
   return std::unique_ptr<BlobWriter>(std::make_unique<LocalBlobWriter>(this, std::move(file), shared_));
 }

@@ -24,6 +24,9 @@ namespace squeeze::store {
 
 struct LocalStoreOptions {
   int64_t max_bytes = 0;  // quota on stored + in-progress bytes; 0 = none
+  // Read-only (`--verify` beside a live coordinator): Open creates nothing and
+  // leaves tmp/ alone (uploads in progress survive); NewBlob fails.
+  bool read_only = false;
 };
 
 // What VerifyStore found: every blob's content hashes to its name, every
@@ -37,7 +40,8 @@ struct StoreVerifyReport {
 
 class LocalObjectStore : public ObjectStore {
  public:
-  // Creates the layout if needed and removes leftovers from crashed writers.
+  // Creates the layout if needed and removes leftovers from crashed writers
+  // (read-write), or only checks that <root>/blobs exists (options.read_only).
   static absl::StatusOr<std::unique_ptr<LocalObjectStore>> Open(const std::string& root,
                                                                 LocalStoreOptions options = {});
 
@@ -75,6 +79,7 @@ class LocalObjectStore : public ObjectStore {
  private:
   explicit LocalObjectStore(std::string root) : root_(std::move(root)) {}
   std::string root_;
+  bool read_only_ = false;
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };
 

@@ -15,6 +15,9 @@
 //                      GEMV/GEMM of the dequantized matrix over the same pool
 //                      and chunks, time / ours), vs_ref (the plain reference,
 //                      time / ours; n = 1 only, it is slow).
+//   BM_GgmlBlockGemv   ggml Q4_0 / Q8_0 blocks (q8_0_gemm.h: activations
+//                      quantized to Q8_0 on the fly, as llama.cpp), same
+//                      shapes and counters as BM_PackedIntGemv.
 //   BM_Int8Gemm        W8A8 int8 x int8 (per-row x per-token scales),
 //                      m = 1, 16, 128 tokens: vs_eigen (fp32 GEMM of the
 //                      same shape), vs_ref.
@@ -26,9 +29,9 @@
 // Run: build-*/tests/bench/bench_kernels [--benchmark_filter=...]
 // Threads: SQUEEZE_THREADS (default: all cores). Variant: SQUEEZE_KERNELS.
 //
-// llama.cpp comparison (issue #9): needs a GGUF export of a synthetic model
-// with these shapes (Q4_0 / Q8_0 / F32) and node-llama-cpp in tests/node; see
-// the note in README.md (Kernels) for how to hook it up.
+// llama.cpp comparison (issue #9): tests/bench/llamacpp/run_llamacpp_bench.sh
+// (a Llama-7B-shaped model in GGUF and in our format, whole-model prefill and
+// decode tokens/s beside node-llama-cpp in the same run).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -46,6 +49,7 @@
 #include "workers/kernels/cpu/gemm_f32.h"
 #include "workers/kernels/cpu/int8_gemm.h"
 #include "workers/kernels/cpu/packed_int_gemm.h"
+#include "workers/kernels/cpu/q8_0_gemm.h"
 
 namespace squeeze::kernels {
 namespace {
@@ -224,6 +228,76 @@ BENCHMARK(BM_PackedIntGemv)
     ->ArgsProduct({{4, 8}, {11008}, {4096}, {1, 16}, {0, 1}})
     ->Args({4, 4096, 11008, 1, 1})
     ->Args({4, 4096, 11008, 1, 0})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------- Q4_0 / Q8_0 blocks
+
+// ggml block weights (random codes, fp16 scales ~0.01) as llama.cpp stores them.
+std::vector<uint8_t> MakeGgmlBlocks(GgmlBlockKind kind, int64_t rows, int64_t cols, uint64_t seed) {
+  const int64_t bb = GgmlBlockBytes(kind), nb = rows * cols / kGgmlBlockCols;
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> b(static_cast<size_t>(nb * bb));
+  for (uint8_t& v : b) v = static_cast<uint8_t>(rng());
+  for (int64_t i = 0; i < nb; ++i) {
+    b[i * bb] = static_cast<uint8_t>(rng());
+    b[i * bb + 1] = 0x20;  // fp16 exponent of ~0.01: finite scales
+  }
+  return b;
+}
+
+// args: kind (0 Q4_0, 1 Q8_0), rows, cols, n. Same protocol as
+// BM_PackedIntGemv: calls cycle through >= 256 MiB of weight copies; GB/s
+// counts the block bytes read per call.
+void BM_GgmlBlockGemv(benchmark::State& state) {
+  const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+  const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
+  const int64_t bytes = rows * cols / kGgmlBlockCols * GgmlBlockBytes(kind);
+  const int64_t n_copies = std::max<int64_t>(1, ((int64_t{256} << 20) + bytes - 1) / bytes);
+  std::vector<std::vector<uint8_t>> copies;
+  for (int64_t c = 0; c < n_copies; ++c) copies.push_back(MakeGgmlBlocks(kind, rows, cols, 21 + c));
+  size_t next = 0;
+  const auto x = Random(n * cols, 6);
+  std::vector<float> y(n * rows);
+  ThreadPool& pool = ThreadPool::Default();
+  auto ours = [&] {
+    const GgmlBlockWeights w{kind, rows, cols, copies[next].data()};
+    next = (next + 1) % copies.size();
+    GgmlBlockGemm(w, x.data(), n, nullptr, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  };
+  ours();
+  const auto t0 = Clock::now();
+  for (auto _ : state) ours();
+  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const GgmlBlockWeights w0{kind, rows, cols, copies[0].data()};
+  std::vector<float> dense(rows * cols);
+  GgmlBlockDequantizeRows(w0, 0, rows, dense.data());
+  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); },
+                                        std::max<int>(3, std::min<int>(20, state.iterations())));
+  dense = {};
+  const double gbps = bytes / ours_s / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["bw_frac"] = g_copy_gbps > 0 ? gbps / g_copy_gbps : 0;
+  state.counters["vs_eigen"] = eigen_s / ours_s;
+  state.counters["tok_per_s"] = n / ours_s;
+  const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_" +
+                          std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  if (n == 1) {
+    std::vector<float> yr(n * rows);
+    const double ref_s =
+        SecondsPerCall([&] { GgmlBlockGemmReference(w0, x.data(), n, nullptr, yr.data()); }, 1);
+    state.counters["vs_ref"] = ref_s / ours_s;
+    AddRatio(tag + "_vs_reference", ref_s / ours_s);
+    AddRatio(tag + "_bw_vs_copy", g_copy_gbps > 0 ? gbps / g_copy_gbps : 0);
+  }
+  AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+}
+BENCHMARK(BM_GgmlBlockGemv)
+    ->ArgNames({"q8", "rows", "cols", "n"})
+    ->ArgsProduct({{0, 1}, {4096, 11008}, {4096}, {1, 16}})
+    ->Args({0, 4096, 11008, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

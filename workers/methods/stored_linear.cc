@@ -9,6 +9,7 @@
 #include "workers/engine/model/dense_linear.h"
 #include "workers/methods/lowrank/factorized_linear.h"
 #include "workers/methods/prune/sparse_linear.h"
+#include "workers/methods/quant/ggml_block_linear.h"
 #include "workers/methods/quant/llm_int8_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/w8a8_linear.h"
@@ -111,6 +112,13 @@ void RegisterMethodLinearLoaders() {
         return absl::InvalidArgumentError(
             absl::StrCat("recorded kind ", kind, " but the tensors describe ", (*layer)->kind()));
       }
+      return std::unique_ptr<LinearLayer>(std::move(*layer));
+    });
+    // ggml Q4_0 / Q8_0 blocks kept from a GGUF import (quant/ggml_block_linear.h).
+    RegisterLinearLoader(kGgmlBlockKindPrefix, [](const std::string& kind, const std::map<std::string, TensorView>& t)
+                                                   -> absl::StatusOr<std::unique_ptr<LinearLayer>> {
+      auto layer = GgmlBlockLinear::FromStored(kind, t);
+      if (!layer.ok()) return layer.status();
       return std::unique_ptr<LinearLayer>(std::move(*layer));
     });
     return true;

@@ -27,7 +27,10 @@
 //                    [Linear] / [lm_head]
 // The whole-model training runs once, when the runner reaches the last block
 // (earlier blocks only register); every trained module is reported with the
-// first / final loss (mean of the first / last 10 steps).
+// first / final loss (mean of the first / last 10 steps), and the stage's
+// report gets "training": settings, loss_first / loss_final and loss_curve
+// [{step, loss, lr}] (at most 200 points, each the mean loss of the
+// loss_curve_every steps ending at `step`; engine/train/loss_curve.h).
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -37,6 +40,7 @@
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/tokenizer/tokenizer.h"
+#include "workers/engine/train/loss_curve.h"
 #include "workers/methods/distill/distill.h"
 #include "workers/methods/prune/magnitude.h"
 #include "workers/runner/modifier_registry.h"
@@ -74,6 +78,43 @@ absl::StatusOr<std::vector<int>> IntList(const ModifierArgs& args, const std::st
   return out;
 }
 
+// A float option as the decimal the user wrote (0.002f would print as
+// 0.0020000000949949026).
+double Short(float v) { return std::stod(absl::StrFormat("%.7g", v)); }
+
+// report.json stages[i].training: the run's settings and its loss curve
+// (engine/train/loss_curve.h, at most 200 points); deterministic, no timings.
+nlohmann::json TrainingJson(const train::TrainOptions& t, const std::vector<train::StepLog>& history, double first,
+                            double last) {
+  nlohmann::json curve = nlohmann::json::array();
+  int64_t every = 1;
+  for (const train::LossPoint& p : train::LossCurve(history, 200)) {
+    curve.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", Short(static_cast<float>(p.lr))}});
+    every = std::max(every, p.steps_covered);
+  }
+  int64_t on_policy = 0;
+  for (const train::StepLog& l : history) on_policy += l.on_policy ? 1 : 0;
+  nlohmann::json j = {{"loss", train::LossKindName(t.loss)},
+                      {"steps", static_cast<int64_t>(history.size())},
+                      {"batch_size", t.batch},
+                      {"seq_len", t.seq},
+                      {"tokens_per_step", static_cast<int64_t>(t.batch) * t.seq * t.grad_accum},
+                      {"lr", Short(t.lr)},
+                      {"min_lr", Short(t.min_lr)},
+                      {"warmup_steps", t.warmup_steps},
+                      {"on_policy_steps", on_policy},
+                      {"loss_first", first},
+                      {"loss_final", last},
+                      {"loss_curve_every", every},
+                      {"loss_curve", std::move(curve)}};
+  if (t.loss != train::LossKind::kCrossEntropy) {
+    j["temperature"] = Short(t.temperature);
+    if (t.loss == train::LossKind::kGeneralizedJsd) j["beta"] = Short(t.beta);
+    j["lmbda"] = Short(t.lmbda);
+  }
+  return j;
+}
+
 class DistillationModifier final : public Modifier {
  public:
   DistillationModifier(TargetMatcher matcher, DistillArgs args) : matcher_(std::move(matcher)), args_(std::move(args)) {}
@@ -106,16 +147,23 @@ class DistillationModifier final : public Modifier {
     if (ctx.progress) {
       // At most ~50 events per run (each is a durable job event), plus the last step.
       const int64_t steps = o.train.steps, every = std::max<int64_t>(1, steps / 50);
-      o.on_step = [&ctx, steps, every](const train::StepLog& l) {
+      const double tokens_per_step = static_cast<double>(o.train.batch) * o.train.seq * o.train.grad_accum;
+      o.on_step = [&ctx, steps, every, tokens_per_step](const train::StepLog& l) {
         if (l.step % every != 0 && l.step != steps) return;
+        // ETA from the last step's throughput (seconds; events only, never
+        // the artifact).
+        const double eta_s = l.tokens_per_second > 0
+                                 ? static_cast<double>(steps - l.step) * tokens_per_step / l.tokens_per_second
+                                 : 0.0;
         std::map<std::string, double> m = {{"loss", l.loss},
                                            {"lr", l.lr},
                                            {"grad_norm", l.grad_norm},
-                                           {"tokens_per_s", l.tokens_per_second}};
+                                           {"tokens_per_s", l.tokens_per_second},
+                                           {"eta_s", eta_s}};
         if (l.hidden_loss != 0) m["hidden_loss"] = l.hidden_loss;
         ctx.progress("step", l.step, steps,
-                     absl::StrFormat("distill step %d/%d: loss %.4f, lr %.3g, %.0f tokens/s", l.step, steps, l.loss,
-                                     l.lr, l.tokens_per_second),
+                     absl::StrFormat("distill step %d/%d: loss %.4f, lr %.3g, %.0f tokens/s, ETA %.0f s", l.step,
+                                     steps, l.loss, l.lr, l.tokens_per_second, eta_s),
                      m);
       };
     }
@@ -126,6 +174,7 @@ class DistillationModifier final : public Modifier {
       first += r.history[i].loss / k;
       last += r.history[r.history.size() - 1 - i].loss / k;
     }
+    if (ctx.stage_report != nullptr) (*ctx.stage_report)["training"] = TrainingJson(o.train, r.history, first, last);
     for (LinearSlot& s : student.AllLinears()) {
       if (!matcher_.Matches(s.name)) continue;
       ModuleReport rep;

@@ -74,6 +74,12 @@ struct LayerContext {
   std::function<void(const std::string& unit, int64_t i, int64_t n, const std::string& message,
                      const std::map<std::string, double>& metrics)>
       progress;
+  // The current stage's entry of report.json (stages[i]) while ApplyToLayer
+  // runs; null when there is none. A modifier may add ONE key of its own
+  // with whole-stage figures (DistillationModifier: "training", the loss
+  // curve). It must be deterministic (no timings): report.json is
+  // byte-identical across identical runs. Never keep the pointer.
+  nlohmann::json* stage_report = nullptr;
 };
 
 // Figures for one module after a modifier ran (reported in progress events

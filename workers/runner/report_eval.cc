@@ -128,6 +128,7 @@ json LatencyJson(const LatencyResult& l) {
   json points = json::array();
   for (const LatencyPoint& p : l.points) {
     points.push_back({{"batch", p.batch},
+                      {"batched", p.batched},  // one ForwardBatch per step (engine/eval/latency.h)
                       {"prompt_len", p.prompt_len},
                       {"decode_tokens", p.decode_tokens},
                       {"repetitions", p.repetitions},
@@ -265,9 +266,10 @@ void ReportEvaluator::AddDeterministic(json* report) const {
                {"dense", CostJson(dense_.cost)},
                {"compressed", CostJson(compressed_.cost)},
                {"skippable_flops",
-                "ideal_flops_per_token counts only non-zero weights; no sparse or N:M kernel exists yet, so "
-                "flops_per_token (what the kernels run) is what a forward costs today; quantized layers save "
-                "bytes, not FLOPs"}};
+                "flops_per_token counts what the kernels run: factorized (low-rank) and N:M sparse layers "
+                "multiply only their stored weights; dense-stored and bitmask-stored pruned layers run "
+                "full-width, so ideal_flops_per_token (non-zero weights only) is below it for them; quantized "
+                "layers save bytes, not FLOPs"}};
 
   // scores
   const VariantPoint d = Point("dense", dense_), c = Point("compressed", compressed_);

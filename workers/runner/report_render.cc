@@ -11,6 +11,8 @@
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/runner/report_front.h"
+#include "workers/runner/report_svg.h"
+#include "workers/runner/report_training.h"
 
 namespace squeeze {
 namespace {
@@ -22,27 +24,6 @@ double Num(const json& j, const char* key, double fallback = 0) {
   return j[key].get<double>();
 }
 
-std::string XmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default:
-        // Control characters are not allowed in XML 1.0.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-          out += '?';
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 std::string MdEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -50,27 +31,6 @@ std::string MdEscape(const std::string& s) {
     out += c;
   }
   return out;
-}
-
-// Human-readable counts: 1234567 -> "1.23M".
-std::string Human(double v) {
-  const double a = std::fabs(v);
-  if (a >= 1e12) return absl::StrFormat("%.3gT", v / 1e12);
-  if (a >= 1e9) return absl::StrFormat("%.3gG", v / 1e9);
-  if (a >= 1e6) return absl::StrFormat("%.3gM", v / 1e6);
-  if (a >= 1e3) return absl::StrFormat("%.3gk", v / 1e3);
-  return absl::StrFormat("%.3g", v);
-}
-
-std::pair<double, double> AxisRange(const std::vector<double>& v) {
-  double lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
-  if (hi > lo) {
-    const double pad = 0.08 * (hi - lo);
-    return {lo - pad, hi + pad};
-  }
-  if (lo == 0) return {-1, 1};
-  const double d = 0.1 * std::fabs(lo);
-  return {lo - d, hi + d};
 }
 
 struct Panel {
@@ -274,6 +234,7 @@ std::string RenderReportMarkdown(const json& r, const std::string& svg_name) {
                       " |\n");
     }
   }
+  absl::StrAppend(&md, RenderTrainingMarkdown(r));  // loss curves of training stages (report_training.h)
   if (r.contains("quality") && r["quality"].is_object() && r["quality"].contains("evaluation") &&
       r["quality"]["evaluation"].is_object()) {
     const json& e = r["quality"]["evaluation"];
@@ -417,6 +378,7 @@ std::string RenderComparisonMarkdown(const std::vector<VariantPoint>& variants, 
 absl::Status WriteReportFiles(const std::string& dir, const json& report) {
   SQ_ASSIGN_OR_RETURN(std::vector<VariantPoint> v, ReportVariants(report));
   SQ_RETURN_IF_ERROR(WriteFileAtomically(dir + "/pareto.svg", RenderParetoSvg(v)));
+  SQ_RETURN_IF_ERROR(WriteTrainingPlots(dir, report));  // loss_curve_<stage>.svg
   return WriteFileAtomically(dir + "/report.md", RenderReportMarkdown(report, "pareto.svg"));
 }
 

@@ -58,7 +58,8 @@ std::string RenderReportMarkdown(const nlohmann::json& report, const std::string
 std::string RenderComparisonMarkdown(const std::vector<VariantPoint>& variants,
                                      const std::string& svg_name = "pareto.svg");
 
-// Writes dir/report.md and dir/pareto.svg (atomically) from `report`.
+// Writes dir/report.md, dir/pareto.svg and a loss_curve_<i>.svg per training
+// stage (report_training.h) (atomically) from `report`.
 absl::Status WriteReportFiles(const std::string& dir, const nlohmann::json& report);
 
 }  // namespace squeeze

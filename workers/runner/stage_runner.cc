@@ -16,6 +16,7 @@
 #include "workers/engine/calib/sequential.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/engine/eval/cost.h"
 #include "workers/engine/eval/perplexity.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
@@ -54,8 +55,16 @@ json ModelSize(Model& model) {
   add_vec(model.final_norm);
   for (const LinearSlot& s : model.AllLinears()) {
     const LinearLayer& l = **s.slot;
-    const MatrixRM w = l.DenseWeight();
-    const int64_t n = w.size(), nz = (w.array() != 0.0f).count();
+    int64_t n = 0, nz = 0;
+    if (IsFactorizedKind(l.kind())) {
+      // A factorized layer holds rank * (in + out) weights, not the in x out
+      // product DenseWeight() would reconstruct.
+      n = nz = l.NonZeroWeights();
+    } else {
+      const MatrixRM w = l.DenseWeight();
+      n = w.size();
+      nz = (w.array() != 0.0f).count();
+    }
     linear_params += n + static_cast<int64_t>(l.bias().size());
     linear_nonzero += nz;
     for (float x : l.bias()) linear_nonzero += x != 0.0f;
@@ -288,6 +297,7 @@ absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_pt
     ctx.seed = seed_;
     ctx.input_model_path = options_.model_path;
     ctx.calibration_text_path = options_.calib_text_path;
+    ctx.stage_report = &stages_report_[stage];
     ctx.progress = [this, stage](const std::string& unit, int64_t i, int64_t n, const std::string& message,
                                  const std::map<std::string, double>& metrics) {
       (void)Emit(recipe_.stages[stage].name, unit, i, n, message, metrics);

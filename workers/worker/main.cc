@@ -8,6 +8,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <vector>
 #include <algorithm>
@@ -34,6 +36,15 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, tasks_dir, "",
           "directory of zero-shot task files (NAME.jsonl) that jobs' --tasks name (default $SQUEEZE_TASKS_DIR)");
 ABSL_FLAG(std::string, metrics_port_file, "", "write the bound metrics port here once serving (for tests)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA that verifies the coordinator's certificate: TLS to the coordinator (default $SQUEEZE_TLS_CA; "
+          "unset = plaintext)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate presented to the coordinator (mTLS; default $SQUEEZE_TLS_CERT); needs --tls-key");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert (default $SQUEEZE_TLS_KEY)");
+ABSL_FLAG(std::string, metrics_tls_cert, "",
+          "PEM server certificate for HTTPS on --metrics-listen (with --metrics-tls-key); empty = HTTP");
+ABSL_FLAG(std::string, metrics_tls_key, "", "PEM private key of --metrics-tls-cert");
 
 namespace {
 // Accept --flag-name as well as absl's --flag_name spelling.
@@ -65,6 +76,18 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGUSR1);  // sent by main itself to end the signal thread
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // TLS to the coordinator: the flags override $SQUEEZE_TLS_*, which the
+  // worker's client reads (client/lib/channel_security.h).
+  const std::pair<std::string, const char*> tls_flags[] = {{absl::GetFlag(FLAGS_tls_ca), "SQUEEZE_TLS_CA"},
+                                                           {absl::GetFlag(FLAGS_tls_cert), "SQUEEZE_TLS_CERT"},
+                                                           {absl::GetFlag(FLAGS_tls_key), "SQUEEZE_TLS_KEY"}};
+  for (const auto& [value, env] : tls_flags) {
+    if (!value.empty()) setenv(env, value.c_str(), 1);
+  }
+  if (auto creds = squeeze::client::ChannelSecurity::FromEnv().Credentials(); !creds.ok()) {
+    std::fprintf(stderr, "squeeze-worker: %s\n", std::string(creds.status().message()).c_str());
+    return 2;
+  }
   squeeze::worker::WorkerOptions options;
   options.coordinator = absl::GetFlag(FLAGS_coordinator);
   if (options.coordinator.empty()) options.coordinator = squeeze::client::DefaultServerAddress();
@@ -90,7 +113,23 @@ int main(int argc, char** argv) {
     if (absl::Status s = squeeze::metrics::AddProcessMetrics(metrics_registry); !s.ok()) return fail(s);
     auto wm = squeeze::worker::WorkerMetrics::Create(metrics_registry);
     if (!wm.ok()) return fail(wm.status());
-    auto started = squeeze::http::StartMetricsServer(listen, metrics_registry);
+    std::string cert_pem, key_pem;
+    const std::string cert_file = absl::GetFlag(FLAGS_metrics_tls_cert), key_file = absl::GetFlag(FLAGS_metrics_tls_key);
+    if (!cert_file.empty() || !key_file.empty()) {
+      std::string* const outs[] = {&cert_pem, &key_pem};
+      const std::string files[] = {cert_file, key_file};
+      for (int i = 0; i < 2; ++i) {
+        std::ifstream in(files[i], std::ios::binary);
+        std::stringstream text;
+        text << in.rdbuf();
+        if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
+          return fail(absl::InvalidArgumentError(absl::StrCat(i == 0 ? "--metrics-tls-cert " : "--metrics-tls-key ",
+                                                              files[i], ": not a readable PEM file")));
+        }
+        *outs[i] = text.str();
+      }
+    }
+    auto started = squeeze::http::StartMetricsServer(listen, metrics_registry, cert_pem, key_pem);
     if (!started.ok()) return fail(started.status());
     worker_metrics = *std::move(wm);
     options.metrics = worker_metrics.get();

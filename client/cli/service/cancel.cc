@@ -15,6 +15,7 @@ int RunCancel(const std::vector<std::string>& args) {
   if (auto code = ParseOrExit(p, args, "cancel")) return *code;
   const std::string server = ServerAddress(p);
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "cancel")) return *code;
   absl::StatusOr<v1::Job> job = client.Cancel(p.Get("JOB"));
   if (!job.ok()) return ReportError("cancel", server, job.status());
   if (p.GetFlag("json")) {

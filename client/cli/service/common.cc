@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/objectstore/sha256.h"
@@ -15,10 +17,50 @@
 namespace squeeze::cli {
 
 ArgParser& AddServerOption(ArgParser& parser) {
-  return parser.Option("server", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)");
+  return parser.Option("server", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)")
+      .Option("tls-ca", "PEM CA to verify the coordinator's TLS certificate (default $SQUEEZE_TLS_CA; unset = plaintext)")
+      .Option("token", "bearer token for a coordinator with --auth-config (default $SQUEEZE_TOKEN)")
+      .Option("retry-seconds",
+              "keep retrying an unreachable coordinator this long, for calls safe to repeat (default "
+              "$SQUEEZE_RETRY_SECONDS or 30; 0 = fail at once)");
+}
+
+absl::StatusOr<int64_t> RetryBudgetMs(const ArgParser& parser) {
+  std::string text = parser.Get("retry-seconds");
+  const char* what = "--retry-seconds";
+  if (text.empty()) {
+    const char* env = std::getenv("SQUEEZE_RETRY_SECONDS");
+    if (env == nullptr || *env == '\0') return int64_t{30'000};
+    text = env;
+    what = "$SQUEEZE_RETRY_SECONDS";
+  }
+  double seconds = 0;
+  if (!absl::SimpleAtod(text, &seconds) || !(seconds >= 0) || seconds > 86'400) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": \"", text, "\" is not a number of seconds in [0, 86400]"));
+  }
+  return static_cast<int64_t>(seconds * 1000);
+}
+
+std::optional<int> ApplyRetryOption(const ArgParser& parser, client::ServiceClient& client,
+                                    const std::string& command) {
+  absl::StatusOr<int64_t> ms = RetryBudgetMs(parser);
+  if (!ms.ok()) return ReportError(command, client.address(), ms.status());
+  client.set_retry_budget_ms(*ms, /*announce=*/true);
+  return std::nullopt;
 }
 
 std::string ServerAddress(const ArgParser& parser) {
+  // --tls-ca / --token reach the client through the environment, as the
+  // global flags do (ServiceClient reads ChannelSecurity::FromEnv()).
+  if (const std::string ca = parser.Get("tls-ca"); !ca.empty()) setenv("SQUEEZE_TLS_CA", ca.c_str(), 1);
+  if (const std::string token = parser.Get("token"); !token.empty()) setenv("SQUEEZE_TOKEN", token.c_str(), 1);
+  if (absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+          client::ChannelSecurity::FromEnv().Credentials();
+      !creds.ok()) {
+    std::cerr << "squeeze: " << creds.status().message() << "\n";
+    std::exit(kExitUsage);  // bad usage: the TLS files cannot be used
+  }
   const std::string s = parser.Get("server");
   return s.empty() ? client::DefaultServerAddress() : s;
 }
@@ -36,6 +78,8 @@ int ReportError(const std::string& command, const std::string& server, const abs
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kUnauthenticated:   // no / wrong token: the caller's input
+    case absl::StatusCode::kPermissionDenied:
       return kExitUsage;
     default:
       return kExitJobFailed;

@@ -3,6 +3,7 @@
 // mapping, and the JSON shapes printed with --json (numbers stay numbers).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,15 @@ namespace squeeze::cli {
 ArgParser& AddServerOption(ArgParser& parser);
 // --server, else $SQUEEZE_SERVER, else localhost:50051.
 std::string ServerAddress(const ArgParser& parser);
+// --retry-seconds (declared by AddServerOption), else $SQUEEZE_RETRY_SECONDS,
+// else 30: how long calls safe to repeat keep retrying an unreachable
+// coordinator (ServiceClient::set_retry_budget_ms). A malformed value is
+// InvalidArgument naming the option.
+absl::StatusOr<int64_t> RetryBudgetMs(const ArgParser& parser);
+// Applies RetryBudgetMs to `client`; returns the exit code of a malformed
+// value (ReportError), or nullopt.
+std::optional<int> ApplyRetryOption(const ArgParser& parser, client::ServiceClient& client,
+                                    const std::string& command);
 
 // Prints "squeeze <cmd>: <message>" and returns the exit code for `s`:
 // unreachable -> 3, the caller's fault (invalid argument, not found, failed

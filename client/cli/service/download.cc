@@ -16,6 +16,7 @@ int RunDownload(const std::vector<std::string>& args) {
   if (auto code = ParseOrExit(p, args, "download")) return *code;
   const std::string server = ServerAddress(p);
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "download")) return *code;
   absl::StatusOr<std::string> digest = client.DownloadJobArtifact(p.Get("JOB"), p.Get("out"));
   if (!digest.ok()) return ReportError("download", server, digest.status());
   std::cout << "downloaded " << p.Get("JOB") << " (" << *digest << ") to " << p.Get("out") << "\n";

@@ -15,6 +15,7 @@ int RunGet(const std::vector<std::string>& args) {
   if (auto code = ParseOrExit(p, args, "get")) return *code;
   const std::string server = ServerAddress(p);
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "get")) return *code;
   absl::StatusOr<v1::Job> job = client.GetJob(p.Get("JOB"));
   if (!job.ok()) return ReportError("get", server, job.status());
   if (p.GetFlag("json")) {

@@ -33,6 +33,7 @@ int RunJobs(const std::vector<std::string>& args) {
   if (!limit.ok() || *limit <= 0) return ReportError("jobs", server, absl::InvalidArgumentError("--limit: want a positive integer"));
   r.set_page_size(static_cast<int32_t>(std::min<int64_t>(*limit, 1000)));
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "jobs")) return *code;
   absl::StatusOr<v1::ListJobsResponse> list = client.ListJobs(r);
   if (!list.ok()) return ReportError("jobs", server, list.status());
   if (p.GetFlag("json")) {

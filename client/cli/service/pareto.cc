@@ -32,6 +32,7 @@ int RunPareto(const std::vector<std::string>& args) {
   }
   const std::string server = ServerAddress(p);
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "pareto")) return *code;
   absl::StatusOr<v1::GetParetoResponse> r = client.GetPareto(p.Get("model"));
   if (!r.ok()) return ReportError("pareto", server, r.status());
   json front = json::parse(r->pareto_json(), nullptr, false);

@@ -28,7 +28,7 @@ using nlohmann::json;
 
 // A local directory (its report.json), a local .json file, or a job id.
 absl::StatusOr<std::pair<std::string, json>> LoadReport(const std::string& arg, const std::string& server,
-                                                        bool* remote) {
+                                                        int64_t retry_ms, bool* remote) {
   std::error_code ec;
   std::string file;
   if (fs::is_directory(arg, ec)) {
@@ -47,6 +47,7 @@ absl::StatusOr<std::pair<std::string, json>> LoadReport(const std::string& arg, 
   } else {
     *remote = true;
     client::ServiceClient client(server);
+    client.set_retry_budget_ms(retry_ms, /*announce=*/true);
     absl::StatusOr<v1::GetReportResponse> r = client.GetReport(arg);
     if (!r.ok()) return r.status();
     text = r->report_json();
@@ -70,12 +71,14 @@ int RunReport(const std::vector<std::string>& args) {
   AddServerOption(p);
   if (auto code = ParseOrExit(p, args, "report")) return *code;
   const std::string server = ServerAddress(p);
+  const absl::StatusOr<int64_t> retry_ms = RetryBudgetMs(p);
+  if (!retry_ms.ok()) return ReportError("report", server, retry_ms.status());
   std::vector<std::string> refs = {p.Get("JOB_OR_DIR")};
   for (absl::string_view c : absl::StrSplit(p.Get("compare"), ',', absl::SkipWhitespace())) refs.emplace_back(c);
   std::vector<std::pair<std::string, json>> reports;
   for (const std::string& ref : refs) {
     bool remote = false;
-    auto r = LoadReport(ref, server, &remote);
+    auto r = LoadReport(ref, server, *retry_ms, &remote);
     if (!r.ok()) {
       if (remote) return ReportError("report", server, r.status());
       std::cerr << "squeeze report: " << r.status().message() << "\n";

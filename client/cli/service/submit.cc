@@ -87,6 +87,7 @@ int RunSubmit(const std::vector<std::string>& args) {
   r.set_idempotency_key(p.Get("idempotency-key").empty() ? RandomKey() : p.Get("idempotency-key"));
 
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "submit")) return *code;
   absl::StatusOr<std::string> model = ResolveRef(client, p.Get("model"), "model", json);
   if (!model.ok()) return ReportError("submit", server, model.status());
   r.set_model_digest(*model);

@@ -15,6 +15,7 @@ int RunUpload(const std::vector<std::string>& args) {
   if (auto code = ParseOrExit(p, args, "upload")) return *code;
   const std::string server = ServerAddress(p);
   client::ServiceClient client(server);
+  if (auto code = ApplyRetryOption(p, client, "upload")) return *code;
   absl::StatusOr<v1::UploadModelResponse> up = client.UploadPath(p.Get("PATH"));
   if (!up.ok()) return ReportError("upload", server, up.status());
   if (p.GetFlag("json")) {

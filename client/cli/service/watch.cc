@@ -12,6 +12,7 @@ int RunWatch(const std::vector<std::string>& args) {
   AddServerOption(p);
   if (auto code = ParseOrExit(p, args, "watch")) return *code;
   client::ServiceClient client(ServerAddress(p));
+  if (auto code = ApplyRetryOption(p, client, "watch")) return *code;
   return WatchJob(client, p.Get("JOB"), p.GetFlag("json"), "watch");
 }
 

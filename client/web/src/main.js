@@ -13,7 +13,19 @@ import { el, renderReport, renderTimeline, stageSpans } from './view.js';
 const MAX_WATCHES = 3;
 const ACTIVE = new Set(['QUEUED', 'RUNNING']);
 const params = new URLSearchParams(location.search);
-const api = new SqueezeApi(loadTypes(protoText), '', { mode: params.get('mode') === 'text' ? 'text' : 'binary' });
+// A coordinator with --auth-config wants a bearer token: open the dashboard
+// as /#token=TOKEN (a fragment never reaches the server or its logs). It is
+// kept in sessionStorage (this tab only) and sent as `authorization: Bearer`.
+const hashToken = new URLSearchParams(location.hash.slice(1)).get('token');
+if (hashToken) {
+  sessionStorage.setItem('squeezeToken', hashToken);
+  history.replaceState(null, '', location.pathname + location.search);
+}
+const token = sessionStorage.getItem('squeezeToken');
+const api = new SqueezeApi(loadTypes(protoText), '', {
+  mode: params.get('mode') === 'text' ? 'text' : 'binary',
+  headers: token ? { authorization: `Bearer ${token}` } : {},
+});
 
 const jobs = new Map();      // job_id -> Job
 const progress = new Map();  // job_id -> latest PROGRESS event

@@ -44,9 +44,12 @@ expect_rc 2 sq submit --recipe "$T/recipe.yaml" --model /no/such/path
 expect_rc 2 sq submit --recipe "$T/missing.yaml" --model "$MODEL"
 expect_rc 2 sq submit --model "$MODEL"
 expect_rc 2 sq get job-doesnotexist
-expect_rc 3 sq --server 127.0.0.1:1 jobs
-expect_rc 3 sq jobs --server 127.0.0.1:1
-expect_rc 3 sq get some-job --server=127.0.0.1:1
+expect_rc 3 sq --server 127.0.0.1:1 jobs --retry-seconds 0
+expect_rc 3 sq jobs --server 127.0.0.1:1 --retry-seconds 0
+# A bounded retry (--retry-seconds, default 30) still ends in exit 3.
+expect_rc 3 sq get some-job --server=127.0.0.1:1 --retry-seconds 0.5
+grep -q "retrying for up to 1 s" "$T/out" || fail "no retry notice: $(cat "$T/out")"
+expect_rc 2 sq get some-job --retry-seconds=-1
 [ "$(sq jobs --json)" = "[]" ] || fail "a rejected submit queued a job"
 # An upload over the coordinator's --max-upload-bytes is refused, naming the limit.
 head -c 5000 /dev/zero >"$T/big.bin"

@@ -64,10 +64,12 @@ TEST(DistillDefaults, TeacherAndDatasetFromTheRunAndStepProgress) {
   EXPECT_EQ(steps.back()->i, 120);
   EXPECT_EQ(steps.back()->n, 120);
   EXPECT_EQ(steps.back()->stage, "recover");
-  for (const char* k : {"loss", "lr", "grad_norm", "tokens_per_s"}) {
+  for (const char* k : {"loss", "lr", "grad_norm", "tokens_per_s", "eta_s"}) {
     EXPECT_TRUE(steps.back()->metrics.count(k)) << k;
   }
   EXPECT_GT(steps.back()->metrics.at("tokens_per_s"), 0);
+  EXPECT_EQ(steps.back()->metrics.at("eta_s"), 0);  // nothing left after the last step
+  EXPECT_GT(steps.front()->metrics.at("eta_s"), 0);
   // The loss falls and the schedule decays towards min_lr.
   EXPECT_LT(steps.back()->metrics.at("loss"), steps.front()->metrics.at("loss"));
   EXPECT_LT(steps.back()->metrics.at("lr"), steps[steps.size() / 2]->metrics.at("lr"));

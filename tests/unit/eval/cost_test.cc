@@ -85,6 +85,13 @@ TEST(CostTest, SparseAndFactorizedKindsAndUntiedHead) {
   EXPECT_EQ(c.by_kind.at("lowrank_r2").kernel_macs, 40);
   EXPECT_EQ(c.bytes_linears, 4 * (960 - 192 + 128) + 48 + 40);
   EXPECT_EQ(c.ideal_flops_per_token, c.flops_per_token);  // both kinds run only what they store
+  // A bitmask-stored gate keeps its 48 values but its kernel runs full width.
+  m.blocks[0].gate_proj = std::make_unique<FakeLinear>(8, 12, 48, "sparse_bitmask");
+  const ModelCost b = ComputeModelCost(m, 4);
+  EXPECT_EQ(b.by_kind.at("sparse_bitmask").kernel_macs, 96);
+  EXPECT_EQ(b.by_kind.at("sparse_bitmask").ideal_macs, 48);
+  EXPECT_EQ(b.macs_linears, c.macs_linears + 48);
+  EXPECT_EQ(b.macs_linears_ideal, c.macs_linears_ideal);
   // Sliding window caps the keys.
   m.config.sliding_window = 3;
   EXPECT_EQ(ComputeModelCost(m, 10).macs_attention, 2 * (2 * 8 * 3));

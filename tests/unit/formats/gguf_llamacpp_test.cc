@@ -16,6 +16,9 @@
 //    0.27; a wrong layout or permutation gives nats, not tenths).
 // A second test checks Q4_K / Q6_K the same way on a random 256-wide model
 // (stories260K's rows of 64 / 172 do not fit 256-value super-blocks).
+// A third runs a structurally pruned stories260K (blocks of different
+// widths, written as llama.cpp's "deci" architecture with per-block arrays)
+// with the F32 tolerances and an identical greedy text.
 // Skips (with the reason) without ../shared, node or tests/node/node_modules.
 #include <gtest/gtest.h>
 
@@ -37,6 +40,7 @@
 #include "workers/engine/model/kv_cache.h"
 #include "workers/engine/model/synthetic_model.h"
 #include "workers/engine/tokenizer/tokenizer.h"
+#include "workers/methods/prune/structured.h"
 
 namespace squeeze {
 namespace {
@@ -244,6 +248,72 @@ TEST(GgufLlamaCppTest, KQuantsOfA256WideModelAgree) {
     EXPECT_LE(std::fabs(diff) / mine.size(), 0.01);
     EXPECT_LE(max_diff, 0.1);
   }
+}
+
+// Structured pruning leaves blocks of different widths; llama.cpp runs them
+// through its "deci" architecture (per-block head_count / head_count_kv /
+// feed_forward_length arrays). Block 0 keeps 3 of its 4 head groups, block 2
+// keeps 2, blocks 1 and 3 lose 40 and 60 of their 172 MLP channels (lowest
+// magnitude, LLM-Pruner's element-wise L1).
+TEST(GgufLlamaCppTest, StructurallyPrunedModelRunsAsDeci) {
+  const std::string skip = SkipReason();
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  const std::string dir = testing_util::FreshTestDir();
+  auto m = LoadModel(kStories + "/stories260K.bin");
+  ASSERT_TRUE(m.ok()) << m.status();
+  const int head_dim = m->config.head_dim;
+  const BlockInputNorms none;
+  auto drop_groups = [&](int l, int n) {
+    auto scores = HeadGroupImportance(m->blocks[l], head_dim, StructureImportance::kMagnitude, none);
+    ASSERT_TRUE(scores.ok()) << scores.status();
+    ASSERT_TRUE(RemoveHeadGroups(m->blocks[l], head_dim, LowestScored(*scores, n)).ok());
+  };
+  auto drop_channels = [&](int l, int n) {
+    auto scores = ChannelImportance(m->blocks[l], StructureImportance::kMagnitude, none);
+    ASSERT_TRUE(scores.ok()) << scores.status();
+    ASSERT_TRUE(RemoveChannels(m->blocks[l], LowestScored(*scores, n)).ok());
+  };
+  drop_groups(0, 1);
+  drop_groups(2, 2);
+  drop_channels(1, 40);
+  drop_channels(3, 60);
+  const std::string path = dir + "/stories260K-pruned.gguf";
+  auto exported = ExportGguf(*m, kStories + "/tok512.bin", path, {GgmlType::kF32, true, "stories260K-pruned"});
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  auto ours = LoadGgufModel(path);
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  EXPECT_EQ(ours->model.config.layer_n_heads, (std::vector<int>{6, 8, 4, 8, 8}));
+  EXPECT_EQ(ours->model.config.layer_hidden_dim, (std::vector<int>{172, 132, 172, 112, 172}));
+  const Tokenizer& tok = *ours->tokenizer;
+  const std::string text = testing_util::ReadBytes(kText).substr(0, 1000);
+  std::vector<int> ids = tok.Encode(text, true);
+  ids.resize(std::min<size_t>(ids.size(), 192));
+  GenerateOptions gen;
+  gen.max_tokens = 60;
+  json request = {{"models", {path}},   {"prompt_ids", {1}}, {"max_tokens", gen.max_tokens},
+                  {"stop_ids", {1, 2}}, {"score_ids", ids},  {"texts", json::array()}};
+  const json out = RunLlamaCpp(request, dir);
+  ASSERT_FALSE(out.is_null());
+  const json& r = out["results"][0];
+  // Our engine on the pruned model itself (not only on the file).
+  const std::vector<double> mine = OurLogprobs(*m, ids);
+  const std::vector<double> theirs = r["logprobs"].get<std::vector<double>>();
+  ASSERT_EQ(theirs.size(), mine.size());
+  double sum_mine = 0, sum_theirs = 0, max_diff = 0;
+  for (size_t i = 0; i < mine.size(); ++i) {
+    sum_mine -= mine[i];
+    sum_theirs -= theirs[i];
+    max_diff = std::max(max_diff, std::fabs(mine[i] - theirs[i]));
+  }
+  const double n = static_cast<double>(mine.size());
+  std::cout << "[ gguf ] pruned (deci) F32: ours nll/token " << sum_mine / n << " (ppl " << std::exp(sum_mine / n)
+            << "), llama.cpp " << sum_theirs / n << " (ppl " << std::exp(sum_theirs / n) << "), max per-token |diff| "
+            << max_diff << "\n";
+  EXPECT_LE(std::fabs(sum_mine - sum_theirs) / n, 1e-4);
+  EXPECT_LE(max_diff, 2e-3);
+  auto greedy = Generate(*m, tok, {1}, gen, nullptr);
+  ASSERT_TRUE(greedy.ok()) << greedy.status();
+  EXPECT_EQ(r["greedy_ids"].get<std::vector<int>>(), greedy->ids);
 }
 
 }  // namespace

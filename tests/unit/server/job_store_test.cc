@@ -137,7 +137,7 @@ PRAGMA user_version = 2;
   {
     auto s = JobStore::Open(path);
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->schema_version(), 3);
+    EXPECT_EQ((*s)->schema_version(), JobStore::kSchemaVersion);
     auto got = (*s)->Get("job-old");
     ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
     EXPECT_EQ((*got)->job.recipe_yaml(), job.recipe_yaml());
@@ -164,6 +164,108 @@ PRAGMA user_version = 2;
   ASSERT_TRUE(null_check.ok());
   ASSERT_TRUE(*null_check->Step());
   EXPECT_EQ(null_check->Int(0), 1);  // "" is stored as NULL
+}
+
+// A v3 database (the shipped v1..v3 statements, verbatim) holding SUCCEEDED
+// jobs of two models: migrating to v4 backfills model_digest from each blob,
+// so the indexed scan finds exactly that model's SUCCEEDED jobs, newest first.
+TEST(JobStore, MigratesAVersion3DatabaseBackfillingModelDigests) {
+  const std::string path = DbPath("v3.db");
+  const std::string ma(64, 'a'), mb(64, 'b');
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec(R"sql(
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT UNIQUE,
+  state INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  requires_gpu INTEGER NOT NULL,
+  mem_estimate INTEGER NOT NULL,
+  lease_id TEXT,
+  worker_id TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  report_json TEXT,
+  job BLOB NOT NULL);
+CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);
+CREATE INDEX jobs_lease ON jobs(lease_id);
+CREATE TABLE events(
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event BLOB NOT NULL,
+  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
+ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;
+ALTER TABLE jobs ADD COLUMN checkpoint_digest TEXT;
+PRAGMA user_version = 3;
+)sql")
+                    .ok());
+    const struct { const char* id; const std::string* model; v1::JobState state; } rows[] = {
+        {"j1", &ma, v1::SUCCEEDED}, {"j2", &mb, v1::SUCCEEDED}, {"j3", &ma, v1::FAILED}, {"j4", &ma, v1::SUCCEEDED}};
+    for (const auto& r : rows) {
+      v1::Job job;
+      job.set_job_id(r.id);
+      job.set_model_digest(*r.model);
+      job.set_state(r.state);
+      auto ins = (*db)->Prepare(
+          "INSERT INTO jobs(job_id, state, priority, requires_gpu, mem_estimate, job) VALUES(?,?,0,0,0,?)");
+      ASSERT_TRUE(ins.ok()) << ins.status();
+      ins->Bind(1, std::string(r.id)).Bind(2, static_cast<int64_t>(r.state)).BindBlob(3, job.SerializeAsString());
+      ASSERT_TRUE(ins->Run().ok());
+    }
+  }
+  // Read-only opens never migrate: the old file is refused, left at v3.
+  EXPECT_EQ(JobStore::OpenReadOnly(path).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto s = JobStore::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ((*s)->schema_version(), JobStore::kSchemaVersion);
+  auto of_a = (*s)->SucceededOfModel(ma, 0, 10);
+  ASSERT_TRUE(of_a.ok()) << of_a.status();
+  ASSERT_EQ(of_a->size(), 2u);
+  EXPECT_EQ((*of_a)[0].job.job_id(), "j4");
+  EXPECT_EQ((*of_a)[1].job.job_id(), "j1");
+  auto page2 = (*s)->SucceededOfModel(ma, (*of_a)[0].row, 10);  // paging by row
+  ASSERT_TRUE(page2.ok());
+  ASSERT_EQ(page2->size(), 1u);
+  EXPECT_EQ((*page2)[0].job.job_id(), "j1");
+  EXPECT_EQ((*s)->SucceededOfModel(mb, 0, 10)->size(), 1u);
+  // New rows carry the column from Insert.
+  StoredJob fresh;
+  fresh.job.set_job_id("j5");
+  fresh.job.set_model_digest(mb);
+  fresh.job.set_state(v1::SUCCEEDED);
+  ASSERT_TRUE((*s)->Insert(fresh, "").ok());
+  EXPECT_EQ((*s)->SucceededOfModel(mb, 0, 10)->front().job.job_id(), "j5");
+  // The planner uses the index (no full scan of jobs).
+  auto plan = (*s)->db().Prepare(
+      "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE model_digest=? AND state=? ORDER BY id DESC");
+  ASSERT_TRUE(plan.ok());
+  std::string detail;
+  while (*plan->Step()) detail += plan->Text(3) + ";";
+  EXPECT_NE(detail.find("jobs_model"), std::string::npos) << detail;
+}
+
+TEST(JobStore, ReadOnlyOpenReadsButNeverWritesOrCreates) {
+  const std::string path = DbPath("ro.db");
+  EXPECT_FALSE(JobStore::OpenReadOnly(path).ok());  // no file: nothing is created
+  EXPECT_FALSE(fs::exists(path));
+  auto rw = JobStore::Open(path);
+  ASSERT_TRUE(rw.ok()) << rw.status();
+  StoredJob j;
+  j.job.set_job_id("job-1");
+  j.job.set_state(v1::QUEUED);
+  ASSERT_TRUE((*rw)->Insert(j, "k").ok());
+  auto ro = JobStore::OpenReadOnly(path);  // beside the live writer (WAL)
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ((*(*ro)->Get("job-1"))->job.state(), v1::QUEUED);
+  StoredJob other;
+  other.job.set_job_id("job-2");
+  EXPECT_FALSE((*ro)->Insert(other, "").ok());
+  j.job.set_state(v1::RUNNING);
+  ASSERT_TRUE((*rw)->Update(j).ok());
+  EXPECT_EQ((*(*ro)->Get("job-1"))->job.state(), v1::RUNNING);  // sees later commits
+  EXPECT_FALSE((*(*rw)->Get("job-2")).has_value());
 }
 
 }  // namespace

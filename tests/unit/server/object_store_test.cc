@@ -94,6 +94,27 @@ TEST_F(ObjectStoreTest, OpenClearsCrashedWriters) {
   EXPECT_EQ(CountFiles("tmp"), 0u);
 }
 
+TEST_F(ObjectStoreTest, ReadOnlyOpenLeavesUploadsInProgressAndCreatesNothing) {
+  const std::string digest = *store_->Put("stored");
+  auto w = store_->NewBlob();  // a live writer's bytes in tmp/
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append("in progress").ok());
+  LocalStoreOptions ro;
+  ro.read_only = true;
+  auto reader = LocalObjectStore::Open(root_.string(), ro);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(CountFiles("tmp"), 1u);
+  EXPECT_EQ(*(*reader)->Get(digest), "stored");
+  EXPECT_EQ((*reader)->Usage()->blobs, 1);
+  EXPECT_EQ((*reader)->NewBlob().status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*w)->Commit("").ok());  // the writer finishes unharmed
+  EXPECT_TRUE((*reader)->Contains(Sha256Hex("in progress")));
+  // A missing store is an error, and stays missing.
+  const fs::path none = root_ / "none";
+  EXPECT_EQ(LocalObjectStore::Open(none.string(), ro).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(none));
+}
+
 TEST(Manifest, CanonicalJsonRoundTrips) {
   Manifest m;
   m.files.push_back({"b/model.safetensors", Sha256Hex("2"), 2});

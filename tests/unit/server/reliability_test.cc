@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "server/coordinator/verify.h"
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
+#include "server/objectstore/sha256.h"
 #include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
@@ -272,6 +274,146 @@ TEST_F(CoordinatorFaultTest, VerifyDataDirPassesASoundDirAndNamesDamage) {
       << text;
   EXPECT_NE(text.find("artifact " + model_ + " is not in the object store"), std::string::npos) << text;
   EXPECT_EQ(VerifyDataDir((dir_ / "nothing").string()).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The in-memory tables hold live things only: after many jobs were watched,
+// run and finished, no last_seq / watcher / stage entry is left (before the
+// fix last_seq_ kept one entry per job ever touched).
+TEST_F(CoordinatorFaultTest, InMemoryTablesHoldOnlyLiveJobs) {
+  const std::string w = Register();
+  constexpr int kJobs = 40;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kJobs; ++i) ids.push_back(Submit().job_id());
+  for (int i = 0; i < kJobs; ++i) {
+    auto batch = c_->WaitEvents(ids[i], 0, 0);  // a watcher came and went
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    EXPECT_EQ(batch->events.size(), 1u);
+  }
+  for (int i = 0; i < kJobs / 2; ++i) {
+    auto t = c_->LeaseTask(w, 0);
+    ASSERT_TRUE(t.ok() && t->has_value());
+    v1::HeartbeatRequest hb;
+    hb.set_lease_id((*t)->lease_id());
+    v1::Progress* p = hb.add_progress();
+    p->set_stage("s");
+    p->set_current(1);
+    p->set_total(4);
+    ASSERT_TRUE(c_->Heartbeat(hb).ok());
+    v1::CompleteTaskRequest done;
+    done.set_lease_id((*t)->lease_id());
+    done.set_artifact_digest(model_);
+    ASSERT_TRUE(c_->CompleteTask(done)->accepted());
+  }
+  auto s = c_->Stats();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->cached_last_seq, 0);
+  EXPECT_EQ(s->cached_watchers, 0);
+  EXPECT_EQ(s->cached_stage_starts, 0);
+  EXPECT_EQ(s->registered_workers, 1);
+  EXPECT_GT(s->sqlite_bytes, 0);
+  // A watcher that waits sees the events that arrive meanwhile (the cache is
+  // filled on demand and kept up to date while it waits).
+  std::thread watcher([&] {
+    auto batch = c_->WaitEvents(ids.back(), 1, 20'000);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    ASSERT_FALSE(batch->events.empty());
+    EXPECT_EQ(batch->events[0].seq(), 2);
+  });
+  while (c_->Stats()->cached_watchers == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(c_->Cancel(ids.back()).ok());
+  watcher.join();
+  EXPECT_EQ(c_->Stats()->cached_last_seq, 0);
+}
+
+// Churned workers are forgotten once idle for forget_worker_ms (10 min by
+// default); one that heartbeats its lease is kept however long it runs, and a
+// forgotten one is told to register again.
+TEST_F(CoordinatorFaultTest, IdleWorkersAreForgottenBusyOnesKept) {
+  Submit();
+  const std::string idle = Register(), busy = Register();
+  auto t = c_->LeaseTask(busy, 0);
+  ASSERT_TRUE(t.ok() && t->has_value());
+  v1::HeartbeatRequest hb;
+  hb.set_lease_id((*t)->lease_id());
+  for (int i = 0; i < 30; ++i) {  // a minute of heartbeats (the TTL here is 2 s)
+    clock_.Advance(2000);
+    ASSERT_TRUE(c_->Heartbeat(hb)->lease_valid());
+    EXPECT_EQ(*c_->ExpireLeases(), 0);
+  }
+  EXPECT_EQ(c_->Stats()->registered_workers, 2);  // 1 minute idle: not yet
+  for (int i = 0; i < 600; ++i) {
+    clock_.Advance(1000);
+    ASSERT_TRUE(c_->Heartbeat(hb)->lease_valid());
+    ASSERT_EQ(*c_->ExpireLeases(), 0);
+  }
+  auto s = c_->Stats();
+  EXPECT_EQ(s->registered_workers, 1);
+  EXPECT_EQ(s->workers_busy, 1);
+  EXPECT_EQ(c_->LeaseTask(idle, 0).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(c_->GetJob((*t)->job_id())->state(), v1::RUNNING);
+}
+
+// name -> sha256 of every file under `dir` except SQLite's shared-memory
+// index (jobs.db-shm: every reader, even a read-only one, sets its read marks
+// there by design; it holds no data and is rebuilt from the WAL).
+std::map<std::string, std::string> HashTree(const fs::path& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file() || e.path().filename() == "jobs.db-shm") continue;
+    absl::StatusOr<std::string> h = store::Sha256File(e.path().string());
+    out[e.path().lexically_relative(dir).string()] = h.ok() ? *h : h.status().ToString();
+  }
+  return out;
+}
+
+TEST_F(CoordinatorFaultTest, VerifyBesideALiveCoordinatorChangesNothing) {
+  const v1::Job a = Submit();
+  Submit();
+  const std::string w = Register();
+  auto t = c_->LeaseTask(w, 0);
+  ASSERT_TRUE(t.ok() && t->has_value());
+  v1::CompleteTaskRequest done;
+  done.set_lease_id((*t)->lease_id());
+  done.set_artifact_digest(model_);
+  ASSERT_TRUE(c_->CompleteTask(done)->accepted());
+  // An upload in progress on the live coordinator: its bytes sit in objects/tmp.
+  auto writer = c_->objects().NewBlob();
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append("half of an upload").ok());
+  ASSERT_EQ(FilesUnder(dir_ / "objects" / "tmp"), 1u);
+  const auto before = HashTree(dir_);
+  ASSERT_TRUE(before.count("jobs.db")) << "the test needs the database";
+  auto r = VerifyDataDir(dir_.string());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->ok()) << r->Summary();
+  EXPECT_EQ(r->jobs, 2);
+  EXPECT_EQ(HashTree(dir_), before);  // not one byte of jobs.db, its WAL or the objects changed
+  EXPECT_EQ(FilesUnder(dir_ / "objects" / "tmp"), 1u);
+  // The upload goes on and commits; the coordinator keeps working.
+  ASSERT_TRUE((*writer)->Append(" and the rest").ok());
+  auto digest = (*writer)->Commit("");
+  ASSERT_TRUE(digest.ok()) << digest.status();
+  EXPECT_EQ(*c_->objects().Get(*digest), "half of an upload and the rest");
+  EXPECT_EQ(c_->GetJob(a.job_id())->state(), v1::SUCCEEDED);
+  Submit();
+}
+
+TEST_F(CoordinatorFaultTest, VerifyNeverMigratesAnOlderDatabase) {
+  Submit();
+  c_.reset();
+  {
+    auto db = SqliteDb::Open((dir_ / "jobs.db").string());
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("PRAGMA user_version = 3").ok());
+  }
+  auto r = VerifyDataDir(dir_.string());
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find("schema version 3"), std::string::npos) << r.status();
+  auto db = SqliteDb::Open((dir_ / "jobs.db").string());
+  ASSERT_TRUE(db.ok());
+  auto q = (*db)->Prepare("PRAGMA user_version");
+  ASSERT_TRUE(q.ok() && *q->Step());
+  EXPECT_EQ(q->Int(0), 3);  // left as it was
 }
 
 }  // namespace

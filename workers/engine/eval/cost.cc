@@ -3,14 +3,11 @@
 #include <algorithm>
 
 namespace squeeze {
-namespace {
 
-bool IsFactorized(const std::string& kind) {
+bool IsFactorizedKind(const std::string& kind) {
   return kind.find("lowrank") != std::string::npos || kind.find("low_rank") != std::string::npos ||
          kind.find("factor") != std::string::npos;
 }
-
-}  // namespace
 
 int64_t LinearNonZeroWeights(const LinearLayer& l) {
   const int64_t nz = l.NonZeroWeights();
@@ -57,12 +54,14 @@ int64_t AttentionMacs(const Model& model, int64_t t) {
 
 }  // namespace
 
-// Factorized layers run U(Vx); sparse storage kinds (workers/methods/prune/
-// sparse_linear.h) multiply only their stored values. Every other kind runs the
-// dense in x out product, zeros included.
+// Factorized layers run U(Vx); N:M sparse kinds (sparse_<K>of<M>, workers/
+// methods/prune/sparse_linear.h) multiply only their stored values. Every other
+// kind, sparse_bitmask included (its kernel expands values into place), runs
+// the dense in x out product, zeros included.
 int64_t LinearKernelMacs(const LinearLayer& layer) {
   const std::string kind = layer.kind();
-  const bool runs_stored_only = IsFactorized(kind) || kind.rfind("sparse_", 0) == 0;
+  const bool is_n_of_m = kind.rfind("sparse_", 0) == 0 && kind != "sparse_bitmask";
+  const bool runs_stored_only = IsFactorizedKind(kind) || is_n_of_m;
   return runs_stored_only ? layer.NonZeroWeights() : layer.in_features() * layer.out_features();
 }
 

@@ -3,19 +3,23 @@
 //
 // Counting rules (units: MACs = multiply-accumulates; FLOPs = 2 * MACs):
 //  - A linear layer [out, in] costs in*out MACs per token as the kernels run it
-//    today ("kernel" MACs), for every kind: dense F32/F16/BF16, packed-int
-//    (dequantized tile by tile, then an fp32 multiply), and sparse / N:M layers
-//    (their weights are masked dense matrices run by the dense kernel). The
-//    only kinds whose kernel MACs differ are factorized (low-rank) layers,
-//    whose Forward runs two thin matmuls: kernel MACs = their stored weights,
-//    NonZeroWeights() = rank * (in + out). Kinds are recognised by their name
-//    (kind() containing "lowrank", "low_rank" or "factor").
+//    ("kernel" MACs) for dense F32/F16/BF16 and packed-int kinds (dequantized
+//    tile by tile, then an fp32 multiply) and for sparse_bitmask layers: their
+//    kernel (workers/kernels/cpu/sparse_gemm.h) expands the stored values into
+//    place and runs full-width FMAs, zeros included, so it saves bytes, not
+//    MACs. Kinds whose kernel MACs are their stored weights:
+//      * factorized (low-rank) layers, whose Forward runs two thin matmuls:
+//        NonZeroWeights() = rank * (in + out). Recognised by name
+//        (IsFactorizedKind: kind() containing "lowrank", "low_rank" or "factor");
+//      * N:M sparse layers (kind() "sparse_<K>of<M>"): the kernel gathers the
+//        K kept inputs of each group of M and multiplies only the stored values.
 //  - "Ideal" MACs = LinearNonZeroWeights(): NonZeroWeights(), and for dense
 //    kinds (kind() starting with "dense", where pruning leaves its zeros in
 //    the dense matrix) the count of non-zero stored weights: what a kernel
-//    that skips structural zeros could do. Which FLOPs can a kernel really skip today? None: no
-//    sparse or N:M kernel exists yet, so ideal < kernel only shows the
-//    potential. Quantization saves bytes, not MACs.
+//    that skips every structural zero could do. Which FLOPs does a kernel
+//    really skip today? Those of factorized and N:M layers (kernel == ideal);
+//    dense-stored and bitmask-stored pruned layers show ideal < kernel.
+//    Quantization saves bytes, not MACs.
 //  - Attention for a token that sees T keys (T = min(context, sliding window)):
 //    QK^T = n_heads * head_dim * T MACs and AV = the same, per layer
 //    (per-layer head counts from q_proj, so pruned heads count less).
@@ -65,6 +69,10 @@ int64_t LinearNonZeroWeights(const LinearLayer& layer);
 
 // Kernel MACs per token of one linear layer (see the rules above).
 int64_t LinearKernelMacs(const LinearLayer& layer);
+
+// True for factorized (low-rank) kinds, whose weights are rank * (in + out)
+// stored values rather than an in x out matrix.
+bool IsFactorizedKind(const std::string& kind);
 
 // context_len <= 0 means model.config.max_seq_len.
 ModelCost ComputeModelCost(const Model& model, int context_len = 0);

@@ -11,6 +11,7 @@
 #include "workers/engine/eval/agreement.h"
 #include "workers/engine/eval/cost.h"
 #include "workers/engine/model/forward.h"
+#include "workers/engine/model/forward_batch.h"
 #include "workers/engine/model/kv_cache.h"
 
 namespace squeeze {
@@ -97,7 +98,9 @@ absl::StatusOr<LatencyResult> MeasureLatency(const Model& model, const LatencyOp
     for (const KVCache& c : caches) kv += c.bytes();
     result.kv_cache_bytes = std::max(result.kv_cache_bytes, kv);
     MatrixRM logits;
-    std::vector<int> next(batch);
+    std::vector<int> next(batch), tokens(batch);
+    std::vector<BatchSequence> seqs(batch);
+    ForwardBatchScratch scratch;  // activations reused across steps, as a server would
     std::vector<double> prefill_ms, decode_ms;
     double timed_ms = 0;
     int timed = 0;
@@ -105,20 +108,37 @@ absl::StatusOr<LatencyResult> MeasureLatency(const Model& model, const LatencyOp
       const bool warm = rep < options.warmup;
       if (!warm && timed >= 1 && timed_ms >= options.max_seconds * 1000.0) break;
       const auto t0 = Clock::now();
-      for (int b = 0; b < batch; ++b) {
-        SQ_RETURN_IF_ERROR(Forward(model, prompts[b], 0, caches[b], logits, /*all_logits=*/false, pool));
-        next[b] = Argmax(logits.data(), vocab);
+      if (options.batched) {
+        for (int b = 0; b < batch; ++b) seqs[b] = {prompts[b], 0, &caches[b]};
+        SQ_RETURN_IF_ERROR(ForwardBatch(model, seqs, logits, /*all_logits=*/false, pool, &scratch));
+        for (int b = 0; b < batch; ++b) next[b] = Argmax(&logits(b, 0), vocab);
+      } else {
+        for (int b = 0; b < batch; ++b) {
+          SQ_RETURN_IF_ERROR(Forward(model, prompts[b], 0, caches[b], logits, /*all_logits=*/false, pool));
+          next[b] = Argmax(logits.data(), vocab);
+        }
       }
       const auto t1 = Clock::now();
       std::vector<double> steps;
       steps.reserve(options.decode_tokens);
       for (int s = 0; s < options.decode_tokens; ++s) {
         const auto s0 = Clock::now();
-        for (int b = 0; b < batch; ++b) {
-          const int tok = next[b];
-          SQ_RETURN_IF_ERROR(Forward(model, absl::MakeConstSpan(&tok, 1), options.prompt_len + s, caches[b], logits,
-                                     /*all_logits=*/false, pool));
-          next[b] = Argmax(logits.data(), vocab);
+        if (options.batched) {
+          // One batched forward of B tokens (the tokens are copied first:
+          // `next` is overwritten with the step's output).
+          tokens = next;
+          for (int b = 0; b < batch; ++b) {
+            seqs[b] = {absl::MakeConstSpan(&tokens[b], 1), options.prompt_len + s, &caches[b]};
+          }
+          SQ_RETURN_IF_ERROR(ForwardBatch(model, seqs, logits, /*all_logits=*/false, pool, &scratch));
+          for (int b = 0; b < batch; ++b) next[b] = Argmax(&logits(b, 0), vocab);
+        } else {
+          for (int b = 0; b < batch; ++b) {
+            const int tok = next[b];
+            SQ_RETURN_IF_ERROR(Forward(model, absl::MakeConstSpan(&tok, 1), options.prompt_len + s, caches[b],
+                                       logits, /*all_logits=*/false, pool));
+            next[b] = Argmax(logits.data(), vocab);
+          }
         }
         steps.push_back(Ms(s0, Clock::now()) / batch);
       }
@@ -131,6 +151,7 @@ absl::StatusOr<LatencyResult> MeasureLatency(const Model& model, const LatencyOp
     }
     LatencyPoint p;
     p.batch = batch;
+    p.batched = options.batched;
     p.prompt_len = options.prompt_len;
     p.decode_tokens = options.decode_tokens;
     p.repetitions = timed;

@@ -1,14 +1,22 @@
 // Measured inference latency of a model on this machine, with the kernels
-// that serve it (model Forward with a KV cache, the same path as `squeeze
-// generate`).
+// that serve it (the model's forward pass with KV caches: ForwardBatch of
+// model/forward_batch.h, the same blocks and linear kernels that `squeeze
+// generate` runs through the single-sequence Forward).
 //
 // Protocol, for each batch size B in options.batch_sizes:
 //  - B sequences of prompt_len token ids drawn uniformly from [0, vocab) by a
 //    std::mt19937_64 seeded with options.seed (the ids do not change the
 //    work: every forward does the same matmuls whatever the ids).
-//  - One repetition = prefill every sequence (one Forward of prompt_len
-//    tokens each, last-token logits only), then decode_tokens steps; a step
-//    feeds each sequence its greedy next token (one Forward of 1 token).
+//  - One repetition = prefill, then decode_tokens steps.
+//    Batched (options.batched, the default): prefill is ONE ForwardBatch of
+//    the B prompts (B * prompt_len rows through every linear at once,
+//    last-token logits only); a decode step is ONE ForwardBatch of B tokens,
+//    each sequence fed its own greedy next token at its own cache. Every
+//    linear layer thus runs one matmul over the B rows of a step; attention
+//    runs per sequence against its own cache.
+//    Sequential (batched = false, the pre-batching protocol kept for
+//    comparison): the B sequences run one after another, one Forward each
+//    for the prefill and per decode step.
 //  - `warmup` repetitions are run and discarded, then repetitions are timed
 //    (steady_clock) until `repetitions` are done, or, after at least one,
 //    until max_seconds of timed work have passed for this batch size.
@@ -17,11 +25,8 @@
 //    1000 / median ms per token.
 //  - Decode figures: per step, ms per token = step time / B; reported: p50
 //    and p90 over every timed step of every repetition (linear-interpolated
-//    quantiles), tokens/s = 1000 / p50.
-// Batching: the engine has no batched forward yet, so a batch of B runs the B
-// sequences one after another through the same kernels (each Forward itself
-// is parallel over the ThreadPool). Tokens/s at B = 8 therefore measures what
-// serving 8 streams costs today, not a batched GEMM.
+//    quantiles), tokens/s = 1000 / p50 (tokens of all B streams together).
+// Each LatencyPoint records which protocol produced it (`batched`).
 //
 // Memory: model_bytes = ComputeModelCost(model).bytes_total (weights as held
 // in memory: packed layers at their packed size); kv_cache_bytes = the caches
@@ -50,10 +55,14 @@ struct LatencyOptions {
   int repetitions = 5;        // timed repetitions at most (>= 1)
   double max_seconds = 10.0;  // per batch size; stops repeating after >= 1 timed repetition
   uint64_t seed = 0;
+  // true: one ForwardBatch per prefill / decode step (see above); false: the
+  // B sequences one after another (the sequential baseline).
+  bool batched = true;
 };
 
 struct LatencyPoint {
   int batch = 0;
+  bool batched = true;  // measured with ForwardBatch (LatencyOptions::batched)
   int prompt_len = 0, decode_tokens = 0;
   int repetitions = 0;  // timed repetitions done
   double prefill_ms_per_token_p50 = 0, prefill_ms_per_token_p90 = 0;

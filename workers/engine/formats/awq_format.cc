@@ -112,7 +112,8 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
   }
   json qc{{"quant_method", "awq"}, {"bits", 4}, {"group_size", *group_size}, {"zero_point", true}, {"version", "gemm"}};
   qc["modules_to_not_convert"] = dense.skipped.empty() ? json(nullptr) : json(dense.skipped);
-  SQ_ASSIGN_OR_RETURN(result.bytes, WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump()));
+  SQ_ASSIGN_OR_RETURN(result.bytes, WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump(), {},
+                                                        options.max_shard_bytes, &result.shards));
   return result;
 }
 

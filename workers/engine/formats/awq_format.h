@@ -43,6 +43,7 @@ struct AwqExportOptions {
   DType dense_dtype = DType::kF16;
   DType scale_dtype = DType::kF16;
   bool unfit_as_dense = false;
+  int64_t max_shard_bytes = kDefaultMaxShardBytes;  // sharded_safetensors.h
 };
 
 absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::string& dir,

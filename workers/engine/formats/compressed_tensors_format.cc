@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/engine/formats/compressed_tensors_sparse.h"
 #include "workers/engine/formats/int_weight.h"
 
 namespace squeeze {
@@ -67,6 +68,35 @@ struct Scheme {
 
 std::string SchemeKey(const Scheme& s) { return s.format + s.weights.dump() + s.inputs.dump(); }
 
+constexpr char kSparseKindPrefix[] = "sparse_";  // methods/prune/sparse_linear.h
+
+int64_t Zeros(const float* v, int64_t n) {
+  int64_t z = 0;
+  for (int64_t i = 0; i < n; ++i) z += v[i] == 0.0f ? 1 : 0;
+  return z;
+}
+
+// The sparsity format for the model's sparse layers (kinds "sparse_*"):
+// "auto" picks sparse-24-bitmask when every one is 2:4 (kind sparse_2of4),
+// sparse-bitmask otherwise. Also returns sparsity_structure.
+absl::StatusOr<std::pair<std::string, std::string>> ChooseSparseFormat(const std::string& requested,
+                                                                       const std::set<std::string>& kinds) {
+  std::string structure = "unstructured";
+  if (kinds.size() == 1 && *kinds.begin() != "sparse_bitmask") {
+    const std::string k = kinds.begin()->substr(7);  // "<K>of<M>"
+    const size_t of = k.find("of");
+    if (of != std::string::npos) structure = absl::StrCat(k.substr(0, of), ":", k.substr(of + 2));
+  }
+  if (requested == "auto") {
+    const bool all24 = kinds.size() == 1 && *kinds.begin() == "sparse_2of4";
+    return std::make_pair(std::string(all24 ? kCtSparse24Bitmask : kCtSparseBitmask), structure);
+  }
+  if (requested == kCtSparse24Bitmask) return std::make_pair(requested, std::string("2:4"));
+  if (requested == kCtSparseBitmask || requested == "dense") return std::make_pair(requested, structure);
+  return absl::InvalidArgumentError(absl::StrCat("compressed-tensors: sparse format \"", requested,
+                                                 "\": must be auto, sparse-bitmask, sparse-24-bitmask or dense"));
+}
+
 }  // namespace
 
 absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model, const std::string& dir,
@@ -77,6 +107,28 @@ absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model
   std::vector<Scheme> schemes;
   std::map<std::string, size_t> scheme_index;
   std::vector<std::string> ignore;
+  // Sparse layers: the format is chosen for all of them at once.
+  std::set<std::string> sparse_kinds;
+  for (const LinearSlot& slot : const_cast<Model&>(model).AllLinears()) {
+    if (slot.slot->get() != nullptr && absl::StartsWith(slot.slot->get()->kind(), kSparseKindPrefix)) {
+      sparse_kinds.insert(slot.slot->get()->kind());
+    }
+  }
+  SQ_ASSIGN_OR_RETURN(auto sparse_choice, ChooseSparseFormat(options.sparse_format, sparse_kinds));
+  const std::string& sparse_format = sparse_choice.first;
+  std::vector<std::string> sparse_targets;
+  // global_sparsity: zero parameters over all parameters, in percent.
+  int64_t params = 0, zero_params = 0;
+  auto count = [&](const float* v, int64_t n) {
+    params += n;
+    zero_params += Zeros(v, n);
+  };
+  count(model.embedding.data(), model.embedding.size());
+  for (const TransformerBlock& b : model.blocks) {
+    count(b.attn_norm.data(), static_cast<int64_t>(b.attn_norm.size()));
+    count(b.ffn_norm.data(), static_cast<int64_t>(b.ffn_norm.size()));
+  }
+  count(model.final_norm.data(), static_cast<int64_t>(model.final_norm.size()));
   auto add_to_scheme = [&](Scheme s, const std::string& module) {
     const std::string key = SchemeKey(s);
     auto it = scheme_index.find(key);
@@ -91,6 +143,8 @@ absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model
     if (layer == nullptr) return absl::InvalidArgumentError(absl::StrCat(slot.name, " is missing"));
     const std::string& m = slot.name;
     const MatrixRM reference = layer->DenseWeight();
+    count(reference.data(), reference.size());
+    count(layer->bias().data(), static_cast<int64_t>(layer->bias().size()));
     QuantizedLayerReport rep{m, layer->kind(), "", 0.0};
     SQ_ASSIGN_OR_RETURN(std::optional<IntWeight> iw, IntWeightFromLayer(*layer, m));
     if (iw.has_value()) {
@@ -164,6 +218,28 @@ absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model
       rep.rel_error = WrittenRelativeError(written, reference);
       rep.how = options.scale_dtype == DType::kF32 ? "exact" : absl::StrCat("scales rounded to ", DTypeName(options.scale_dtype));
       add_to_scheme({"int-quantized", WeightArgs(8, true, "channel", 0, false), TokenActivationArgs(), {}}, m);
+    } else if (absl::StartsWith(layer->kind(), kSparseKindPrefix) && sparse_format != "dense") {
+      const int64_t nnz = reference.size() - Zeros(reference.data(), reference.size());
+      if (sparse_format == kCtSparse24Bitmask) {
+        absl::StatusOr<std::vector<SafetensorsEntry>> sparse = CtSparse24Entries(m, reference, options.dense_dtype);
+        if (!sparse.ok()) {
+          return absl::Status(sparse.status().code(), absl::StrCat("compressed-tensors: ", sparse.status().message(),
+                                                                   "; nothing was written"));
+        }
+        for (SafetensorsEntry& e : *sparse) entries.push_back(std::move(e));
+      } else {
+        for (SafetensorsEntry& e : CtBitmaskEntries(m, reference, options.dense_dtype)) entries.push_back(std::move(e));
+      }
+      absl::Span<const float> b = layer->bias();
+      if (!b.empty()) {
+        entries.push_back(StoredAs(m + ".bias", OwnedF32(std::vector<float>(b.begin(), b.end()), {layer->out_features()}),
+                                   options.dense_dtype));
+      }
+      MatrixRM written = reference.unaryExpr([&](float v) { return RoundTo(options.dense_dtype, v); });
+      rep.rel_error = WrittenRelativeError(written, reference);
+      rep.how = absl::StrCat(sparse_format, " (", nnz, " of ", reference.size(), " weights non-zero)");
+      sparse_targets.push_back(m);
+      ignore.push_back(m);
     } else {
       for (SafetensorsEntry& e : DenseLinearEntries(m, *layer, options.dense_dtype)) entries.push_back(std::move(e));
       MatrixRM written = reference.unaryExpr([&](float v) { return RoundTo(options.dense_dtype, v); });
@@ -173,10 +249,10 @@ absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model
     }
     result.layers.push_back(std::move(rep));
   }
-  if (schemes.empty()) {
+  if (schemes.empty() && sparse_targets.empty()) {
     return absl::InvalidArgumentError(
-        "compressed-tensors: the model has no quantized layer (packed_int_* or w8a8); export it as a plain "
-        "checkpoint instead; nothing was written");
+        "compressed-tensors: the model has no quantized layer (packed_int_* or w8a8) and no sparse layer "
+        "(sparse_*); export it as a plain checkpoint instead; nothing was written");
   }
   json groups = json::object();
   std::set<std::string> formats;
@@ -188,20 +264,39 @@ absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model
                                              {"output_activations", nullptr},
                                              {"format", schemes[i].format}};
   }
-  json qc{{"config_groups", groups},
-          {"format", formats.size() == 1 ? *formats.begin() : std::string("mixed-precision")},
-          {"global_compression_ratio", nullptr},
-          {"ignore", ignore},
-          {"kv_cache_scheme", nullptr},
-          {"quant_method", "compressed-tensors"},
-          {"quantization_status", "compressed"},
-          {"sparsity_config", json::object()},
-          {"transform_config", json::object()},
-          {"version", kCompressedTensorsVersion}};
+  json sparsity = json::object();
+  if (!sparse_targets.empty()) {
+    // SparsityCompressionConfig.model_dump(); the targets are module names.
+    sparsity = json{{"format", sparse_format},
+                    {"targets", sparse_targets},
+                    {"ignore", json::array()},
+                    {"global_sparsity", params == 0 ? 0.0 : 100.0 * static_cast<double>(zero_params) / params},
+                    {"sparsity_structure", sparse_choice.second}};
+  }
+  json qc;
+  if (schemes.empty()) {
+    // Sparse only: what ModelCompressor.update_config writes without a
+    // quantization config.
+    qc = json{{"quant_method", "compressed-tensors"},
+              {"sparsity_config", sparsity},
+              {"transform_config", json::object()},
+              {"version", kCompressedTensorsVersion}};
+  } else {
+    qc = json{{"config_groups", groups},
+              {"format", formats.size() == 1 ? *formats.begin() : std::string("mixed-precision")},
+              {"global_compression_ratio", nullptr},
+              {"ignore", ignore},
+              {"kv_cache_scheme", nullptr},
+              {"quant_method", "compressed-tensors"},
+              {"quantization_status", "compressed"},
+              {"sparsity_config", sparsity},
+              {"transform_config", json::object()},
+              {"version", kCompressedTensorsVersion}};
+  }
   std::map<std::string, std::string> extra;
   if (!options.recipe_yaml.empty()) extra["recipe.yaml"] = options.recipe_yaml;
-  SQ_ASSIGN_OR_RETURN(result.bytes,
-                      WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump(), extra));
+  SQ_ASSIGN_OR_RETURN(result.bytes, WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump(),
+                                                        extra, options.max_shard_bytes, &result.shards));
   return result;
 }
 
@@ -326,38 +421,6 @@ absl::StatusOr<std::vector<int64_t>> ReadShape2(const TensorView& v, const std::
   return s;
 }
 
-// sparse-bitmask / sparse-24-bitmask -> dense fp32 "M.weight".
-absl::Status DecompressSparse(const std::string& m, const std::string& format, CheckpointTensors* ck) {
-  const TensorView* shape_v = Find(*ck, m + ".shape");
-  const TensorView* values_v = Find(*ck, m + ".compressed");
-  const TensorView* mask_v = Find(*ck, m + ".bitmask");
-  if (shape_v == nullptr || values_v == nullptr || mask_v == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(m, ": ", format, " needs shape, compressed and bitmask tensors"));
-  }
-  SQ_ASSIGN_OR_RETURN(std::vector<int64_t> shape, ReadShape2(*shape_v, m + ".shape"));
-  const int64_t rows = shape[0], cols = shape[1], mask_cols = (cols + 7) / 8;
-  SQ_ASSIGN_OR_RETURN(std::vector<int64_t> mask, ReadIntTensor(*mask_v, m + ".bitmask", {rows, mask_cols}));
-  SQ_ASSIGN_OR_RETURN(std::vector<float> values, ToFloat32(*values_v, m + ".compressed"));
-  std::vector<float> dense(static_cast<size_t>(rows * cols), 0.0f);
-  size_t next = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      if (((static_cast<uint64_t>(mask[r * mask_cols + c / 8]) >> (c % 8)) & 1u) == 0) continue;
-      if (next >= values.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(m, ".compressed: ", values.size(),
-                                                       " values, fewer than the bitmask's set bits"));
-      }
-      dense[r * cols + c] = values[next++];
-    }
-  }
-  if (next != values.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(m, ".compressed: ", values.size(), " values but the bitmask sets ", next));
-  }
-  for (const char* s : {".shape", ".compressed", ".bitmask", ".row_offsets"}) ck->tensors.erase(m + s);
-  ck->tensors[m + ".weight"] = {OwnedF32(std::move(dense), {rows, cols}), "(sparse-bitmask)"};
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status CompressedTensorsToCheckpoint(const std::string& qc_text, const std::string& source,
@@ -381,7 +444,7 @@ absl::Status CompressedTensorsToCheckpoint(const std::string& qc_text, const std
         if (absl::EndsWith(name, ".bitmask")) modules.push_back(name.substr(0, name.size() - 8));
       }
       for (const std::string& m : modules) {
-        SQ_RETURN_IF_ERROR(DecompressSparse(m, format, ck));
+        SQ_RETURN_IF_ERROR(CtSparseToCheckpoint(m, format, source, ck));
         sparse_modules.insert(m);
       }
     }

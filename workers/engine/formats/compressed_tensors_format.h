@@ -33,11 +33,8 @@
 // int-quantized / naive-quantized: M.weight int8 [out, in] (signed codes),
 // M.weight_scale, M.weight_zero_point int8 (asymmetric, unpacked).
 // Dequantization: w = (q - z) * s with s, z of the input's group.
-// sparse-bitmask (sparsity_config, read only): M.shape I64 [2],
-//   M.compressed (the non-zeros in row-major order), M.bitmask U8
-//   [out, ceil(in / 8)] (numpy packbits, bitorder little), M.row_offsets I64
-//   [out]; sparse-24-bitmask: M.shape [2, 1], M.compressed [out, in / 2],
-//   M.bitmask as above.
+// sparse-bitmask / sparse-24-bitmask (config "sparsity_config"): the layout,
+// config keys and import are in compressed_tensors_sparse.h.
 //
 // Export (engine layer kind -> compressed-tensors):
 //   packed_int_* with 4 or 8 bits -> pack-quantized (vLLM runs 4 and 8 bit
@@ -47,12 +44,26 @@
 //     stored in options.scale_dtype (F32 keeps them exact).
 //   w8a8_int8_channel_token -> int-quantized with input_activations int8
 //     symmetric per-token dynamic (the W8A8 preset).
+//   sparse_* (pruned, methods/prune/sparse_linear.h) -> sparsity_config
+//     (options.sparse_format): "auto" = sparse-24-bitmask when every sparse
+//     layer is sparse_2of4, sparse-bitmask otherwise; "sparse-24-bitmask"
+//     refuses a layer that is not 2:4 (naming the row and inputs); "dense"
+//     writes them dense. Values in options.dense_dtype (F32: exact). The
+//     module is listed in sparsity_config.targets (and, not being quantized,
+//     in the quantization ignore list). A model with sparse and quantized
+//     layers writes both configs (compressed-tensors' decompress_model handles
+//     each module by its own config). Runs in: transformers / compressed-
+//     tensors (both formats, decompressed on load); vLLM runs
+//     sparse-24-bitmask (2:4 cutlass kernels) only.
 //   anything else -> dense "M.weight" in options.dense_dtype, listed in ignore.
+// A model with neither quantized nor sparse layers is refused (export it as
+// a plain checkpoint). The safetensors are sharded past
+// options.max_shard_bytes (sharded_safetensors.h).
 // Not refused (compressed-tensors' own decompression and transformers load
 // them; vLLM's Marlin kernels may not): a group size that does not divide
 // in_features (the last group of a row is shorter, as strategy_cdiv allows).
 // Import: every scheme above back into the engine's kinds (packed_int_*,
-// w8a8_*), sparse layers decompressed to dense weights; other formats and
+// w8a8_*, sparse_bitmask / sparse_2of4); other formats and
 // arguments (float types, block strategy, static activations) are
 // Unimplemented naming the module and the field.
 #pragma once
@@ -73,6 +84,9 @@ struct CompressedTensorsExportOptions {
   DType dense_dtype = DType::kF32;  // embeddings, norms, dense layers, biases
   DType scale_dtype = DType::kF32;  // weight_scale
   std::string recipe_yaml;          // written as recipe.yaml when non-empty
+  // Sparse layers: "auto", "sparse-bitmask", "sparse-24-bitmask" or "dense".
+  std::string sparse_format = "auto";
+  int64_t max_shard_bytes = kDefaultMaxShardBytes;  // sharded_safetensors.h
 };
 
 absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model, const std::string& dir,

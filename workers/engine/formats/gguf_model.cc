@@ -1,5 +1,6 @@
 #include "workers/engine/formats/gguf_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -335,15 +336,35 @@ absl::Status CheckExportable(const Model& model) {
   if (c.head_dim % 2 != 0) return absl::InvalidArgumentError("GGUF export: head_dim must be even for RoPE");
   for (int l = 0; l < c.n_layers; ++l) {
     const TransformerBlock& b = model.blocks[l];
-    const int64_t q = b.q_proj->out_features(), kv = b.k_proj->out_features(), h = b.gate_proj->out_features();
-    if (q != int64_t{c.n_heads} * c.head_dim || kv != int64_t{c.n_kv_heads} * c.head_dim || h != c.hidden_dim) {
-      return absl::UnimplementedError(absl::StrCat(
-          "GGUF export: layer ", l, " has ", q / c.head_dim, " query heads, ", kv / c.head_dim, " key/value heads and ",
-          h, " MLP channels, the config ", c.n_heads, ", ", c.n_kv_heads, " and ", c.hidden_dim,
-          ": per-layer widths (structured pruning) are not written to GGUF yet"));
+    const int64_t q = b.q_proj->out_features(), kv = b.k_proj->out_features();
+    if (q % c.head_dim != 0 || kv % c.head_dim != 0 || kv == 0 || (q / c.head_dim) % (kv / c.head_dim) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("GGUF export: layer ", l, ": q_proj ", q, " / k_proj ", kv,
+                                                     " rows are not whole GQA head groups of ", c.head_dim));
     }
   }
   return absl::OkStatus();
+}
+
+// The widths of every block, from its linears (the source of truth after
+// structured pruning).
+struct LayerWidths {
+  std::vector<int64_t> heads, kv_heads, ff;
+  bool uniform() const {
+    for (size_t l = 1; l < heads.size(); ++l) {
+      if (heads[l] != heads[0] || kv_heads[l] != kv_heads[0] || ff[l] != ff[0]) return false;
+    }
+    return true;
+  }
+};
+
+LayerWidths WidthsOf(const Model& model) {
+  LayerWidths w;
+  for (const TransformerBlock& b : model.blocks) {
+    w.heads.push_back(b.q_proj->out_features() / model.config.head_dim);
+    w.kv_heads.push_back(b.k_proj->out_features() / model.config.head_dim);
+    w.ff.push_back(b.gate_proj->out_features());
+  }
+  return w;
 }
 
 }  // namespace
@@ -413,8 +434,16 @@ absl::StatusOr<GgufExportResult> ExportGguf(const Model& model, const std::strin
   result.file_type = FileTypeOf(mostly);
 
   std::vector<GgufKV> kv;
-  const std::string a = "llama";
+  // Per-layer widths need llama.cpp's "deci" architecture (DeciLM /
+  // Nemotron-NAS): the llama one sizes every block from one head count and
+  // one feed-forward length.
+  const LayerWidths widths = WidthsOf(model);
+  const bool uniform = widths.uniform();
+  const std::string a = uniform ? kGgufArchLlama : kGgufArchDeci;
   auto u32 = [](int64_t v) { return GgufValue::U32(static_cast<uint32_t>(v)); };
+  auto width = [&](const std::vector<int64_t>& per_layer) {
+    return uniform ? u32(per_layer[0]) : GgufValue::IntArray(GgufType::kInt32, per_layer);
+  };
   kv.push_back({"general.architecture", GgufValue::Str(a)});
   if (!options.name.empty()) kv.push_back({"general.name", GgufValue::Str(options.name)});
   kv.push_back({"general.file_type", GgufValue::U32(result.file_type)});
@@ -424,9 +453,9 @@ absl::StatusOr<GgufExportResult> ExportGguf(const Model& model, const std::strin
   kv.push_back({a + ".context_length", u32(c.max_seq_len)});
   kv.push_back({a + ".embedding_length", u32(c.dim)});
   kv.push_back({a + ".block_count", u32(c.n_layers)});
-  kv.push_back({a + ".feed_forward_length", u32(c.hidden_dim)});
-  kv.push_back({a + ".attention.head_count", u32(c.n_heads)});
-  kv.push_back({a + ".attention.head_count_kv", u32(c.n_kv_heads)});
+  kv.push_back({a + ".feed_forward_length", width(widths.ff)});
+  kv.push_back({a + ".attention.head_count", width(widths.heads)});
+  kv.push_back({a + ".attention.head_count_kv", width(widths.kv_heads)});
   kv.push_back({a + ".attention.key_length", u32(c.head_dim)});
   kv.push_back({a + ".attention.value_length", u32(c.head_dim)});
   kv.push_back({a + ".rope.dimension_count", u32(c.head_dim)});
@@ -457,9 +486,9 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
     return absl::InvalidArgumentError(absl::StrCat(f.path, ": GGUF ", what));
   };
   SQ_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
-  if (arch != "llama") {
+  if (arch != kGgufArchLlama && arch != kGgufArchDeci) {
     return absl::UnimplementedError(
-        absl::StrCat(f.path, ": GGUF general.architecture \"", arch, "\" is not supported (llama)"));
+        absl::StrCat(f.path, ": GGUF general.architecture \"", arch, "\" is not supported (llama, deci)"));
   }
   const std::string p = arch + ".";
   CheckpointTensors ck;
@@ -475,9 +504,59 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
   };
   SQ_RETURN_IF_ERROR(get_int(p + "embedding_length", &c.dim, std::nullopt));
   SQ_RETURN_IF_ERROR(get_int(p + "block_count", &c.n_layers, std::nullopt));
-  SQ_RETURN_IF_ERROR(get_int(p + "feed_forward_length", &c.hidden_dim, std::nullopt));
-  SQ_RETURN_IF_ERROR(get_int(p + "attention.head_count", &c.n_heads, std::nullopt));
-  SQ_RETURN_IF_ERROR(get_int(p + "attention.head_count_kv", &c.n_kv_heads, c.n_heads));
+  // Widths: one integer, or (llama.cpp's get_key_or_arr) an int32 / uint32
+  // array of block_count entries. The config takes the largest; per-layer
+  // entries go to ModelConfig::layer_* when they differ.
+  auto get_widths = [&](const std::string& key, int* out, std::vector<int>* per_layer,
+                        const std::vector<int>* dflt) -> absl::Status {
+    const GgufValue* v = f.Find(key);
+    if (v == nullptr && dflt != nullptr) {
+      *per_layer = *dflt;
+      if (per_layer->empty()) return absl::OkStatus();
+      *out = *std::max_element(per_layer->begin(), per_layer->end());
+      return absl::OkStatus();
+    }
+    if (v == nullptr || !v->is_array()) {
+      int scalar = 0;
+      SQ_RETURN_IF_ERROR(get_int(key, &scalar, dflt != nullptr ? std::optional<int64_t>(*out) : std::nullopt));
+      *out = scalar;
+      per_layer->assign(static_cast<size_t>(c.n_layers), scalar);
+      return absl::OkStatus();
+    }
+    if (v->elem_type != GgufType::kInt32 && v->elem_type != GgufType::kUint32) {
+      return bad(absl::StrCat("metadata ", key, ": an array of ", GgufTypeName(v->elem_type),
+                              ", expected int32 or uint32 (one per block)"));
+    }
+    if (static_cast<int64_t>(v->ints.size()) != c.n_layers) {
+      return bad(absl::StrCat("metadata ", key, ": ", v->ints.size(), " entries, expected block_count = ", c.n_layers));
+    }
+    per_layer->clear();
+    for (size_t l = 0; l < v->ints.size(); ++l) {
+      const int64_t x = v->ints[l];
+      if (x == 0) {
+        return absl::UnimplementedError(absl::StrCat(
+            f.path, ": GGUF metadata ", key, "[", l, "] = 0 (a block without attention or without a feed-forward "
+            "network, as in DeciLM) is not supported"));
+      }
+      if (x < 0 || x > (1 << 30)) return bad(absl::StrCat("metadata ", key, "[", l, "] = ", x, " is out of range"));
+      per_layer->push_back(static_cast<int>(x));
+    }
+    *out = *std::max_element(per_layer->begin(), per_layer->end());
+    return absl::OkStatus();
+  };
+  std::vector<int> ff, heads, kv_heads;
+  SQ_RETURN_IF_ERROR(get_widths(p + "feed_forward_length", &c.hidden_dim, &ff, nullptr));
+  SQ_RETURN_IF_ERROR(get_widths(p + "attention.head_count", &c.n_heads, &heads, nullptr));
+  c.n_kv_heads = c.n_heads;
+  SQ_RETURN_IF_ERROR(get_widths(p + "attention.head_count_kv", &c.n_kv_heads, &kv_heads, &heads));
+  auto all_equal = [](const std::vector<int>& v) {
+    return std::all_of(v.begin(), v.end(), [&](int x) { return x == v[0]; });
+  };
+  if (!all_equal(ff) || !all_equal(heads) || !all_equal(kv_heads)) {
+    c.layer_hidden_dim = ff;
+    c.layer_n_heads = heads;
+    c.layer_n_kv_heads = kv_heads;
+  }
   SQ_RETURN_IF_ERROR(get_int(p + "context_length", &c.max_seq_len, std::nullopt));
   SQ_RETURN_IF_ERROR(get_int(p + "attention.key_length", &c.head_dim, c.dim / c.n_heads));
   int value_length = 0, rope_dims = 0;

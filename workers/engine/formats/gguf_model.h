@@ -62,6 +62,9 @@
 
 namespace squeeze {
 
+inline constexpr char kGgufArchLlama[] = "llama";
+inline constexpr char kGgufArchDeci[] = "deci";
+
 // llama.cpp token types (tokenizer.ggml.token_type).
 enum GgufTokenType : int32_t {
   kGgufTokenNormal = 1,
@@ -105,8 +108,16 @@ struct GgufExportResult {
 // tokenizer.bin or HF tokenizer.json) to `out_path` atomically. Refuses
 // (InvalidArgument / Unimplemented, naming the reason) what llama.cpp's llama
 // loader cannot run: architectures other than llama / mistral (without
-// sliding window), per-layer widths that differ from the config (pruned
-// heads / channels), a tokenizer larger than the model's vocabulary.
+// sliding window), a tokenizer larger than the model's vocabulary.
+// Per-layer widths (structured pruning: blocks with fewer query / key-value
+// heads or MLP channels than others) are written with general.architecture
+// "deci" (llama.cpp's DeciLM / Nemotron-NAS architecture: the llama tensor
+// names and RoPE, but deci.attention.head_count, .head_count_kv and
+// .feed_forward_length are int32 arrays, one entry per block, read by
+// llama.cpp's get_key_or_arr); the llama architecture sizes every block from
+// layer 0 and would refuse such a file. Uniform widths (also uniformly
+// pruned ones) are written as "llama" with scalars equal to the blocks'
+// widths.
 absl::StatusOr<GgufExportResult> ExportGguf(const Model& model, const std::string& tokenizer_path,
                                            const std::string& out_path, const GgufExportOptions& options);
 
@@ -137,7 +148,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFromGguf(const GgufFile& fil
 
 // The model tensors of a parsed GGUF file under HF names, dequantized to
 // fp32, q/k rows permuted back to the half-split layout, with the config
-// from the llama.* metadata.
+// from the llama.* (or deci.*) metadata: per-layer arrays of head_count /
+// head_count_kv / feed_forward_length become ModelConfig::layer_* (config
+// widths = the largest); an entry of 0 (DeciLM's attention-free or
+// FFN-free blocks) is Unimplemented.
 absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& file);
 
 struct GgufModel {

@@ -153,7 +153,8 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
   qc["meta"] = json{{"quantizer", json::array({"squeeze"})}};
   std::map<std::string, std::string> extra = {{"quantize_config.json", qc.dump(2) + "\n"}};
   SQ_ASSIGN_OR_RETURN(result.bytes,
-                      WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump(), extra));
+                      WriteQuantizedHfDir(model, dir, options.dense_dtype, std::move(entries), qc.dump(), extra,
+                                          options.max_shard_bytes, &result.shards));
   return result;
 }
 

@@ -49,6 +49,7 @@ struct GptqExportOptions {
   DType scale_dtype = DType::kF16;  // scales (F32 keeps them exact)
   bool v2 = false;                  // checkpoint_format "gptq_v2" (zero points not minus one)
   bool unfit_as_dense = false;      // shapes the format cannot pack -> dense + "dynamic" skip rule
+  int64_t max_shard_bytes = kDefaultMaxShardBytes;  // sharded_safetensors.h
 };
 
 absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::string& dir,

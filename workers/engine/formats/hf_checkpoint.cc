@@ -14,6 +14,7 @@
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/hf_config.h"
 #include "workers/engine/formats/safetensors.h"
+#include "workers/engine/formats/sharded_safetensors.h"
 
 namespace squeeze {
 namespace {
@@ -64,6 +65,15 @@ absl::Status AddFile(const SafetensorsFile& st, CheckpointTensors& ck) {
   return absl::OkStatus();
 }
 
+// Reads the shards listed in the index. Refused (InvalidArgument naming the
+// index or the shard): a shard file name that is not a plain
+// "*.safetensors" name in `dir` (no path separators, no "..": nothing outside
+// the directory is opened), a metadata.total_size that is not a non-negative
+// integer, a listed tensor missing from its shard, and a shard holding a
+// tensor the index assigns elsewhere or does not list (a tensor in two
+// shards is ambiguous; transformers would load whichever it reads last).
+// A listed shard that cannot be read keeps its error code, prefixed by the
+// index path.
 absl::Status ReadIndex(const std::string& dir, CheckpointTensors& ck) {
   const std::string index_path = Join(dir, kHfIndexFile);
   SQ_ASSIGN_OR_RETURN(std::string text, ReadFileToString(index_path));
@@ -79,29 +89,66 @@ absl::Status ReadIndex(const std::string& dir, CheckpointTensors& ck) {
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
     return bad("missing object \"weight_map\"");
   }
+  if (j.contains("metadata")) {
+    if (!j["metadata"].is_object()) return bad("\"metadata\" is not an object");
+    if (j["metadata"].contains("total_size")) {
+      const json& t = j["metadata"]["total_size"];
+      if (!t.is_number_integer() || (t.is_number_integer() && !t.is_number_unsigned() && t.get<int64_t>() < 0)) {
+        return bad(absl::StrCat("metadata.total_size ", t.dump(), " is not a non-negative integer"));
+      }
+    }
+  }
   // shard file -> tensor names it must hold
   std::map<std::string, std::vector<std::string>> by_shard;
+  std::map<std::string, std::string> shard_of;
   for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
     if (!it.value().is_string())
       return bad(absl::StrCat("weight_map entry for ", it.key(), " is not a string"));
     const std::string shard = it.value().get<std::string>();
-    if (shard.empty() || absl::StrContains(shard, "/") || shard == "." || shard == "..") {
-      return bad(
-          absl::StrCat("weight_map entry for ", it.key(), ": invalid shard file name \"", shard, "\""));
+    if (shard.empty() || absl::StrContains(shard, "/") || absl::StrContains(shard, "\\") ||
+        absl::StrContains(shard, std::string(1, '\0')) || absl::StartsWith(shard, ".") ||
+        !absl::EndsWith(shard, ".safetensors")) {
+      return bad(absl::StrCat("weight_map entry for ", it.key(), ": invalid shard file name \"", shard,
+                              "\" (must be a *.safetensors file name inside the directory, without path "
+                              "separators or a leading dot)"));
     }
     by_shard[shard].push_back(it.key());
+    shard_of[it.key()] = shard;
   }
   if (by_shard.empty()) return bad("weight_map is empty");
+  std::vector<SafetensorsFile> files;
   for (const auto& [shard, names] : by_shard) {
-    SQ_ASSIGN_OR_RETURN(SafetensorsFile st, ReadSafetensors(Join(dir, shard)));
-    SQ_RETURN_IF_ERROR(AddLinearKinds(st, ck));
+    absl::StatusOr<SafetensorsFile> st = ReadSafetensors(Join(dir, shard));
+    if (!st.ok()) {
+      return absl::Status(st.status().code(), absl::StrCat(index_path, ": shard ", shard, " (", names.size(),
+                                                           " tensors, e.g. ", names.front(), "): ",
+                                                           st.status().message()));
+    }
+    SQ_RETURN_IF_ERROR(AddLinearKinds(*st, ck));
     for (const std::string& name : names) {
-      auto t = st.tensors.find(name);
-      if (t == st.tensors.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(st.path, ": tensor ", name, ": listed in ", index_path,
+      auto t = st->tensors.find(name);
+      if (t == st->tensors.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(st->path, ": tensor ", name, ": listed in ", index_path,
                                                        " but missing from this shard"));
       }
-      ck.tensors[name] = SourceTensor{t->second, st.path};
+      ck.tensors[name] = SourceTensor{t->second, st->path};
+    }
+    files.push_back(*std::move(st));
+  }
+  // Every listed tensor is where the index says; now nothing else may be.
+  for (const SafetensorsFile& st : files) {
+    const std::string shard = fs::path(st.path).filename().string();
+    for (const auto& [name, view] : st.tensors) {
+      auto owner = shard_of.find(name);
+      if (owner == shard_of.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(st.path, ": tensor ", name, " is not in the weight_map of ",
+                                                       index_path));
+      }
+      if (owner->second != shard) {
+        return absl::InvalidArgumentError(absl::StrCat(st.path, ": tensor ", name, " is also stored here, but ",
+                                                       index_path, " assigns it to ", owner->second,
+                                                       " (a tensor in two shards is ambiguous)"));
+      }
     }
   }
   return absl::OkStatus();
@@ -129,13 +176,6 @@ TensorView FloatView(const float* data, std::vector<int64_t> shape) {
 
 bool IsFloat(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
 
-absl::Status RemoveIfExists(const std::string& path) {
-  std::error_code ec;
-  fs::remove(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat(path, ": cannot remove stale file: ", ec.message()));
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<CheckpointTensors> ReadHfCheckpoint(const std::string& dir) {
@@ -152,7 +192,8 @@ absl::StatusOr<CheckpointTensors> ReadHfCheckpoint(const std::string& dir) {
   return ck;
 }
 
-absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const SaveOptions& options) {
+absl::StatusOr<ShardedWrite> WriteHfCheckpoint(const Model& model, const std::string& dir,
+                                               const SaveOptions& options) {
   if (!IsFloat(options.dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat("SaveModel ", dir, ": dtype ", DTypeName(options.dtype), " is not F32, F16 or BF16"));
@@ -210,58 +251,16 @@ absl::Status WriteHfCheckpoint(const Model& model, const std::string& dir, const
   std::sort(entries.begin(), entries.end(),
             [](const SafetensorsEntry& a, const SafetensorsEntry& b) { return a.name < b.name; });
 
-  // Shards: greedy in name order.
-  std::vector<std::vector<SafetensorsEntry>> shards(1);
-  int64_t in_shard = 0, total = 0;
-  for (SafetensorsEntry& e : entries) {
-    const int64_t bytes = StoredBytes(e);
-    if (!shards.back().empty() && in_shard + bytes > options.max_shard_bytes) {
-      shards.emplace_back();
-      in_shard = 0;
-    }
-    in_shard += bytes;
-    total += bytes;
-    shards.back().push_back(std::move(e));
-  }
-
   json squeeze_meta = {
       {"version", 1}, {"dtype", std::string(DTypeName(options.dtype))}, {"linear_kinds", kinds}};
   const std::map<std::string, std::string> metadata = {{"format", "pt"}, {"squeeze", squeeze_meta.dump()}};
 
   SQ_RETURN_IF_ERROR(MakeDirs(dir));
-  const int n = static_cast<int>(shards.size());
-  std::set<std::string> written;
-  if (n == 1) {
-    SQ_RETURN_IF_ERROR(WriteSafetensors(Join(dir, kHfSingleFile), std::move(shards[0]), metadata));
-    written.insert(kHfSingleFile);
-  } else {
-    nlohmann::ordered_json index;
-    index["metadata"] = {{"total_size", total}};
-    json weight_map = json::object();
-    for (int i = 0; i < n; ++i) {
-      const std::string file = absl::StrFormat("model-%05d-of-%05d.safetensors", i + 1, n);
-      for (const SafetensorsEntry& e : shards[i]) weight_map[e.name] = file;
-      SQ_RETURN_IF_ERROR(WriteSafetensors(Join(dir, file), std::move(shards[i]), metadata));
-      written.insert(file);
-    }
-    index["weight_map"] = weight_map;
-    SQ_RETURN_IF_ERROR(WriteFileAtomically(Join(dir, kHfIndexFile), index.dump(2) + "\n"));
-    written.insert(kHfIndexFile);
-  }
+  SQ_ASSIGN_OR_RETURN(ShardedWrite written,
+                      WriteShardedSafetensors(dir, std::move(entries), metadata, options.max_shard_bytes));
   SQ_RETURN_IF_ERROR(
       WriteFileAtomically(Join(dir, kHfConfigFile), HfConfigJson(EffectiveConfig(model), TorchDtype(options.dtype))));
-
-  // Remove model files of a previous save with another layout.
-  std::error_code ec;
-  for (const fs::directory_entry& de : fs::directory_iterator(dir, ec)) {
-    const std::string name = de.path().filename().string();
-    const bool model_file = name == kHfSingleFile || name == kHfIndexFile ||
-                            (absl::StartsWith(name, "model-") && absl::EndsWith(name, ".safetensors") &&
-                             absl::StrContains(name, "-of-"));
-    if (model_file && !written.count(name)) SQ_RETURN_IF_ERROR(RemoveIfExists(de.path().string()));
-  }
-  if (ec) return absl::InternalError(absl::StrCat(dir, ": cannot list directory: ", ec.message()));
-  return absl::OkStatus();
+  return written;
 }
 
 }  // namespace squeeze

@@ -45,7 +45,7 @@ absl::StatusOr<Model> LoadModel(const std::string& path) {
 }
 
 absl::Status SaveModel(const Model& model, const std::string& dir, const SaveOptions& options) {
-  return WriteHfCheckpoint(model, dir, options);
+  return WriteHfCheckpoint(model, dir, options).status();
 }
 
 }  // namespace squeeze

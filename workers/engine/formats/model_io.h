@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "workers/engine/core/tensor.h"
+#include "workers/engine/formats/sharded_safetensors.h"
 #include "workers/engine/model/model.h"
 
 namespace squeeze {
@@ -30,7 +31,9 @@ absl::StatusOr<Model> LoadModel(const std::string& path);
 
 struct SaveOptions {
   DType dtype = DType::kF32;             // F32, F16 or BF16 for dense weights
-  int64_t max_shard_bytes = 4LL << 30;   // larger models are sharded + index.json
+  // Larger models are sharded + index.json (sharded_safetensors.h); the
+  // default is transformers' "5GB".
+  int64_t max_shard_bytes = kDefaultMaxShardBytes;
 };
 
 // Writes an HF directory (config.json + safetensors) that LoadModel reads back

@@ -68,7 +68,8 @@ std::vector<SafetensorsEntry> DenseLinearEntries(const std::string& module, cons
 absl::StatusOr<int64_t> WriteQuantizedHfDir(const Model& model, const std::string& dir, DType dense_dtype,
                                             std::vector<SafetensorsEntry> entries,
                                             const std::string& quantization_config_json,
-                                            const std::map<std::string, std::string>& extra_files) {
+                                            const std::map<std::string, std::string>& extra_files,
+                                            int64_t max_shard_bytes, int* shards) {
   const ModelConfig& c = model.config;
   SQ_RETURN_IF_ERROR(c.Validate());
   if (model.embedding.rows() != c.vocab_size || model.embedding.cols() != c.dim ||
@@ -101,28 +102,18 @@ absl::StatusOr<int64_t> WriteQuantizedHfDir(const Model& model, const std::strin
       return absl::InternalError(absl::StrCat(dir, ": tensor ", entries[i].name, " written twice"));
     }
   }
-  int64_t bytes = 0;
-  for (const SafetensorsEntry& e : entries) bytes += StoredBytes(e);
-
+  if (max_shard_bytes <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, ": max shard size ", max_shard_bytes, " must be > 0"));
+  }
   SQ_RETURN_IF_ERROR(MakeDirs(dir));
-  const std::string st = (fs::path(dir) / kHfSingleFile).string();
-  SQ_RETURN_IF_ERROR(WriteSafetensors(st, std::move(entries), {{"format", "pt"}}));
+  SQ_ASSIGN_OR_RETURN(ShardedWrite written,
+                      WriteShardedSafetensors(dir, std::move(entries), {{"format", "pt"}}, max_shard_bytes));
   for (const auto& [name, text] : extra_files) {
     SQ_RETURN_IF_ERROR(WriteFileAtomically((fs::path(dir) / name).string(), text));
   }
   SQ_RETURN_IF_ERROR(WriteFileAtomically((fs::path(dir) / kHfConfigFile).string(), config.dump(2) + "\n"));
-  // A sharded layout left by an earlier save would win over model.safetensors.
-  std::error_code ec;
-  for (const fs::directory_entry& de : fs::directory_iterator(dir, ec)) {
-    const std::string name = de.path().filename().string();
-    if (name == kHfIndexFile ||
-        (absl::StartsWith(name, "model-") && absl::EndsWith(name, ".safetensors") && absl::StrContains(name, "-of-"))) {
-      std::error_code rm;
-      fs::remove(de.path(), rm);
-      if (rm) return absl::InternalError(absl::StrCat(de.path().string(), ": cannot remove: ", rm.message()));
-    }
-  }
-  return bytes;
+  if (shards != nullptr) *shards = written.shards;
+  return written.total_bytes;
 }
 
 void DenseFallback::Add(const std::string& module, const LinearLayer& layer, const MatrixRM& reference,

@@ -4,7 +4,10 @@
 //                        "quantization_config" object
 //   model.safetensors    embeddings / norms / dense linears in `dense_dtype`,
 //                        quantized linears as the format stores them;
-//                        __metadata__ {"format": "pt"} (transformers needs it)
+//                        __metadata__ {"format": "pt"} (transformers needs it);
+//                        or, past max_shard_bytes, model-0000k-of-0000N
+//                        shards + model.safetensors.index.json
+//                        (sharded_safetensors.h)
 //   extra files          e.g. quantize_config.json, recipe.yaml
 // Every tensor is computed before anything is written, so a refused layer
 // leaves the directory untouched; each file appears atomically.
@@ -17,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "workers/engine/formats/safetensors.h"
+#include "workers/engine/formats/sharded_safetensors.h"
 #include "workers/engine/model/model.h"
 
 namespace squeeze {
@@ -33,7 +37,8 @@ struct QuantizedLayerReport {
 struct QuantizedExportResult {
   std::string format;
   std::vector<QuantizedLayerReport> layers;
-  int64_t bytes = 0;  // model.safetensors
+  int64_t bytes = 0;  // tensor data written (all shards)
+  int shards = 1;     // safetensors files written
 };
 
 // The dense tensors of a linear layer: "<module>.weight" (its DenseWeight()
@@ -68,11 +73,13 @@ float RoundTo(DType dtype, float v);
 // Writes the directory described above. `linear_entries` are the tensors of
 // every linear layer (already in the format's layout); the embeddings, norms
 // (and nothing else) are added here. `quantization_config_json` is a JSON
-// object text stored under config.json's "quantization_config".
+// object text stored under config.json's "quantization_config". Returns the
+// tensor bytes written; `shards` (when not null) receives the shard count.
 absl::StatusOr<int64_t> WriteQuantizedHfDir(const Model& model, const std::string& dir, DType dense_dtype,
                                             std::vector<SafetensorsEntry> linear_entries,
                                             const std::string& quantization_config_json,
-                                            const std::map<std::string, std::string>& extra_files = {});
+                                            const std::map<std::string, std::string>& extra_files = {},
+                                            int64_t max_shard_bytes = kDefaultMaxShardBytes, int* shards = nullptr);
 
 // "float32" / "float16" / "bfloat16" for config.json's torch_dtype.
 const char* TorchDtypeName(DType dtype);

@@ -3,7 +3,9 @@
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/methods/distill/qat_linear.h"
+#include "workers/methods/distill/sparse_trainable.h"
 #include "workers/methods/lowrank/factorized_linear.h"
+#include "workers/methods/prune/sparse_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/stored_linear.h"
 
@@ -98,6 +100,9 @@ train::LinearConverter StudentConverter(const DistillOptions& options) {
     }
     if (const auto* f = dynamic_cast<const FactorizedLinear*>(&layer)) {
       return std::unique_ptr<train::TrainableLinear>(new FactorizedTrainable(*f));
+    }
+    if (const auto* sparse = dynamic_cast<const SparseLinear*>(&layer)) {
+      return MakeSparseTrainable(*sparse);  // same storage format, same mask
     }
     return train::DenseTrainableFrom(layer, /*keep_zeros_as_mask=*/true);
   };

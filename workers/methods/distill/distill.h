@@ -1,6 +1,8 @@
 // Distillation of a compressed student from a teacher, keeping the student's
 // compression: the student's linears become trainable kinds that preserve it
 //   DenseLinear with exact zeros  -> masked sparse (mask kept)
+//   SparseLinear (bitmask / N:M)  -> masked sparse, exported back in the same
+//                                    storage format (sparse_trainable.h)
 //   PackedIntLinear               -> QAT on the same grid (qat_linear.h), or
 //                                    LoRA adapters on the frozen packed base
 //                                    (then exported merged, dense fp32)

@@ -4,7 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "workers/kernels/cpu/transformer_ops.h"
+#include "workers/kernels/cpu/gemm_f32.h"
 
 namespace squeeze {
 namespace {
@@ -73,8 +73,8 @@ absl::StatusOr<std::unique_ptr<FactorizedLinear>> FactorizedLinear::FromStored(
 void FactorizedLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
   const int64_t in = in_features(), out = out_features(), r = rank();
   std::vector<float> t(static_cast<size_t>(n_rows * r));
-  kernels::GemmNT(x, n_rows, in, v_.data(), r, t.data(), pool);    // t = x V^T
-  kernels::GemmNT(t.data(), n_rows, r, u_.data(), out, y, pool);  // y = t U^T
+  kernels::GemmF32NT(x, n_rows, in, v_.data(), r, t.data(), pool);    // t = x V^T
+  kernels::GemmF32NT(t.data(), n_rows, r, u_.data(), out, y, pool);  // y = t U^T
   if (!bias_.empty()) {
     MapMatrixRM Y(y, n_rows, out);
     Y.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias_.data(), out);

@@ -4,9 +4,12 @@
 //   U  fp32 [out, r], V fp32 [r, in], optional bias [out]; 1 <= r.
 //   Forward: t = x V^T ([n, r]), then y = t U^T + b: two GEMMs costing
 //   n*r*(in + out) multiply-adds instead of n*in*out, so FLOPs and parameters
-//   really drop when r*(in + out) < in*out. Each GEMM splits its output
-//   columns in fixed chunks (kernels::GemmNT), so the result does not depend
-//   on the pool size. Reference path: x * DenseWeight()^T + b with
+//   really drop when r*(in + out) < in*out. Both run through our fp32 GEMM
+//   (kernels::GemmF32NT: AVX-512 / AVX2 with runtime dispatch; for n <= 32
+//   it streams U and V once, as decode needs), each splitting its output
+//   columns in fixed chunks, so the result does not depend on the pool size.
+//   t is a small scratch buffer (n * r floats); no dense weight is built.
+//   bench_sparse times it against the dense GEMM of the same shape. Reference path: x * DenseWeight()^T + b with
 //   DenseWeight() = U V (fp32 product).
 //
 // Storage (relative tensor names): "weight_u" F32 [out, r], "weight_v" F32

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "workers/kernels/cpu/sparse_gemm.h"
 #include "workers/methods/stored_tensors.h"
 
 namespace squeeze {
@@ -188,6 +189,15 @@ void SparseLinear::RowColumns(int64_t r, std::vector<int32_t>* cols) const {
 }
 
 void SparseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
+  const float* bias = bias_.empty() ? nullptr : bias_.data();
+  if (format_ == SparseFormat::kBitmask) {
+    kernels::SparseBitmaskGemm(BitmaskView(), x, n_rows, bias, y, pool);
+  } else {
+    kernels::SparseNMGemm(NMView(), x, n_rows, bias, y, pool);
+  }
+}
+
+void SparseLinear::ForwardPlain(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
   // Output rows in fixed chunks (independent of the pool size); each dot
   // product runs over the row's stored values in storage order.
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, out_ / 8));
@@ -214,6 +224,27 @@ void SparseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool&
       }
     }
   });
+}
+
+kernels::SparseNMWeights SparseLinear::NMView() const {
+  kernels::SparseNMWeights w;
+  w.rows = out_;
+  w.cols = in_;
+  w.keep = keep_;
+  w.group = group_;
+  w.values = values_.data();
+  w.indices = indices_.data();
+  return w;
+}
+
+kernels::SparseBitmaskWeights SparseLinear::BitmaskView() const {
+  kernels::SparseBitmaskWeights w;
+  w.rows = out_;
+  w.cols = in_;
+  w.bitmask = bitmask_.data();
+  w.row_offsets = row_offsets_.data();
+  w.values = values_.data();
+  return w;
 }
 
 MatrixRM SparseLinear::DenseWeight() const {

@@ -1,0 +1,106 @@
+// Sparse fp32 GEMV / small GEMM for pruned linear layers (the two storage
+// formats of SparseLinear, workers/methods/prune/sparse_linear.h, read in
+// place: nothing is rebuilt at load):
+//
+//   y[i, r] = sum over the stored (c, v) of row r of v * x[i, c]  (+ bias[r])
+//
+// for x [n, cols] fp32 row-major and y [n, rows].
+//
+//  * N:M ("K of M": every group of M consecutive inputs keeps K values).
+//    values [rows, cols / M * K] fp32, indices [rows, ceil(cols / M * K / 2)]
+//    4-bit positions inside the group (value 2i in the low nibble of byte i).
+//    AVX-512: 16 values (16 / K groups, S = 16 / K * M inputs) per step; the
+//    16 positions are unpacked from 8 index bytes, offset by their group and
+//    gather the matching x with one vpermt2ps from the 32-input window
+//    (needs K | 16 and S <= 32: 2:4, 4:8, 1:2, 8:16, 2:3, ...).
+//    AVX2: 8 values per step, two vpermps + blend from a 16-input window
+//    (needs K | 8 and 8 / K * M <= 16).
+//  * Bitmask (any zero pattern). bitmask [rows, ceil(cols / 8)] (bit c % 8
+//    of byte c / 8 set iff stored), row_offsets [rows] into values [nnz].
+//    AVX-512: per 16 inputs, load popcount(mask16) values and vexpandps them
+//    to their lanes, then one FMA with the dense x (compute ~ dense, memory
+//    4 * density + 1/8 bytes per weight instead of 4).
+//    AVX2: per 8 inputs, a 256-entry permutation table does the expand.
+//
+// Arithmetic: every output is an fp32 FMA sum over the row in a fixed order
+// (steps alternate between two accumulators, summed at the end) that does
+// not depend on n, on which rows of x share a call, or on the pool size:
+// the same x row gives bit-identical outputs whatever n <= kSparseGemvMaxRows
+// and thread count. The plain references (SparseNMGemmReference,
+// SparseBitmaskGemmReference) walk the format with double sums; the fast
+// versions match them within |err| <= 1e-5 * sum_c |x_c w_c| + 1e-6.
+//
+// n > kSparseGemvMaxRows (prefill, calibration): 64-row tiles of the weight
+// are densified and run through the fp32 GEMM (GemmF32NTStrided); FLOPs are
+// dense there (the GEMM is compute bound and dense tiles are faster than any
+// sparse inner loop at these sizes).
+// Layouts without a SIMD version (other K:M, or ActiveIsa() = reference) run
+// the reference. Work is split over the ThreadPool in fixed blocks of
+// kSparseRowsPerItem output rows.
+#pragma once
+
+#include <cstdint>
+
+#include "workers/engine/core/thread_pool.h"
+#include "workers/kernels/cpu/cpu_features.h"
+
+namespace squeeze::kernels {
+
+// Read-only view of an N:M sparse weight; nothing is owned.
+struct SparseNMWeights {
+  int64_t rows = 0, cols = 0;   // [out, in]; cols % group == 0
+  int keep = 0, group = 0;      // K of M: 1 <= K < M <= 16
+  const float* values = nullptr;     // [rows, values_per_row()]
+  const uint8_t* indices = nullptr;  // [rows, index_row_bytes()]
+  int64_t values_per_row() const { return cols / group * keep; }
+  int64_t index_row_bytes() const { return (values_per_row() + 1) / 2; }
+};
+
+// Read-only view of a bitmask sparse weight; nothing is owned.
+struct SparseBitmaskWeights {
+  int64_t rows = 0, cols = 0;          // [out, in]
+  const uint8_t* bitmask = nullptr;    // [rows, mask_row_bytes()]
+  const int64_t* row_offsets = nullptr;  // [rows], first stored value of each row
+  const float* values = nullptr;       // [nnz], row-major, columns ascending
+  int64_t mask_row_bytes() const { return (cols + 7) / 8; }
+};
+
+// Most rows of x the sparse kernels take; more run densified tiles + GEMM.
+inline constexpr int64_t kSparseGemvMaxRows = 16;
+inline constexpr int64_t kSparseRowsPerItem = 16;
+
+// Whether `isa` has a SIMD version for this N:M layout (bitmask: every layout).
+bool SparseNMFastPathApplies(const SparseNMWeights& w, KernelIsa isa);
+
+// y [n, rows] = x [n, cols] * W^T (+ bias [rows] when non-null).
+void SparseNMGemm(const SparseNMWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                  ThreadPool& pool);
+void SparseBitmaskGemm(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                       ThreadPool& pool);
+
+// Plain references: double sums over the stored values, single-threaded.
+void SparseNMGemmReference(const SparseNMWeights& w, const float* x, int64_t n, const float* bias, float* y);
+void SparseBitmaskGemmReference(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias,
+                                float* y);
+
+// Writes the dense rows [r0, r1) of W into dst (row-major, cols wide).
+// Bitmask: AVX-512 expands 16 columns per step when ActiveIsa() allows.
+void SparseNMDensifyRows(const SparseNMWeights& w, int64_t r0, int64_t r1, float* dst);
+void SparseBitmaskDensifyRows(const SparseBitmaskWeights& w, int64_t r0, int64_t r1, float* dst);
+
+namespace internal {
+// Per-ISA bodies: output rows [r0, r1) for all n <= kSparseGemvMaxRows rows
+// of x (sparse_gemm_avx2.cc, sparse_gemm_avx512.cc).
+void SparseNMRowsAvx2(const SparseNMWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                      int64_t r0, int64_t r1);
+void SparseNMRowsAvx512(const SparseNMWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                        int64_t r0, int64_t r1);
+void SparseBitmaskRowsAvx2(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias,
+                           float* y, int64_t r0, int64_t r1);
+// Dense rows [r0, r1) of a bitmask weight (vexpandps per 16 columns).
+void SparseBitmaskDensifyRowsAvx512(const SparseBitmaskWeights& w, int64_t r0, int64_t r1, float* dst);
+void SparseBitmaskRowsAvx512(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias,
+                             float* y, int64_t r0, int64_t r1);
+}  // namespace internal
+
+}  // namespace squeeze::kernels

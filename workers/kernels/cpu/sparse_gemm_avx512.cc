@@ -1,0 +1,198 @@
+// AVX-512 row kernels of the sparse GEMV / small GEMM (compiled with the
+// AVX-512 F/BW/VL/DQ flags; called only when the CPU has them). See
+// sparse_gemm.h for the formats and the arithmetic.
+//   N:M: 16 values per step; their 4-bit positions (8 bytes) are unpacked
+//     to int32, offset by their group ((k / K) * M) and select x from the
+//     step's window of S = 16 / K * M <= 32 inputs with vpermt2ps.
+//   bitmask: 16 inputs per step; popcount(mask) values are vexpandps'd from
+//     memory to their lanes (never reading past the row's values).
+// Steps alternate between two accumulators per x row (even / odd step);
+// the output is reduce_add(acc0 + acc1) + bias, the same instructions for
+// every x row whatever n, so results do not depend on n or the split.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "workers/kernels/cpu/sparse_gemm.h"
+
+namespace squeeze::kernels::internal {
+namespace {
+
+// Lanes [0, n) of a 16-lane mask, n in [0, 16].
+inline __mmask16 Lanes(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+inline int64_t MinI(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t MaxI(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// The window index (0..31) of each of 16 values: position (low nibble of
+// byte i = value 2i, high nibble = value 2i + 1) plus the group base.
+inline __m512i Positions(__m128i bytes, __m512i base) {
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(bytes, m4);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), m4);
+  return _mm512_add_epi32(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), base);
+}
+
+// One N:M step for NT rows of x: acc[t] += wv * x_t[window][id].
+template <int NT>
+__attribute__((always_inline)) inline void NMStep(__m512 wv, __m512i id, const float* xs, int64_t cols,
+                                                  __mmask16 m0, __mmask16 m1, __m512 (&acc)[NT]) {
+  #pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
+    const __m512 xa = _mm512_maskz_loadu_ps(m0, xs + t * cols);
+    const __m512 xb = _mm512_maskz_loadu_ps(m1, xs + t * cols + 16);
+    acc[t] = _mm512_fmadd_ps(wv, _mm512_permutex2var_ps(xa, id, xb), acc[t]);
+  }
+}
+
+template <int NT>
+void NMRows(const SparseNMWeights& w, const float* x, const float* bias, float* y, int64_t r0, int64_t r1) {
+  const int K = w.keep, M = w.group;
+  const int64_t per_row = w.values_per_row(), ib = w.index_row_bytes(), cols = w.cols;
+  const int64_t S = 16 / K * M;           // inputs per full step (<= 32)
+  const int64_t steps = per_row / 16;
+  const int64_t rem = per_row % 16;       // values in the tail step (a multiple of K)
+  const int64_t s_tail = rem / K * M;     // inputs in the tail step
+  alignas(64) int32_t base_arr[16];
+  for (int k = 0; k < 16; ++k) base_arr[k] = (k / K) * M;
+  const __m512i base = _mm512_load_si512(base_arr);
+  const __mmask16 m0 = Lanes(MinI(S, 16)), m1 = Lanes(MaxI(S - 16, 0));
+  const __mmask16 t0 = Lanes(MinI(s_tail, 16)), t1 = Lanes(MaxI(s_tail - 16, 0)), tv = Lanes(rem);
+  const __mmask16 tb = Lanes((rem + 1) / 2);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* v = w.values + r * per_row;
+    const uint8_t* idx = w.indices + r * ib;
+    __m512 acc0[NT], acc1[NT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    int64_t s = 0;
+    for (; s + 2 <= steps; s += 2) {
+      const __m512i id0 = Positions(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + s * 8)), base);
+      const __m512i id1 = Positions(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + s * 8 + 8)), base);
+      NMStep<NT>(_mm512_loadu_ps(v + s * 16), id0, x + s * S, cols, m0, m1, acc0);
+      NMStep<NT>(_mm512_loadu_ps(v + s * 16 + 16), id1, x + (s + 1) * S, cols, m0, m1, acc1);
+    }
+    if (s < steps) {  // s even
+      const __m512i id = Positions(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(idx + s * 8)), base);
+      NMStep<NT>(_mm512_loadu_ps(v + s * 16), id, x + s * S, cols, m0, m1, acc0);
+      ++s;
+    }
+    if (rem > 0) {  // step s = steps; unused lanes have value 0 and read x lanes loaded as 0
+      const __m512i id = Positions(_mm_maskz_loadu_epi8(tb, idx + s * 8), base);
+      const __m512 wv = _mm512_maskz_loadu_ps(tv, v + s * 16);
+      if (s % 2 == 0) {
+        NMStep<NT>(wv, id, x + s * S, cols, t0, t1, acc0);
+      } else {
+        NMStep<NT>(wv, id, x + s * S, cols, t0, t1, acc1);
+      }
+    }
+    const float b = bias != nullptr ? bias[r] : 0.0f;
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) y[t * w.rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) + b;
+  }
+}
+
+// One bitmask step for NT rows of x: acc[t] += wv * x_t[16 inputs].
+template <int NT>
+__attribute__((always_inline)) inline void MaskStep(__m512 wv, const float* xs, int64_t cols, __mmask16 mx,
+                                                    __m512 (&acc)[NT]) {
+  #pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mx, xs + t * cols), acc[t]);
+}
+
+// The expanded weights of one 16-input step; advances v by popcount(bits).
+// vexpandps from memory reads exactly popcount(bits) floats (masked-off
+// elements are not accessed), so the row's last step never reads past nnz.
+// It measured ~2x faster than a masked load + register vexpandps (the
+// variable load mask costs a kmov and a masked load per step).
+__attribute__((always_inline)) inline __m512 Expand(uint32_t bits, const float*& v) {
+  const __m512 w = _mm512_maskz_expandloadu_ps(static_cast<__mmask16>(bits), v);
+  v += __builtin_popcount(bits);
+  return w;
+}
+
+template <int NT>
+void BitmaskRows(const SparseBitmaskWeights& w, const float* x, const float* bias, float* y, int64_t r0,
+                 int64_t r1) {
+  const int64_t cols = w.cols, mrb = w.mask_row_bytes();
+  const int64_t steps = cols / 16, rem = cols % 16;
+  const __mmask16 all = Lanes(16), tail = Lanes(rem);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* m = w.bitmask + r * mrb;
+    const float* v = w.values + w.row_offsets[r];
+    __m512 acc0[NT], acc1[NT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    int64_t s = 0;
+    for (; s + 2 <= steps; s += 2) {
+      uint32_t bits;  // 32 mask bits: steps s and s + 1
+      std::memcpy(&bits, m + 2 * s, 4);
+      const __m512 w0 = Expand(bits & 0xFFFF, v);
+      MaskStep<NT>(w0, x + s * 16, cols, all, acc0);
+      const __m512 w1 = Expand(bits >> 16, v);
+      MaskStep<NT>(w1, x + s * 16 + 16, cols, all, acc1);
+    }
+    if (s < steps) {  // s even
+      uint16_t bits;
+      std::memcpy(&bits, m + 2 * s, 2);
+      MaskStep<NT>(Expand(bits, v), x + s * 16, cols, all, acc0);
+      ++s;
+    }
+    if (rem > 0) {  // padding bits past cols are 0 (checked at load)
+      uint32_t bits = m[2 * s];
+      if (rem > 8) bits |= uint32_t{m[2 * s + 1]} << 8;
+      const __m512 wv = Expand(bits, v);
+      if (s % 2 == 0) {
+        MaskStep<NT>(wv, x + s * 16, cols, tail, acc0);
+      } else {
+        MaskStep<NT>(wv, x + s * 16, cols, tail, acc1);
+      }
+    }
+    const float b = bias != nullptr ? bias[r] : 0.0f;
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) y[t * w.rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) + b;
+  }
+}
+
+}  // namespace
+
+void SparseBitmaskDensifyRowsAvx512(const SparseBitmaskWeights& w, int64_t r0, int64_t r1, float* dst) {
+  const int64_t cols = w.cols, mrb = w.mask_row_bytes(), steps = cols / 16, rem = cols % 16;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* m = w.bitmask + r * mrb;
+    const float* v = w.values + w.row_offsets[r];
+    float* row = dst + (r - r0) * cols;
+    for (int64_t s = 0; s < steps; ++s) {
+      uint16_t bits;
+      std::memcpy(&bits, m + 2 * s, 2);
+      _mm512_storeu_ps(row + 16 * s, Expand(bits, v));
+    }
+    if (rem > 0) {
+      uint32_t bits = m[2 * steps];
+      if (rem > 8) bits |= uint32_t{m[2 * steps + 1]} << 8;
+      _mm512_mask_storeu_ps(row + 16 * steps, Lanes(rem), Expand(bits, v));
+    }
+  }
+}
+
+void SparseNMRowsAvx512(const SparseNMWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                        int64_t r0, int64_t r1) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) NMRows<8>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
+  if (i + 4 <= n) { NMRows<4>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1); i += 4; }
+  if (i + 2 <= n) { NMRows<2>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1); i += 2; }
+  if (i < n) NMRows<1>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
+}
+
+void SparseBitmaskRowsAvx512(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias,
+                             float* y, int64_t r0, int64_t r1) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) BitmaskRows<8>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
+  if (i + 4 <= n) { BitmaskRows<4>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1); i += 4; }
+  if (i + 2 <= n) { BitmaskRows<2>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1); i += 2; }
+  if (i < n) BitmaskRows<1>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
+}
+
+}  // namespace squeeze::kernels::internal
