@@ -18,6 +18,9 @@ echo
 echo "== kernels (tests/bench/bench_kernels): int4/int8 GEMV vs copy bandwidth, W8A8, fp32 GEMM vs Eigen"
 "$BUILD/tests/bench/bench_kernels" --benchmark_counters_tabular=true
 echo
+echo "== batched forward (tests/bench/bench_batch): batch-1/8 decode and prefill, batched vs one sequence after another"
+"$BUILD/tests/bench/bench_batch" 3
+echo
 echo "== GPTQ (tests/bench/bench_gptq): runtime and peak RSS on Llama-7B layer shapes vs Eigen GEMM time of its FLOPs"
 "$BUILD/tests/bench/bench_gptq"
 echo

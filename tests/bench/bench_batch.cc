@@ -15,8 +15,8 @@
 //    with other jobs (wall time then mostly measures the scheduler).
 // Printed per model and B: the median over rounds of decode and prefill
 // tokens/s (tokens of all B streams) by each clock, and
-//   RATIO decode_batched_vs_sequential model=<m> B=<b> clock=<cpu|wall> <x>
-//   RATIO prefill_batched_vs_sequential model=<m> B=<b> clock=<cpu|wall> <x>
+//   RATIO decode_batched_vs_sequential_<m>_b<b>_<cpu|wall> <x>
+//   RATIO prefill_batched_vs_sequential_<m>_b<b>_<cpu|wall> <x>
 // (> 1: batching is faster).
 //
 // Models: stories260K (../shared; skipped when absent) and a synthetic model
@@ -146,9 +146,9 @@ void Run(const std::string& name, const Model& model, int rounds, int prompt, in
       const double ds = Median(cpu ? dec_cpu[0] : dec_wall[0]), db = Median(cpu ? dec_cpu[1] : dec_wall[1]);
       const double ps = Median(cpu ? pre_cpu[0] : pre_wall[0]), pb = Median(cpu ? pre_cpu[1] : pre_wall[1]);
       std::printf("%-5d %-5s %14.0f %14.0f %15.0f %15.0f\n", batch, clock, ds, db, ps, pb);
-      std::printf("RATIO decode_batched_vs_sequential model=%s B=%d clock=%s %.3f\n", name.c_str(), batch, clock,
+      std::printf("RATIO decode_batched_vs_sequential_%s_b%d_%s %.3f\n", name.c_str(), batch, clock,
                   db / ds);
-      std::printf("RATIO prefill_batched_vs_sequential model=%s B=%d clock=%s %.3f\n", name.c_str(), batch, clock,
+      std::printf("RATIO prefill_batched_vs_sequential_%s_b%d_%s %.3f\n", name.c_str(), batch, clock,
                   pb / ps);
     }
   }

@@ -4,6 +4,7 @@
 #include "workers/engine/core/status_macros.h"
 #include "workers/methods/distill/qat_linear.h"
 #include "workers/methods/distill/sparse_trainable.h"
+#include "workers/methods/distill/wrapped_trainable.h"
 #include "workers/methods/lowrank/factorized_linear.h"
 #include "workers/methods/prune/sparse_linear.h"
 #include "workers/methods/quant/packed_int_linear.h"
@@ -13,21 +14,11 @@ namespace squeeze {
 namespace {
 
 // Low-rank factors trained as U, V and exported as a FactorizedLinear.
-class FactorizedTrainable final : public train::TrainableLinear {
+class FactorizedTrainable final : public WrappedTrainable {
  public:
-  explicit FactorizedTrainable(const FactorizedLinear& f) {
-    auto b = f.bias();
-    inner_ = train::MakeLowRankTrainable(f.u(), f.v(), std::vector<float>(b.begin(), b.end()));
-  }
-  int64_t in_features() const override { return inner_->in_features(); }
-  int64_t out_features() const override { return inner_->out_features(); }
-  void Forward(const float* x, int64_t n, float* y, ThreadPool& pool) const override { inner_->Forward(x, n, y, pool); }
-  void Backward(const float* x, const float* dy, int64_t n, float* dx, ThreadPool& pool) override {
-    inner_->Backward(x, dy, n, dx, pool);
-  }
-  std::vector<std::pair<std::string, train::Param*>> Params() override { return inner_->Params(); }
+  explicit FactorizedTrainable(const FactorizedLinear& f) : WrappedTrainable(MakeInner(f)) {}
   std::unique_ptr<LinearLayer> ToInference() const override {
-    auto p = const_cast<train::TrainableLinear&>(*inner_).Params();
+    auto p = InnerParams();
     const train::Param& u = *p[0].second;
     const train::Param& v = *p[1].second;
     std::vector<float> bias = p.size() > 2 ? p[2].second->value : std::vector<float>{};
@@ -35,10 +26,12 @@ class FactorizedTrainable final : public train::TrainableLinear {
                                       ConstMapMatrixRM(v.value.data(), v.shape[0], v.shape[1]), std::move(bias));
     return std::move(f).value();  // shapes come from a valid layer
   }
-  std::string kind() const override { return inner_->kind(); }
 
  private:
-  std::unique_ptr<train::TrainableLinear> inner_;
+  static std::unique_ptr<train::TrainableLinear> MakeInner(const FactorizedLinear& f) {
+    auto b = f.bias();
+    return train::MakeLowRankTrainable(f.u(), f.v(), std::vector<float>(b.begin(), b.end()));
+  }
 };
 
 // A frozen layer: forward as is, backward only propagates dx = dy W.

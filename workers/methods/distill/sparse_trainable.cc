@@ -3,23 +3,17 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "workers/methods/distill/wrapped_trainable.h"
 
 namespace squeeze {
 namespace {
 
-class SparseTrainable final : public train::TrainableLinear {
+class SparseTrainable final : public WrappedTrainable {
  public:
   SparseTrainable(std::unique_ptr<train::TrainableLinear> inner, SparseFormat format, int keep, int group)
-      : inner_(std::move(inner)), format_(format), keep_(keep), group_(group) {}
-  int64_t in_features() const override { return inner_->in_features(); }
-  int64_t out_features() const override { return inner_->out_features(); }
-  void Forward(const float* x, int64_t n, float* y, ThreadPool& pool) const override { inner_->Forward(x, n, y, pool); }
-  void Backward(const float* x, const float* dy, int64_t n, float* dx, ThreadPool& pool) override {
-    inner_->Backward(x, dy, n, dx, pool);
-  }
-  std::vector<std::pair<std::string, train::Param*>> Params() override { return inner_->Params(); }
+      : WrappedTrainable(std::move(inner)), format_(format), keep_(keep), group_(group) {}
   std::unique_ptr<LinearLayer> ToInference() const override {
-    auto p = const_cast<train::TrainableLinear&>(*inner_).Params();
+    auto p = InnerParams();
     const train::Param& w = *p[0].second;
     std::vector<float> bias = p.size() > 1 ? p[1].second->value : std::vector<float>{};
     MatrixRM dense = ConstMapMatrixRM(w.value.data(), w.shape[0], w.shape[1]);
@@ -31,7 +25,6 @@ class SparseTrainable final : public train::TrainableLinear {
   std::string kind() const override { return "masked_sparse"; }
 
  private:
-  std::unique_ptr<train::TrainableLinear> inner_;
   SparseFormat format_;
   int keep_, group_;
 };
