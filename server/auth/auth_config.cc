@@ -83,6 +83,9 @@ class Parser {
         absl::StatusOr<double> n = Number(v, kp);
         if (!n.ok()) return n.status();
         if (*n > 1e9) return Error(kp, "must be <= 1e9");
+        // Below one request per 1000 s the bucket's wait (1 / rate, in ms)
+        // stops fitting the int64 retry-after; 0 means no limit.
+        if (*n != 0 && *n < 1e-3) return Error(kp, "must be 0 (no limit) or at least 0.001");
         out.requests_per_second = *n;
       } else if (key == "burst") {
         absl::StatusOr<double> n = Number(v, kp);

@@ -263,7 +263,7 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::ListOfTenant(const std::string&
                                                                int64_t before_row, int limit) {
   // "" is stored as NULL; a named tenant uses index jobs_tenant(tenant, id).
   SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM jobs WHERE ",
-                                                             tenant.empty() ? "(tenant IS NULL OR ?='')" : "tenant=?",
+                                                             tenant.empty() ? "(tenant IS NULL AND ?='')" : "tenant=?",
                                                              " AND (?=0 OR state=?) AND (?=0 OR id<?) "
                                                              "ORDER BY id DESC LIMIT ?")));
   s.Bind(1, tenant)

@@ -69,6 +69,7 @@ TEST(AuthConfig, RefusesHostileConfigsNamingPathAndReason) {
        "tenants[1].token_sha256: a digest appears twice"},
       {"negative rate", t + "    requests_per_second: -1\n", "requests_per_second: must be a finite number >= 0"},
       {"nan rate", t + "    requests_per_second: .nan\n", "requests_per_second: must be a finite number >= 0"},
+      {"vanishing rate", t + "    requests_per_second: 1e-300\n", "requests_per_second: must be 0 (no limit) or at least 0.001"},
       {"inf upload", t + "    max_upload_bytes: .inf\n", "max_upload_bytes: must be a finite number >= 0"},
       {"fractional upload", t + "    max_upload_bytes: 1.5\n", "max_upload_bytes: must be a whole number"},
       {"huge upload", t + "    max_upload_bytes: 1e30\n", "max_upload_bytes: must be a whole number"},
