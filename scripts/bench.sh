@@ -24,8 +24,11 @@ echo
 echo "== GPTQ (tests/bench/bench_gptq): runtime and peak RSS on Llama-7B layer shapes vs Eigen GEMM time of its FLOPs"
 "$BUILD/tests/bench/bench_gptq"
 echo
-echo "== sparse / low-rank layers (tests/bench/bench_sparse): bitmask 50% and 2:4 GEMV, low-rank, vs dense fp32 on Llama-7B shapes"
+echo "== sparse / low-rank layers (tests/bench/bench_sparse): bitmask 50/70/90% and 2:4 GEMV, low-rank, vs dense fp32 on Llama-7B shapes"
 "$BUILD/tests/bench/bench_sparse"
+echo
+echo "== GGUF import (tests/bench/bench_gguf_load): Q4_0/Q8_0 kept as blocks from the start vs dequantize-then-replace, load time and peak RSS"
+"$BUILD/tests/bench/bench_gguf_load"
 if [ -x "$BUILD/workers/kernels/cuda/bench_cuda" ]; then
   echo
   echo "== CUDA kernels (workers/kernels/cuda/bench/bench_cuda.cc): int4/int8 GEMV vs copy bandwidth and cuBLAS fp16, GPTQ on the GPU"

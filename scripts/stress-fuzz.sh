@@ -15,7 +15,9 @@
 # Every run starts from the seeds (fuzz_seeds + stories260K files +
 # deploy/examples recipes) and first replays tests/fuzz/regressions/<target>/
 # (inputs of crashes that were found and fixed). Findings go to
-# DIR/fuzz-artifacts/. A table of executions per target is printed at the end.
+# DIR/fuzz-artifacts/ (the long run also keeps each target's libFuzzer log
+# there, as <target>.log). A table per target (seconds, executions, exec/s,
+# coverage as libFuzzer's last cov/ft line, corpus size, result) ends the run.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -85,7 +87,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
 summary="$work/summary"
-printf '%-16s %10s %9s %8s %s\n' target execs exec/s corpus result >"$summary"
+printf '%-16s %6s %10s %9s %6s %7s %8s %s\n' target secs execs exec/s cov ft corpus result >"$summary"
 for t in $targets; do
   exe="$bin_dir/fuzz_$t"
   if [ ! -x "$exe" ]; then echo "stress-fuzz: $exe missing" >&2; failed+=("$t(missing)"); continue; fi
@@ -107,11 +109,19 @@ for t in $targets; do
   esac
   mkdir -p "$corpus_root/$t" "$artifacts/$t" "$seed_dir"
   rc=0
+  t0=$(date +%s)
   "$exe" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=200000 \
     -print_final_stats=1 -artifact_prefix="$artifacts/$t/" "$corpus_root/$t" "$seed_dir" >"$log" 2>&1 || rc=$?
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)"
+  # Coverage as libFuzzer last printed it: cov = edges, ft = features.
+  covline="$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)"
+  cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$covline")"
+  ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$covline")"
+  secs=$(( $(date +%s) - t0 ))
   ncorpus="$(ls "$corpus_root/$t" | wc -l)"
+  # The long run keeps each target's log beside its artifacts.
+  [ "$smoke" = 1 ] || cp "$log" "$artifacts/$t.log"
   if [ "$rc" -ne 0 ]; then
     result="FAILED (exit $rc; reproducer in $artifacts/$t/)"
     failed+=("$t")
@@ -120,7 +130,8 @@ for t in $targets; do
   else
     result=ok
   fi
-  printf '%-16s %10s %9s %8s %s\n' "$t" "${execs:-?}" "${rate:-?}" "$ncorpus" "$result" >>"$summary"
+  printf '%-16s %6s %10s %9s %6s %7s %8s %s\n' "$t" "$secs" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" \
+    "$ncorpus" "$result" >>"$summary"
 done
 echo "stress-fuzz: ${seconds} s per target (build $build_dir)"
 cat "$summary"

@@ -27,12 +27,28 @@ rc=0
 # Only the tests of the binaries built (ctest -R on their discovered names
 # would be fragile): run each binary's tests through ctest by label, skipping
 # tests whose binary was not built.
+# With TARGETS given, the binaries run one after the other and a table
+# (binary, tests, seconds, exit, sanitizer reports) ends the run; each log is
+# kept in BUILD_DIR/sanitize-logs/<binary>.log. GoogleTest reads
+# GTEST_FILTER from the environment, so a slow case can be left out by name
+# (say which in the record: GTEST_FILTER='-Suite.SlowCase').
 if [ -n "${3:-}" ]; then
+  mkdir -p "$build_dir/sanitize-logs"
+  table="$(printf '%-18s %6s %8s %5s %s' binary tests seconds exit sanitizer_reports)"
   for t in $targets; do
     exe="$(find "$build_dir/tests" -type f -name "$t" -perm -u+x | head -1)"
     [ -n "$exe" ] || { echo "test-sanitize: $t not built" >&2; rc=1; continue; }
-    (cd "$build_dir" && "$exe" --gtest_brief=1) || rc=$?
+    log="$build_dir/sanitize-logs/$t.log"
+    n="$("$exe" --gtest_list_tests | grep -c '^  ' || true)"
+    t0=$(date +%s)
+    trc=0
+    (cd "$build_dir" && "$exe" --gtest_brief=1) >"$log" 2>&1 || trc=$?
+    tail -20 "$log"
+    reports="$(grep -cE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$log" || true)"
+    table+="$(printf '\n%-18s %6s %8s %5s %s' "$t" "$n" "$(( $(date +%s) - t0 ))" "$trc" "$reports")"
+    [ "$trc" -eq 0 ] || rc=$trc
   done
+  echo "$table"
 else
   (cd "$build_dir" && ctest -L unit --output-on-failure -j "$jobs" --timeout 900) || rc=$?
 fi

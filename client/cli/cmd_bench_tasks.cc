@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "client/cli/packed_activations_flag.h"
 #include "workers/runner/report_eval.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/eval/agreement.h"
@@ -65,7 +66,10 @@ int RunEvalTasks(const std::vector<std::string>& args) {
       .Option("latency-decode", "decode steps per sequence for --latency", "32")
       .Option("latency-reps", "timed repetitions for --latency (after 1 warm-up)", "5")
       .Flag("json", "print one JSON object with keys tasks, cost, agreement, seconds");
+  AddPackedActivationsOption(p);
   if (auto exit = ParseOrExit(p, args, "eval-tasks")) return *exit;
+  auto packed_act = GetPackedActivations(p);
+  if (!packed_act.ok()) return Fail(packed_act.status());
   auto limit = p.GetInt("limit");
   auto seq_len = p.GetInt("seq-len");
   auto kl_seq = p.GetInt("kl-seq-len");
@@ -114,6 +118,7 @@ int RunEvalTasks(const std::vector<std::string>& args) {
   }
   auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"));
   if (!loaded.ok()) return Fail(loaded.status());
+  ApplyPackedActivations(loaded->model, *packed_act);  // the --reference model keeps fp32
   const auto t0 = std::chrono::steady_clock::now();
   TaskOptions opt;
   opt.add_bos = !p.GetFlag("no-bos");

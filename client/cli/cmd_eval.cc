@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "client/cli/packed_activations_flag.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/eval/loaded_model.h"
 #include "workers/engine/eval/perplexity.h"
@@ -42,7 +43,13 @@ int RunEval(const std::vector<std::string>& args) {
                            "on its own (rolling)", "")
       .Option("max-bytes", "score only the first N bytes of the file (0 = all)", "0")
       .Flag("json", "print one JSON object: tokens, nll_per_token, perplexity, bits_per_byte, ...");
+  AddPackedActivationsOption(p);
   if (auto exit = ParseOrExit(p, args, "eval")) return *exit;
+  auto packed_act = GetPackedActivations(p);
+  if (!packed_act.ok()) {
+    std::cerr << "squeeze eval: " << packed_act.status().message() << "\n";
+    return kExitUsage;
+  }
   auto seq_len = p.GetInt("seq-len");
   auto max_bytes = p.GetInt("max-bytes");
   auto protocol = ParsePplProtocol(p.Get("protocol"));
@@ -67,6 +74,7 @@ int RunEval(const std::vector<std::string>& args) {
     std::cerr << "squeeze eval: " << loaded.status().message() << "\n";
     return kExitUsage;
   }
+  const int64_t packed_layers = ApplyPackedActivations(loaded->model, *packed_act);
   PerplexityOptions opt;
   opt.seq_len = static_cast<int>(*seq_len);
   opt.protocol = *protocol;
@@ -97,6 +105,8 @@ int RunEval(const std::vector<std::string>& args) {
     j["documents"] = docs.size();
     j["seq_len"] = seq;
     j["protocol"] = p.Get("protocol");
+    j["packed_activations"] = PackedActivationsName(*packed_act);
+    j["packed_layers"] = packed_layers;
     j["seconds"] = seconds;
     j["tokens_per_second"] = seconds > 0 ? r->tokens / seconds : 0.0;
     std::cout << j.dump() << "\n";

@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "client/cli/packed_activations_flag.h"
 #include "workers/engine/eval/generate.h"
 #include "workers/engine/eval/generate_batch.h"
 #include "workers/engine/eval/loaded_model.h"
@@ -101,7 +102,13 @@ int RunGenerate(const std::vector<std::string>& args) {
       .Option("seed", "random seed for sampling", "0")
       .Flag("no-stop", "do not stop at EOS/BOS")
       .Flag("json", "print one JSON object (text, ids, tokens, tokens_per_second, ...)");
+  AddPackedActivationsOption(p);
   if (auto exit = ParseOrExit(p, args, "generate")) return *exit;
+  auto packed_act = GetPackedActivations(p);
+  if (!packed_act.ok()) {
+    std::cerr << "squeeze generate: " << packed_act.status().message() << "\n";
+    return kExitUsage;
+  }
   GenerateOptions opt;
   auto max_tokens = p.GetInt("max-tokens");
   auto temperature = p.GetDouble("temperature");
@@ -129,6 +136,7 @@ int RunGenerate(const std::vector<std::string>& args) {
     std::cerr << "squeeze generate: " << loaded.status().message() << "\n";
     return kExitUsage;
   }
+  ApplyPackedActivations(loaded->model, *packed_act);
   const Tokenizer& tok = *loaded->tokenizer;
   if (!p.Get("prompts-file").empty()) return RunBatch(*loaded, p.Get("prompts-file"), opt, json);
   const std::string prompt = p.Get("prompt");

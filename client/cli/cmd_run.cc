@@ -3,6 +3,7 @@
 //               [--eval-text FILE] [--seed N] [--work-dir DIR] [--json]
 //               [--tasks NAMES [--data-dir DIR] [--task-limit N] [--task-seed N]]
 //               [--no-latency] [--no-agreement] [--print-report]
+//               [--device auto|cpu|cuda]   (where GPTQ runs; engine/device/device.h)
 // The evaluation stage (workers/runner/report_eval.h) scores the dense and the
 // compressed model; --print-report prints report.md rendered from the full
 // report (with the measured latency, which stays out of the artifact).
@@ -89,6 +90,7 @@ int RunRun(const std::vector<std::string>& args) {
       .Option("seed", "seed (the recipe's seed, when given, wins)", "0")
       .Option("work-dir", "checkpoint directory (default: <out>.work)")
       .Option("threads", "worker threads (0 = SQUEEZE_THREADS or all cores)", "0")
+      .Option("device", "where GPTQ runs: auto (cuda when built with CUDA and a GPU is present), cpu, cuda", "auto")
       .Option("tasks", "zero-shot task names (DIR/NAME.jsonl) or .jsonl paths scored on both models")
       .Option("data-dir", "directory of the task files (default: $SQUEEZE_TASKS_DIR)")
       .Option("task-limit", "examples per task (0 = all)", "0")
@@ -128,6 +130,12 @@ int RunRun(const std::vector<std::string>& args) {
   o.work_dir = p.Get("work-dir");
   o.seed = static_cast<uint64_t>(*seed);
   o.threads = static_cast<int>(*threads);
+  auto device = ParseDeviceRequest(p.Get("device"), "--device");
+  if (!device.ok()) return fail(kExitUsage, "failed", std::string(device.status().message()));
+  if (auto usable = SelectDevice(*device, "--device"); !usable.ok()) {
+    return fail(kExitUsage, "failed", std::string(usable.status().message()));
+  }
+  o.device = *device;
   o.eval_max_bytes = *eval_max;
   if (!p.Get("tasks").empty()) {
     auto paths = ResolveTaskFiles(p.Get("tasks"), p.Get("data-dir"));

@@ -42,8 +42,16 @@ int main(int argc, char** argv) {
   // with this CA) and `--token TOKEN` ($SQUEEZE_TOKEN: bearer token).
   const std::pair<const char*, const char*> kGlobal[] = {
       {"--server", "SQUEEZE_SERVER"}, {"--tls-ca", "SQUEEZE_TLS_CA"}, {"--token", "SQUEEZE_TOKEN"}};
+  // `--insecure-send-token` ($SQUEEZE_INSECURE_SEND_TOKEN=1) lets the token
+  // travel without TLS (refused otherwise: client/lib/channel_security.h).
   while (argc >= 2) {
     std::string a = argv[1];
+    if (a == "--insecure-send-token") {
+      setenv("SQUEEZE_INSECURE_SEND_TOKEN", "1", 1);
+      argv += 1;
+      argc -= 1;
+      continue;
+    }
     const char* env = nullptr;
     std::string flag;
     for (const auto& [f, e] : kGlobal) {

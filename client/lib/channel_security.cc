@@ -63,12 +63,18 @@ ChannelSecurity ChannelSecurity::FromEnv() {
   s.cert_file = Env("SQUEEZE_TLS_CERT");
   s.key_file = Env("SQUEEZE_TLS_KEY");
   s.token = Env("SQUEEZE_TOKEN");
+  s.insecure_send_token = Env(kInsecureSendTokenEnv) == "1";
   return s;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelSecurity::Credentials() const {
   if (!tls()) {
     if (!key_file.empty()) return absl::InvalidArgumentError("--tls-key needs --tls-cert");
+    if (!token.empty() && !insecure_send_token) {
+      return absl::InvalidArgumentError(
+          "--token / $SQUEEZE_TOKEN: refusing to send the bearer token over a plaintext connection; give --tls-ca "
+          "(or $SQUEEZE_TLS_CA) to use TLS, or --insecure-send-token to send it in the clear anyway");
+    }
     return grpc::InsecureChannelCredentials();
   }
   grpc::SslCredentialsOptions opts;

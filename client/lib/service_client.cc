@@ -52,8 +52,9 @@ ServiceClient::ServiceClient(const std::string& address, const ChannelSecurity& 
   if (channel.ok()) {
     channel_ = *std::move(channel);
   } else {
-    // Unusable TLS files: a TLS channel without roots fails every call
-    // (UNAVAILABLE) rather than falling back to plaintext.
+    // Unusable TLS files or a token refused without TLS: a TLS channel
+    // without roots or token fails every call (UNAVAILABLE) rather than
+    // falling back to plaintext.
     std::fprintf(stderr, "squeeze: %s\n", std::string(channel.status().message()).c_str());
     channel_ = grpc::CreateCustomChannel(address, grpc::SslCredentials(grpc::SslCredentialsOptions()), args);
   }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -64,11 +65,30 @@ Clock* RealClock() {
 
 bool IsTerminal(v1::JobState s) { return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::CANCELLED; }
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(CoordinatorOptions options,
-                                                               std::unique_ptr<store::ObjectStore> objects) {
+absl::Status CheckCoordinatorOptions(const CoordinatorOptions& options) {
   if (options.lease_ttl_ms <= 0) return absl::InvalidArgumentError("lease TTL must be positive");
   if (options.default_max_attempts <= 0) return absl::InvalidArgumentError("max attempts must be positive");
   if (options.forget_worker_ms <= 0) return absl::InvalidArgumentError("forget_worker_ms: must be positive");
+  if (options.max_lease_wait_ms < 0) return absl::InvalidArgumentError("max_lease_wait_ms: must not be negative");
+  // An idle worker is seen again within one long-poll (<= max_lease_wait_ms)
+  // plus a round trip bounded by the lease TTL: forgetting it sooner would
+  // drop a live worker between its polls.
+  // Both terms are >= 0 here; saturate rather than overflow.
+  const int64_t floor_ms = options.lease_ttl_ms > std::numeric_limits<int64_t>::max() - options.max_lease_wait_ms
+                               ? std::numeric_limits<int64_t>::max()
+                               : options.max_lease_wait_ms + options.lease_ttl_ms;
+  if (options.forget_worker_ms < floor_ms) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "forget_worker_ms (--forget-worker-ms) ", options.forget_worker_ms, " is below max_lease_wait_ms ",
+        options.max_lease_wait_ms, " + lease_ttl_ms (--lease-ttl-ms) ", options.lease_ttl_ms, " = ", floor_ms,
+        ": a worker long-polling for a lease would be forgotten between its polls"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Open(CoordinatorOptions options,
+                                                               std::unique_ptr<store::ObjectStore> objects) {
+  SQ_RETURN_IF_ERROR(CheckCoordinatorOptions(options));
   SQ_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(options.data_dir + "/jobs.db"));
   std::unique_ptr<Coordinator> c(new Coordinator(std::move(options), std::move(store), std::move(objects)));
   SQ_RETURN_IF_ERROR(c->Recover());
@@ -400,6 +420,13 @@ absl::Status Coordinator::GrantBlob(const std::string& tenant, const std::string
   return store_->GrantBlob(tenant, digest);
 }
 
+absl::Status Coordinator::GrantBlobs(const std::string& tenant, const std::vector<std::string>& digests) {
+  std::lock_guard<std::mutex> lk(mu_);
+  SQ_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(store_->db()));
+  SQ_RETURN_IF_ERROR(store_->GrantBlobs(tenant, digests));  // tx rolls back on error
+  return tx.Commit();
+}
+
 absl::StatusOr<bool> Coordinator::TenantHasBlob(const std::string& tenant, const std::string& digest) {
   std::lock_guard<std::mutex> lk(mu_);
   return store_->TenantHasBlob(tenant, digest);
@@ -576,8 +603,9 @@ absl::StatusOr<v1::TaskAck> Coordinator::CompleteTask(const v1::CompleteTaskRequ
   SQ_RETURN_IF_ERROR(SetState(*j, v1::SUCCEEDED, absl::StrCat("artifact ", r.artifact_digest())));
   // The artifact becomes readable by the job's tenant, in the same transaction.
   if (!j->job.tenant().empty()) {
-    SQ_RETURN_IF_ERROR(store_->GrantBlob(j->job.tenant(), r.artifact_digest()));
-    for (const auto& f : manifest.files) SQ_RETURN_IF_ERROR(store_->GrantBlob(j->job.tenant(), f.sha256));
+    std::vector<std::string> digests = {r.artifact_digest()};
+    for (const auto& f : manifest.files) digests.push_back(f.sha256);
+    SQ_RETURN_IF_ERROR(store_->GrantBlobs(j->job.tenant(), digests));
   }
   SQ_RETURN_IF_ERROR(CommitJobLocked(*j, tx));
   lk.unlock();

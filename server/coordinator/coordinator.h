@@ -75,6 +75,12 @@ struct CoordinatorOptions {
   int64_t forget_worker_ms = 10 * 60'000;
 };
 
+// The checks Coordinator::Open runs first (main runs them before touching
+// the data dir): positive TTL and attempts, and forget_worker_ms >=
+// max_lease_wait_ms + lease_ttl_ms. InvalidArgument names the fields, their
+// flags and values.
+absl::Status CheckCoordinatorOptions(const CoordinatorOptions& options);
+
 struct WatchBatch {
   std::vector<v1::JobEvent> events;
   bool done = false;  // the job is terminal and `events` reaches its last event
@@ -113,6 +119,9 @@ class Coordinator {
   // granted by the service, a job's artifact (manifest and files) by
   // CompleteTask.
   absl::Status GrantBlob(const std::string& tenant, const std::string& digest);
+  // Every digest in one transaction (one fsync): all granted or, on any
+  // failure, none (an upload's files and manifest).
+  absl::Status GrantBlobs(const std::string& tenant, const std::vector<std::string>& digests);
   absl::StatusOr<bool> TenantHasBlob(const std::string& tenant, const std::string& digest);
 
   // WorkerService.

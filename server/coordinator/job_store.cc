@@ -281,6 +281,15 @@ absl::Status JobStore::GrantBlob(const std::string& tenant, const std::string& d
   return s.Run();
 }
 
+absl::Status JobStore::GrantBlobs(const std::string& tenant, const std::vector<std::string>& digests) {
+  SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("INSERT OR IGNORE INTO tenant_blobs(tenant, digest) VALUES(?,?)"));
+  for (const std::string& digest : digests) {
+    s.Reset().Bind(1, tenant).Bind(2, digest);
+    SQ_RETURN_IF_ERROR(s.Run());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> JobStore::TenantHasBlob(const std::string& tenant, const std::string& digest) {
   SQ_ASSIGN_OR_RETURN(Statement s, db_->Prepare("SELECT 1 FROM tenant_blobs WHERE tenant=? AND digest=?"));
   s.Bind(1, tenant).Bind(2, digest);

@@ -69,6 +69,10 @@ class JobStore {
                                                       int64_t before_row, int limit);
   // tenant_blobs: `tenant` may read blob `digest` (idempotent).
   absl::Status GrantBlob(const std::string& tenant, const std::string& digest);
+  // GrantBlob for each digest, one prepared statement reused. Opens no
+  // transaction of its own (the caller's makes it all or none: a failure
+  // part-way leaves the earlier rows to the caller's rollback).
+  absl::Status GrantBlobs(const std::string& tenant, const std::vector<std::string>& digests);
   absl::StatusOr<bool> TenantHasBlob(const std::string& tenant, const std::string& digest);
   // SUCCEEDED jobs of one model (index jobs_model), newest first, rows <
   // before_row (0 = from the newest).

@@ -39,7 +39,8 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to listen on (host:po
 ABSL_FLAG(std::string, data_dir, "squeeze-data", "directory for jobs.db and the object store");
 ABSL_FLAG(int64_t, lease_ttl_ms, 30000, "a worker lease expires when not renewed within this (ms)");
 ABSL_FLAG(int64_t, forget_worker_ms, 600000,
-          "forget a worker holding no lease and not seen for this long (ms; it registers again if it comes back)");
+          "forget a worker holding no lease and not seen for this long (ms; it registers again if it comes back); "
+          "at least the 30000 ms lease long-poll cap + --lease-ttl-ms");
 ABSL_FLAG(int32_t, max_attempts, 3, "leases per job before it fails");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{64} << 30,
           "largest UploadModel accepted (sum of file sizes, bytes); larger ones fail with RESOURCE_EXHAUSTED");
@@ -137,6 +138,14 @@ int main(int argc, char** argv) {
     if (!report.ok()) return Fail(absl::StrCat("--verify: ", report.status().message()));
     std::fputs(report->Summary().c_str(), stdout);
     return report->ok() ? 0 : 1;
+  }
+  {
+    // Timing flags refused before anything is created (Open checks again).
+    server::CoordinatorOptions timing;
+    timing.lease_ttl_ms = absl::GetFlag(FLAGS_lease_ttl_ms);
+    timing.forget_worker_ms = absl::GetFlag(FLAGS_forget_worker_ms);
+    timing.default_max_attempts = absl::GetFlag(FLAGS_max_attempts);
+    if (absl::Status s = server::CheckCoordinatorOptions(timing); !s.ok()) return Fail(std::string(s.message()));
   }
   if (absl::Status s = MakeDirs(data_dir); !s.ok()) return Fail(std::string(s.message()));
   store::LocalStoreOptions store_options;

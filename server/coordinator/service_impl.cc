@@ -244,10 +244,11 @@ grpc::Status CompressionServiceImpl::UploadModel(grpc::ServerContext* ctx,
   absl::StatusOr<std::string> stored = c_->objects().Put(json);
   if (!stored.ok()) return ToGrpc(stored.status());
   if (p.scoped()) {
-    for (const store::ManifestEntry& e : manifest.files) {
-      if (absl::Status s = c_->GrantBlob(p.tenant, e.sha256); !s.ok()) return ToGrpc(s);
-    }
-    if (absl::Status s = c_->GrantBlob(p.tenant, *stored); !s.ok()) return ToGrpc(s);
+    // The files and the manifest in one transaction: a failure grants none.
+    std::vector<std::string> digests;
+    for (const store::ManifestEntry& e : manifest.files) digests.push_back(e.sha256);
+    digests.push_back(*stored);
+    if (absl::Status s = c_->GrantBlobs(p.tenant, digests); !s.ok()) return ToGrpc(s);
   }
   out->set_digest(*stored);
   out->set_total_bytes(manifest.TotalBytes());

@@ -21,6 +21,11 @@ Statement& Statement::BindNull(int i) {
   return *this;
 }
 
+Statement& Statement::Reset() {
+  sqlite3_reset(stmt_);  // returns the last step's error, already reported by Step
+  return *this;
+}
+
 absl::StatusOr<bool> Statement::Step() {
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;

@@ -27,6 +27,9 @@ class Statement {
   Statement& BindBlob(int i, const std::string& v);
   Statement& BindNull(int i);
 
+  // Back to the start, binds kept, so the statement can run again (rebind
+  // first to change the values).
+  Statement& Reset();
   // Steps once: true when a row is available, false when done.
   absl::StatusOr<bool> Step();
   // Runs to completion (for statements returning no rows).

@@ -15,14 +15,21 @@
 //                      GEMV/GEMM of the dequantized matrix over the same pool
 //                      and chunks, time / ours), vs_ref (the plain reference,
 //                      time / ours; n = 1 only, it is slow).
+//   BM_PackedIntDecodeBw  one token through int4 / int8 packed weights (group
+//                      32 / 128) with int8 activations, 1 and 2 threads, as a
+//                      fraction of a copy on the same pool measured in
+//                      alternation with it (RATIO int<b>_a8_g<G>_decode_bw_*).
 //   BM_GgmlBlockGemv   ggml Q4_0 / Q8_0 blocks (q8_0_gemm.h: activations
 //                      quantized to Q8_0 on the fly, as llama.cpp), same
 //                      shapes and counters as BM_PackedIntGemv.
 //   BM_Int8Gemm        W8A8 int8 x int8 (per-row x per-token scales),
 //                      m = 1, 16, 128 tokens: vs_eigen (fp32 GEMM of the
 //                      same shape), vs_ref.
-//   BM_GemmF32         our fp32 GEMM (dispatching, over the pool) vs Eigen
-//                      over the same pool and chunks: vs_eigen.
+//   BM_GemmF32         our fp32 GEMM (dispatching, over the pool; what
+//                      DenseLinear::Forward runs) vs Eigen over the same pool
+//                      and chunks: vs_eigen; n = 1, 8, 16 (decode, batched
+//                      decode), 128, 512 (prefill) on 4096x4096, 11008x4096,
+//                      4096x11008 (RATIO fp32_gemm_<m>x<k>_n<n>_vs_eigen).
 // After the runs, one `RATIO <name> <value>` line per comparison (ours /
 // baseline, higher is better) for scripts/bench.sh.
 //
@@ -37,6 +44,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <random>
 #include <string>
@@ -231,6 +239,120 @@ BENCHMARK(BM_PackedIntGemv)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// ---------------------------------------------------------------- decode bandwidth (int8 activations)
+
+// BM_PackedIntDecodeBw: one token (GEMV) through int4 / int8 packed weights
+// (symmetric, group 32 or 128) with int8 activations (PackedIntGemmQ8), on a
+// pool of `threads` threads, against a STREAM-like copy on the same pool.
+// Copy passes (128 MiB, GB/s = bytes read + written) and GEMV passes (calls
+// cycling through >= 256 MiB of weight copies, GB/s = packed codes + scales
+// read) alternate for `kDecodeBwReps` rounds and each keeps its fastest
+// round, so a burst of load from other processes hits both alike. RATIO
+// int<b>_a8_g<G>_decode_bw_<rows>x<cols>_t<threads> = GEMV GB/s / copy GB/s
+// (wall clock). The same ratio on process CPU time (divided by the thread
+// count; the pool's idle threads block, they do not spin) is printed as
+// RATIO ..._cpu: on a machine shared with other jobs it discounts the time
+// slices the kernel did not get (memory contention from others remains).
+constexpr int kDecodeBwReps = 5;
+
+double ProcessCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+Packed MakePackedGroup(int bits, int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
+  Packed p;
+  const int64_t per_word = 32 / bits, wpr = (cols + per_word - 1) / per_word, ng = (cols + group - 1) / group;
+  std::mt19937_64 rng(seed);
+  p.words.resize(rows * wpr);
+  for (uint32_t& w : p.words) w = static_cast<uint32_t>(rng());
+  p.scales = Random(rows * ng, seed + 1, 0.001f, 0.02f);
+  PackedIntWeights& v = p.view;
+  v.num_bits = bits;
+  v.rows = rows;
+  v.cols = cols;
+  v.words_per_row = wpr;
+  v.packed = p.words.data();
+  v.groups_per_row = ng;
+  v.group_size = group;
+  v.scales = p.scales.data();
+  return p;
+}
+
+// args: bits, rows, cols, group, threads
+void BM_PackedIntDecodeBw(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2), group = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  ThreadPool pool(threads);
+  std::vector<Packed> copies;
+  copies.push_back(MakePackedGroup(bits, rows, cols, group, 31));
+  const int64_t per_copy = copies[0].Bytes();
+  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedGroup(bits, rows, cols, group, 31 + 2 * c));
+  const size_t copy_bytes = size_t{128} << 20;
+  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
+  const int64_t chunks = 256;
+  const size_t per = copy_bytes / chunks;
+  const auto x = Random(cols, 6, -2.0f, 2.0f);
+  std::vector<float> y(rows);
+  double best_copy = 1e30, best_gemv = 1e30, best_copy_cpu = 1e30, best_gemv_cpu = 1e30;
+  for (auto _ : state) {
+    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
+      auto t0 = Clock::now();
+      double c0 = ProcessCpuSeconds();
+      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
+      });
+      benchmark::DoNotOptimize(dst.data());
+      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
+      best_copy_cpu = std::min(best_copy_cpu, (ProcessCpuSeconds() - c0) / threads);
+      t0 = Clock::now();
+      c0 = ProcessCpuSeconds();
+      for (const Packed& p : copies) {
+        PackedIntGemmQ8(p.view, x.data(), 1, nullptr, y.data(), pool);
+        benchmark::DoNotOptimize(y.data());
+      }
+      const double calls = static_cast<double>(copies.size());
+      best_gemv = std::min(best_gemv, std::chrono::duration<double>(Clock::now() - t0).count() / calls);
+      best_gemv_cpu = std::min(best_gemv_cpu, (ProcessCpuSeconds() - c0) / threads / calls);
+    }
+  }
+  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
+  const double gbps = per_copy / best_gemv / 1e9;
+  const double copy_cpu_gbps = 2.0 * copy_bytes / best_copy_cpu / 1e9;
+  const double cpu_gbps = per_copy / best_gemv_cpu / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["copy_GBps"] = copy_gbps;
+  state.counters["bw_frac"] = gbps / copy_gbps;
+  state.counters["cpu_GBps"] = cpu_gbps;
+  state.counters["copy_cpu_GBps"] = copy_cpu_gbps;
+  state.counters["cpu_bw_frac"] = cpu_gbps / copy_cpu_gbps;
+  state.counters["tok_per_s"] = 1.0 / best_gemv;
+  const std::string tag = "int" + std::to_string(bits) + "_a8_g" + std::to_string(group) + "_decode_bw_" +
+                          std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
+  AddRatio(tag, gbps / copy_gbps);
+  AddRatio(tag + "_cpu", cpu_gbps / copy_cpu_gbps);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+}
+void DecodeBwShapes(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (int64_t threads : {1, 2}) {
+    for (int64_t bits : {4, 8}) {
+      for (int64_t group : {32, 128}) {
+        for (const auto& rc : shapes) b->Args({bits, rc[0], rc[1], group, threads});
+      }
+    }
+  }
+}
+BENCHMARK(BM_PackedIntDecodeBw)
+    ->ArgNames({"bits", "rows", "cols", "group", "threads"})
+    ->Apply(DecodeBwShapes)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // ---------------------------------------------------------------- Q4_0 / Q8_0 blocks
 
 // ggml block weights (random codes, fp16 scales ~0.01) as llama.cpp stores them.
@@ -368,14 +490,18 @@ void BM_GemmF32(benchmark::State& state) {
   AddRatio(tag + "_vs_eigen", eigen_s / ours_s);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
 }
+// n = 1 (decode), 8 and 16 (batched decode: the pack-free path), 128 and
+// 512 (prefill: the packed path) on the three Llama-7B linear shapes
+// (m x k = q/k/v/o 4096x4096, gate/up 11008x4096, down 4096x11008).
+void GemmF32Shapes(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (int64_t n : {1, 8, 16, 128, 512}) {
+    for (const auto& mk : shapes) b->Args({n, mk[1], mk[0]});
+  }
+}
 BENCHMARK(BM_GemmF32)
     ->ArgNames({"n", "k", "m"})
-    ->Args({1, 4096, 4096})
-    ->Args({16, 4096, 4096})
-    ->Args({16, 4096, 11008})
-    ->Args({64, 4096, 4096})
-    ->Args({512, 4096, 4096})
-    ->Args({512, 4096, 11008})
+    ->Apply(GemmF32Shapes)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

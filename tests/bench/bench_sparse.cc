@@ -9,7 +9,8 @@
 //                (kernels::GemmNT, what DenseLinear runs); the baseline of
 //                each RATIO is the faster of the two.
 //   bitmask 50%  unstructured, random 50% of each row kept (SparseLinear's
-//                sparse_bitmask layout).
+//                sparse_bitmask layout); also 70% and 90% sparsity (30% / 10%
+//                of each row kept).
 //   2:4          semi-structured, 2 of every 4 kept (sparse_2of4 layout).
 //   ... scalar   the same two layers through SparseLinear::ForwardPlain, the
 //                one-value-at-a-time gather forward they ran before the
@@ -64,14 +65,14 @@ MatrixRM RandomMatrix(int64_t rows, int64_t cols, uint64_t seed) {
   return m;
 }
 
-// Random 50% of each row zeroed (exactly half of every row, random places).
-MatrixRM HalfPerRow(MatrixRM w, uint64_t seed) {
+// `percent`% of each row zeroed (exactly that many of every row, random places).
+MatrixRM SparsePerRow(MatrixRM w, int percent, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<int64_t> cols(w.cols());
   for (int64_t r = 0; r < w.rows(); ++r) {
     for (int64_t c = 0; c < w.cols(); ++c) cols[c] = c;
     std::shuffle(cols.begin(), cols.end(), rng);
-    for (int64_t c = 0; c < w.cols() / 2; ++c) w(r, cols[c]) = 0.0f;
+    for (int64_t c = 0; c < w.cols() * percent / 100; ++c) w(r, cols[c]) = 0.0f;
   }
   return w;
 }
@@ -123,9 +124,11 @@ int Main() {
     const int64_t dense_bytes = out * in * 4;
     const int copies = Copies(dense_bytes);
     std::vector<MatrixRM> dense(copies, w);
-    std::vector<std::unique_ptr<SparseLinear>> mask, nm;
+    std::vector<std::unique_ptr<SparseLinear>> mask, nm, mask70, mask90;
     for (int c = 0; c < copies; ++c) {
-      mask.push_back(*SparseLinear::FromDense(HalfPerRow(w, 10 + c), {}, SparseFormat::kBitmask));
+      mask.push_back(*SparseLinear::FromDense(SparsePerRow(w, 50, 10 + c), {}, SparseFormat::kBitmask));
+      mask70.push_back(*SparseLinear::FromDense(SparsePerRow(w, 70, 50 + c), {}, SparseFormat::kBitmask));
+      mask90.push_back(*SparseLinear::FromDense(SparsePerRow(w, 90, 60 + c), {}, SparseFormat::kBitmask));
       nm.push_back(*SparseLinear::FromDense(TwoOfFour(w, 20 + c), {}, SparseFormat::kNM, 2, 4));
     }
     const int64_t rank = std::min(out, in) / 4;
@@ -151,6 +154,12 @@ int Main() {
       const double base = std::min(fast, eigen);
       const double s_mask = MedianSeconds(copies, reps, [&](int c) { mask[c]->Forward(x.data(), n, y.data(), pool); });
       report("bitmask 50%", s_mask, mask[0]->StorageBytes());
+      const double s_mask70 =
+          MedianSeconds(copies, reps, [&](int c) { mask70[c]->Forward(x.data(), n, y.data(), pool); });
+      report("bitmask 70%", s_mask70, mask70[0]->StorageBytes());
+      const double s_mask90 =
+          MedianSeconds(copies, reps, [&](int c) { mask90[c]->Forward(x.data(), n, y.data(), pool); });
+      report("bitmask 90%", s_mask90, mask90[0]->StorageBytes());
       const double s_nm = MedianSeconds(copies, reps, [&](int c) { nm[c]->Forward(x.data(), n, y.data(), pool); });
       report("2:4", s_nm, nm[0]->StorageBytes());
       const double p_mask = MedianSeconds(copies, reps, [&](int c) {
@@ -168,6 +177,8 @@ int Main() {
       report("lowrank 2x Eigen", s_lr_eigen, lr[0]->StorageBytes());
       const std::string suffix = "_" + shape + "_n" + std::to_string(n);
       ratios.emplace_back("sparse_bitmask50_vs_dense" + suffix, base / s_mask);
+      ratios.emplace_back("sparse_bitmask70_vs_dense" + suffix, base / s_mask70);
+      ratios.emplace_back("sparse_bitmask90_vs_dense" + suffix, base / s_mask90);
       ratios.emplace_back("sparse_2of4_vs_dense" + suffix, base / s_nm);
       ratios.emplace_back("sparse_bitmask50_kernel_vs_scalar" + suffix, p_mask / s_mask);
       ratios.emplace_back("sparse_2of4_kernel_vs_scalar" + suffix, p_nm / s_nm);

@@ -18,12 +18,16 @@
 // (||(W - W_hat) X^T|| / ||W X^T|| on the calibration inputs),
 // rtn_output_rel_error (the same for RTN at the same scheme, for
 // comparison), gptq_loss (gptq.h), dead_columns, damp, bits, bytes.
+// Device: on the run's device (RunOptions::device); with cuda, GPTQ runs on
+// the GPU (methods/quant/gptq_device.h) and a module that falls back to the
+// CPU sends a progress event (unit "device") saying why.
 #include <cmath>
 #include <memory>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "workers/methods/quant/gptq.h"
+#include "workers/methods/quant/gptq_device.h"
 #include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/rtn.h"
 #include "workers/methods/quant/w8a8_linear.h"
@@ -63,7 +67,22 @@ class GptqModifier final : public Modifier {
       const MatrixRM w = slot->DenseWeight();
       std::vector<float> bias(slot->bias().begin(), slot->bias().end());
       ThreadPool& pool = ctx.pool != nullptr ? *ctx.pool : ThreadPool::Default();
-      auto q = QuantizeGptq(w, *h, options, std::move(bias), pool);
+      // On the run's device (cuda: gptq_device.h; else, or when the layer
+      // is not supported there, the CPU path with the reason recorded).
+      const Device device = ctx.device != nullptr ? *ctx.device : CpuDevice();
+      GptqDeviceInfo where;
+      auto q = QuantizeGptqOnDevice(w, *h, options, device, std::move(bias), pool, &where);
+      if (device.is_cuda()) {
+        if (where.ran_on == DeviceKind::kCuda) {
+          if (ctx.device_usage != nullptr) ctx.device_usage->RecordGpu();
+        } else if (!where.fallback.empty()) {
+          if (ctx.device_usage != nullptr) ctx.device_usage->RecordFallback(t.slot.name, where.fallback);
+          if (ctx.progress) {
+            ctx.progress("device", 0, 0, absl::StrCat("GPTQModifier: ", t.slot.name, ": ran on the CPU: ", where.fallback),
+                         {});
+          }
+        }
+      }
       if (!q.ok()) {
         return absl::Status(q.status().code(), absl::StrCat("GPTQModifier: ", t.slot.name, ": ", q.status().message()));
       }

@@ -35,7 +35,9 @@
 #include "workers/engine/core/tensor.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/engine/calib/activation_stats.h"
+#include "workers/engine/device/device.h"
 #include "workers/engine/model/model.h"
+#include "workers/runner/device_usage.h"
 #include "workers/runner/target_match.h"
 
 namespace squeeze {
@@ -80,6 +82,11 @@ struct LayerContext {
   // curve). It must be deterministic (no timings): report.json is
   // byte-identical across identical runs. Never keep the pointer.
   nlohmann::json* stage_report = nullptr;
+  // The run's device (engine/device/device.h); null = the CPU. A modifier
+  // that can run on a GPU (GPTQModifier) uses it when it is cuda and records
+  // per module where it ran in `device_usage` (null = not recorded).
+  const Device* device = nullptr;
+  StageDeviceUsage* device_usage = nullptr;
 };
 
 // Figures for one module after a modifier ran (reported in progress events

@@ -306,6 +306,15 @@ void ReportEvaluator::AddDeterministic(json* report) const {
 void ReportEvaluator::AddMeasured(json* report,
                                   const std::map<std::string, std::pair<double, double>>& stage_seconds,
                                   double job_wall_s, double job_cpu_s) const {
+  MeasuredDevice cpu;
+  cpu.requested = "cpu";
+  cpu.reason = "not recorded";
+  AddMeasured(report, stage_seconds, job_wall_s, job_cpu_s, cpu);
+}
+
+void ReportEvaluator::AddMeasured(json* report,
+                                  const std::map<std::string, std::pair<double, double>>& stage_seconds,
+                                  double job_wall_s, double job_cpu_s, const MeasuredDevice& device) const {
   json& r = *report;
   if (dense_.latency && compressed_.latency) {
     r["cost"]["latency"] = {{"dense", LatencyJson(*dense_.latency)},
@@ -318,19 +327,44 @@ void ReportEvaluator::AddMeasured(json* report,
       r["scores"]["pareto"]["latency"] = ParetoNames(v, [](const VariantPoint& p) { return p.latency_ms; }, tasks);
     }
   }
-  double stages_wall = 0, stages_cpu = 0;
+  double stages_wall = 0, stages_cpu = 0, stages_gpu = 0;
+  int64_t gpu_modules = 0;
   if (r.contains("stages") && r["stages"].is_array()) {
     for (json& s : r["stages"]) {
-      auto it = stage_seconds.find(absl::StrCat("stage:", s.value("name", std::string())));
+      const std::string key = absl::StrCat("stage:", s.value("name", std::string()));
+      auto it = stage_seconds.find(key);
       if (it == stage_seconds.end()) continue;
       s["wall_s"] = it->second.first;
       s["cpu_s"] = it->second.second;
-      // No GPU path exists in this build: every stage ran on the CPU.
-      s["gpu_s"] = 0.0;
-      s["device"] = "cpu";
+      auto d = device.stages.find(key);
+      const StageDeviceFigures f = d != device.stages.end() ? d->second : StageDeviceFigures{};
+      // "cuda" only when some module's work really ran on the GPU.
+      const bool on_gpu = f.usage.gpu_modules > 0;
+      s["gpu_s"] = on_gpu ? f.gpu_s : 0.0;
+      s["device"] = on_gpu ? "cuda" : "cpu";
+      if (device.selected == "cuda") {
+        s["gpu_modules"] = f.usage.gpu_modules;
+        s["cpu_fallbacks"] = f.usage.cpu_fallbacks;
+        s["device_notes"] = f.usage.fallback_notes;
+      }
       stages_wall += it->second.first;
       stages_cpu += it->second.second;
+      if (on_gpu) stages_gpu += f.gpu_s;
+      gpu_modules += f.usage.gpu_modules;
     }
+  }
+  r["device"] = {{"requested", device.requested},
+                 {"selected", device.selected},
+                 {"description", device.description},
+                 {"reason", device.reason}};
+  std::string gpu_text;
+  if (gpu_modules > 0) {
+    gpu_text = absl::StrCat(device.description, ": ", gpu_modules, " module(s) ran on the GPU");
+  } else if (device.selected == "cuda") {
+    gpu_text = absl::StrCat("no GPU used: device cuda (", device.description,
+                            ") selected but no stage's work ran on it");
+  } else {
+    gpu_text = absl::StrCat("no GPU used: device cpu (", device.reason, "), every stage ran on the CPU");
   }
   const double dense_ms = dense_.latency && !dense_.latency->points.empty()
                               ? dense_.latency->points.front().decode_ms_per_token_p50 : 0;
@@ -341,8 +375,8 @@ void ReportEvaluator::AddMeasured(json* report,
                          {"compression_cpu_s", h.compression_cpu_s},
                          {"job_wall_s", job_wall_s},
                          {"job_cpu_s", job_cpu_s},
-                         {"gpu_s", 0.0},
-                         {"gpu", "no GPU used: this build has no GPU path, every stage ran on the CPU"},
+                         {"gpu_s", stages_gpu},
+                         {"gpu", gpu_text},
                          {"saved_ms_per_token", h.saved_ms_per_token},
                          {"break_even_tokens", h.break_even_tokens < 0 ? json(nullptr) : json(h.break_even_tokens)}};
 }

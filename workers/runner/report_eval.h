@@ -34,9 +34,14 @@
 //            task_scores {dense, compressed} (percent, see efficiency.h),
 //            elue {score, per_task, baseline, references}, pareto {bytes,
 //            flops[, latency]}, [measured: hulk]
-//   stages:  the runner's per-stage list; [measured: wall_s, cpu_s, gpu_s per
-//            stage: gpu_s is 0 with device "cpu" — this build has no GPU path,
-//            so no stage used a GPU (not an estimate)]
+//   stages:  the runner's per-stage list; [measured: wall_s, cpu_s, gpu_s,
+//            device per stage: device "cuda" when some of the stage's work ran
+//            on the GPU (gpu_modules of its modules; cpu_fallbacks ran on the
+//            CPU although the run's device is cuda, device_notes say why),
+//            else "cpu" with gpu_s 0; gpu_s = host wall seconds of the GPU
+//            phases (engine/device/device.h ProcessGpuSeconds), not an estimate]
+//   device:  [measured] {requested, selected, description, reason}: the run's
+//            device (RunOptions::device)
 //   quality.evaluation: the evaluation options (tasks, task_limit, task_seed,
 //            agreement, latency); quality.task_samples {name: {file_sha256,
 //            subset_sha256, n, seed}}: which examples were scored
@@ -61,6 +66,7 @@
 #include "workers/engine/eval/tasks.h"
 #include "workers/engine/model/model.h"
 #include "workers/engine/tokenizer/tokenizer.h"
+#include "workers/runner/device_usage.h"
 
 namespace squeeze {
 
@@ -98,6 +104,21 @@ double TaskScorePercent(const TaskResult& r);
 // Process CPU seconds (user + system) so far, from getrusage.
 double ProcessCpuSeconds();
 
+// Device figures of one stage: GPU seconds and what its modules ran on.
+struct StageDeviceFigures {
+  double gpu_s = 0;
+  StageDeviceUsage usage;
+};
+// The run's device and per-stage figures ("stage:<name>" keys, as
+// stage_seconds) for AddMeasured.
+struct MeasuredDevice {
+  std::string requested = "auto";  // DeviceRequestName
+  std::string selected = "cpu";    // DeviceKindName
+  std::string description = "cpu";
+  std::string reason;
+  std::map<std::string, StageDeviceFigures> stages;
+};
+
 class ReportEvaluator {
  public:
   ReportEvaluator(const ReportOptions& options, ThreadPool& pool) : options_(options), pool_(pool) {}
@@ -116,8 +137,12 @@ class ReportEvaluator {
   void AddDeterministic(nlohmann::json* report) const;
   // stage_seconds: "stage:<name>" -> {wall, cpu}; job_wall_s / job_cpu_s: the
   // whole run in this process.
+  // `device`: the run's device and per-stage GPU figures; without it every
+  // stage is reported as run on the CPU (gpu_s 0).
   void AddMeasured(nlohmann::json* report, const std::map<std::string, std::pair<double, double>>& stage_seconds,
                    double job_wall_s, double job_cpu_s) const;
+  void AddMeasured(nlohmann::json* report, const std::map<std::string, std::pair<double, double>>& stage_seconds,
+                   double job_wall_s, double job_cpu_s, const MeasuredDevice& device) const;
 
  private:
   struct Side {

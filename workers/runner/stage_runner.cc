@@ -177,6 +177,8 @@ class Runner {
   json stages_report_ = json::array();
   std::optional<std::vector<std::vector<int>>> calib_;
   std::string tokenizer_path_;
+  Device device_;                             // selected in Run() before any work
+  std::vector<StageDeviceUsage> stage_device_;  // per stage (measured, not in the artifact)
 };
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Runner::LoadTok() {
@@ -298,6 +300,8 @@ absl::Status Runner::ApplyLayer(int stage, int layer, std::vector<std::unique_pt
     ctx.input_model_path = options_.model_path;
     ctx.calibration_text_path = options_.calib_text_path;
     ctx.stage_report = &stages_report_[stage];
+    ctx.device = &device_;
+    ctx.device_usage = &stage_device_[stage];
     ctx.progress = [this, stage](const std::string& unit, int64_t i, int64_t n, const std::string& message,
                                  const std::map<std::string, double>& metrics) {
       (void)Emit(recipe_.stages[stage].name, unit, i, n, message, metrics);
@@ -497,6 +501,8 @@ absl::StatusOr<RunResult> Runner::Run() {
     pool_ = &ThreadPool::Default();
   }
   seed_ = recipe_.calibration.seed.value_or(options_.seed);
+  SQ_ASSIGN_OR_RETURN(device_, SelectDevice(options_.device, "device"));
+  stage_device_.assign(recipe_.stages.size(), StageDeviceUsage{});
   work_dir_ = options_.work_dir.empty() ? options_.output_dir + ".work" : options_.work_dir;
   // Validate every stage's modifiers before any work.
   for (const RecipeStage& s : recipe_.stages) SQ_RETURN_IF_ERROR(BuildStageModifiers(s, Registry()).status());
@@ -504,6 +510,11 @@ absl::StatusOr<RunResult> Runner::Run() {
   SQ_RETURN_IF_ERROR(evaluator.Prepare());
   const double cpu0 = ProcessCpuSeconds();
   std::map<std::string, std::pair<double, double>> stage_seconds;  // wall, CPU
+  MeasuredDevice measured_device;  // device and GPU seconds per stage (report_eval.h)
+  measured_device.requested = std::string(DeviceRequestName(options_.device));
+  measured_device.selected = std::string(DeviceKindName(device_.kind));
+  measured_device.description = device_.description;
+  measured_device.reason = device_.reason;
   std::optional<PerplexityResult> ppl_before, ppl_after;
 
   auto t = Clock::now();
@@ -570,9 +581,13 @@ absl::StatusOr<RunResult> Runner::Run() {
   for (int s = first_stage; s < static_cast<int>(recipe_.stages.size()); ++s) {
     t = Clock::now();
     const double c0 = ProcessCpuSeconds();
+    const double g0 = ProcessGpuSeconds();
     SQ_RETURN_IF_ERROR(RunStage(s, s == first_stage ? first_layer : 0));
     result.timings_s["stage:" + recipe_.stages[s].name] = Seconds(t);
     stage_seconds["stage:" + recipe_.stages[s].name] = {Seconds(t), ProcessCpuSeconds() - c0};
+    StageDeviceFigures& f = measured_device.stages["stage:" + recipe_.stages[s].name];
+    f.gpu_s = ProcessGpuSeconds() - g0;
+    f.usage = stage_device_[s];
   }
 
   json report = {{"format", "squeeze-report-v1"},
@@ -615,7 +630,7 @@ absl::StatusOr<RunResult> Runner::Run() {
   SQ_RETURN_IF_ERROR(RemoveRunCheckpoint(work_dir_));
   SQ_ASSIGN_OR_RETURN(std::string written, ReadFileToString(options_.output_dir + "/report.json"));
   result.report = json::parse(written);
-  evaluator.AddMeasured(&result.report, stage_seconds, Seconds(t_total), ProcessCpuSeconds() - cpu0);
+  evaluator.AddMeasured(&result.report, stage_seconds, Seconds(t_total), ProcessCpuSeconds() - cpu0, measured_device);
   if (result.resumed && result.report.contains("scores") && result.report["scores"].contains("hulk")) {
     // Seconds count only what this process ran: the part before the
     // checkpoint (another lease, maybe another worker) is not in them.

@@ -41,6 +41,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "workers/engine/device/device.h"
 #include "workers/runner/recipe.h"
 #include "workers/runner/report_eval.h"
 
@@ -73,6 +74,13 @@ struct RunOptions {
   int64_t eval_max_bytes = 65536;
   int eval_seq_len = 0;
   int threads = 0;              // 0: ThreadPool::Default()
+  // Where calibration math that has a GPU path runs (GPTQ now;
+  // engine/device/device.h): auto = cuda when this build has CUDA and a device
+  // is present, else cpu; cuda without one fails before any work with an
+  // error naming "device". The device used goes into the measured report
+  // (RunResult.report: "device", stages[i].device / gpu_s), never into the
+  // artifact.
+  DeviceRequest device = DeviceRequest::kAuto;
   // The evaluation stage (report_eval.h): task files, agreement, latency.
   ReportOptions report;
   // Where modifier types are looked up; null = ModifierRegistry::Builtin().

@@ -28,6 +28,8 @@
 ABSL_FLAG(std::string, coordinator, "", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)");
 ABSL_FLAG(std::string, work_dir, "squeeze-worker", "cache and scratch directory");
 ABSL_FLAG(int32_t, threads, 0, "engine threads (0 = all cores)");
+ABSL_FLAG(std::string, device, "auto",
+          "where GPTQ runs: auto (cuda when built with CUDA and a GPU is present), cpu, cuda");
 ABSL_FLAG(bool, once, false, "exit after one task");
 ABSL_FLAG(int64_t, lease_wait_ms, 10000, "long-poll duration for a lease (ms)");
 ABSL_FLAG(int64_t, pace_ms, 0, "sleep this long at every layer boundary (tests and demos only)");
@@ -42,6 +44,9 @@ ABSL_FLAG(std::string, tls_ca, "",
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM client certificate presented to the coordinator (mTLS; default $SQUEEZE_TLS_CERT); needs --tls-key");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert (default $SQUEEZE_TLS_KEY)");
+ABSL_FLAG(bool, insecure_send_token, false,
+          "send $SQUEEZE_TOKEN to the coordinator over plaintext too (default: a token without --tls-ca is "
+          "refused; $SQUEEZE_INSECURE_SEND_TOKEN=1)");
 ABSL_FLAG(std::string, metrics_tls_cert, "",
           "PEM server certificate for HTTPS on --metrics-listen (with --metrics-tls-key); empty = HTTP");
 ABSL_FLAG(std::string, metrics_tls_key, "", "PEM private key of --metrics-tls-cert");
@@ -84,6 +89,8 @@ int main(int argc, char** argv) {
   for (const auto& [value, env] : tls_flags) {
     if (!value.empty()) setenv(env, value.c_str(), 1);
   }
+  if (absl::GetFlag(FLAGS_insecure_send_token)) setenv(squeeze::client::kInsecureSendTokenEnv, "1", 1);
+  // Checks the token too: $SQUEEZE_TOKEN without TLS is refused here (exit 2).
   if (auto creds = squeeze::client::ChannelSecurity::FromEnv().Credentials(); !creds.ok()) {
     std::fprintf(stderr, "squeeze-worker: %s\n", std::string(creds.status().message()).c_str());
     return 2;
@@ -93,6 +100,18 @@ int main(int argc, char** argv) {
   if (options.coordinator.empty()) options.coordinator = squeeze::client::DefaultServerAddress();
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.threads = absl::GetFlag(FLAGS_threads);
+  {
+    auto device = squeeze::ParseDeviceRequest(absl::GetFlag(FLAGS_device), "--device");
+    absl::StatusOr<squeeze::Device> usable =
+        device.ok() ? squeeze::SelectDevice(*device, "--device") : absl::StatusOr<squeeze::Device>(device.status());
+    if (!usable.ok()) {
+      std::fprintf(stderr, "squeeze-worker: %s\n", std::string(usable.status().message()).c_str());
+      return 2;
+    }
+    options.device = *device;
+    std::fprintf(stderr, "squeeze-worker: device %s: %s (%s)\n", std::string(squeeze::DeviceKindName(usable->kind)).c_str(),
+                 usable->description.c_str(), usable->reason.c_str());
+  }
   options.once = absl::GetFlag(FLAGS_once);
   options.lease_wait_ms = absl::GetFlag(FLAGS_lease_wait_ms);
   options.pace_ms = absl::GetFlag(FLAGS_pace_ms);

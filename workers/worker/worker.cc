@@ -397,6 +397,7 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   RunOptions run;
   run.seed = task.seed();
   run.threads = options_.threads;
+  run.device = options_.device;
   run.work_dir = job_dir + "/work";
   run.output_dir = job_dir + "/out";
   // The checkpoint fingerprint names inputs by digest, not by this worker's

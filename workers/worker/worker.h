@@ -47,6 +47,9 @@ struct WorkerOptions {
   // Where a job's evaluation task names resolve (DIR/NAME.jsonl; --tasks-dir,
   // default $SQUEEZE_TASKS_DIR). Empty: a job that asks for tasks fails.
   std::string tasks_dir;
+  // Where GPTQ runs (--device; engine/device/device.h): auto = cuda when the
+  // build has CUDA and a device is present, else cpu.
+  DeviceRequest device = DeviceRequest::kAuto;
 };
 
 class Worker {

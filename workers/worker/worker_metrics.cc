@@ -1,7 +1,10 @@
 #include "workers/worker/worker_metrics.h"
 
+#include <algorithm>
+
 #include "server/metrics/process_metrics.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/engine/device/device.h"
 
 namespace squeeze::worker {
 
@@ -16,7 +19,7 @@ absl::StatusOr<std::unique_ptr<WorkerMetrics>> WorkerMetrics::Create(metrics::Re
                                                   {"stage"}));
   SQ_ASSIGN_OR_RETURN(m->stage_gpu_,
                       r.AddCounter("squeeze_worker_stage_gpu_seconds_total",
-                                   "GPU time spent in each task stage; always 0: the engine has no GPU code path yet.",
+                                   "GPU time spent in each task stage (GPTQ on a CUDA device; 0 on the CPU).",
                                    {"stage"}));
   SQ_ASSIGN_OR_RETURN(m->tasks_, r.AddCounter("squeeze_worker_tasks_total",
                                               "Leased tasks that ended, by outcome.", {"outcome"}));
@@ -33,14 +36,16 @@ std::string WorkerMetrics::LabelFor(const std::string& stage) {
   return stage;
 }
 
-WorkerMetrics::Mark WorkerMetrics::Now() { return Mark{std::chrono::steady_clock::now(), metrics::ProcessCpuSeconds()}; }
+WorkerMetrics::Mark WorkerMetrics::Now() {
+  return Mark{std::chrono::steady_clock::now(), metrics::ProcessCpuSeconds(), ProcessGpuSeconds()};
+}
 
 void WorkerMetrics::EndStageLocked(const Mark& end) {
   if (stage_.empty()) return;
   const std::string label = LabelFor(stage_);
   stage_seconds_->WithLabels({label}).Observe(std::chrono::duration<double>(end.wall - start_.wall).count());
   stage_cpu_->WithLabels({label}).Increment(end.cpu - start_.cpu);
-  stage_gpu_->WithLabels({label}).Increment(0);  // no GPU work exists yet (see the header)
+  stage_gpu_->WithLabels({label}).Increment(std::max(0.0, end.gpu - start_.gpu));
   stage_.clear();
 }
 

@@ -1,10 +1,10 @@
 // squeeze-worker's Prometheus metrics (names under squeeze_worker_):
 //   squeeze_worker_stage_seconds{stage}              wall time per stage (histogram)
 //   squeeze_worker_stage_cpu_seconds_total{stage}    CPU time per stage (getrusage)
-//   squeeze_worker_stage_gpu_seconds_total{stage}    GPU time per stage: always 0
-//                                                    (the engine has no GPU code
-//                                                    path yet; the series exists so
-//                                                    dashboards need no change later)
+//   squeeze_worker_stage_gpu_seconds_total{stage}    GPU time per stage: the growth
+//                                                    of the engine's ProcessGpuSeconds()
+//                                                    (engine/device/device.h; GPTQ on a
+//                                                    cuda device), 0 on the CPU
 //   squeeze_worker_tasks_total{outcome}              leases ended: succeeded, failed,
 //                                                    cancelled, released, lost
 //   squeeze_worker_busy                              1 while a task runs
@@ -51,6 +51,7 @@ class WorkerMetrics {
   struct Mark {
     std::chrono::steady_clock::time_point wall;
     double cpu = 0;
+    double gpu = 0;  // ProcessGpuSeconds()
   };
   static Mark Now();
   // Observes the current stage as [start_, end] and clears it.

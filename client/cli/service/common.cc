@@ -19,7 +19,12 @@ namespace squeeze::cli {
 ArgParser& AddServerOption(ArgParser& parser) {
   return parser.Option("server", "coordinator address (default $SQUEEZE_SERVER or localhost:50051)")
       .Option("tls-ca", "PEM CA to verify the coordinator's TLS certificate (default $SQUEEZE_TLS_CA; unset = plaintext)")
-      .Option("token", "bearer token for a coordinator with --auth-config (default $SQUEEZE_TOKEN)")
+      .Option("token",
+              "bearer token for a coordinator with --auth-config (default $SQUEEZE_TOKEN); sent only over TLS "
+              "(--tls-ca)")
+      .Flag("insecure-send-token",
+            "send --token over a plaintext connection too (default: refused without --tls-ca; "
+            "$SQUEEZE_INSECURE_SEND_TOKEN=1)")
       .Option("retry-seconds",
               "keep retrying an unreachable coordinator this long, for calls safe to repeat (default "
               "$SQUEEZE_RETRY_SECONDS or 30; 0 = fail at once)");
@@ -55,11 +60,12 @@ std::string ServerAddress(const ArgParser& parser) {
   // global flags do (ServiceClient reads ChannelSecurity::FromEnv()).
   if (const std::string ca = parser.Get("tls-ca"); !ca.empty()) setenv("SQUEEZE_TLS_CA", ca.c_str(), 1);
   if (const std::string token = parser.Get("token"); !token.empty()) setenv("SQUEEZE_TOKEN", token.c_str(), 1);
+  if (parser.GetFlag("insecure-send-token")) setenv(client::kInsecureSendTokenEnv, "1", 1);
   if (absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
           client::ChannelSecurity::FromEnv().Credentials();
       !creds.ok()) {
     std::cerr << "squeeze: " << creds.status().message() << "\n";
-    std::exit(kExitUsage);  // bad usage: the TLS files cannot be used
+    std::exit(kExitUsage);  // bad usage: the TLS files cannot be used, or a token without TLS
   }
   const std::string s = parser.Get("server");
   return s.empty() ? client::DefaultServerAddress() : s;

@@ -12,7 +12,9 @@
 //   llamacpp_bench_models run MODEL LOADER THREADS PROMPT_JSON TRIALS
 //     Loads MODEL with LOADER: "gguf" (the reader's dense fp32 layers),
 //     "gguf-blocks" (Q4_0 / Q8_0 kept as blocks, methods/quant/ggml_block_import.h)
-//     or "ours" (LoadModel of a SaveModel directory). Then, on a pool of
+//     "ours" (LoadModel of a SaveModel directory) or "ours-a8" (the same,
+//     with the packed int4 / int8 layers on int8 activations:
+//     SetPackedActivations, methods/quant/packed_int_linear.h). Then, on a pool of
 //     THREADS, TRIALS times: prefill of the prompt's ids (one Forward, logits
 //     of the last token) and decode of the decode ids one token at a time
 //     (logits every token), as the .mjs does in llama.cpp. Prints the median
@@ -39,6 +41,7 @@
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/methods/quant/ggml_block_import.h"
+#include "workers/methods/quant/packed_int_linear.h"
 #include "workers/methods/quant/rtn.h"
 #include "workers/methods/stored_linear.h"
 
@@ -211,12 +214,17 @@ int Run(const std::string& path, const std::string& loader, int threads, const s
     auto m = loader == "gguf" ? LoadGgufModel(path) : LoadGgufModelWithBlocks(path);
     if (!m.ok()) return Fail(m.status(), path);
     model = std::move(m->model);
-  } else if (loader == "ours") {
+  } else if (loader == "ours" || loader == "ours-a8") {
     auto m = LoadModel(path);
     if (!m.ok()) return Fail(m.status(), path);
     model = std::move(*m);
+    if (loader == "ours-a8") {
+      const int64_t n = SetPackedActivations(model, PackedActivations::kInt8);
+      if (n == 0) return Fail(absl::InvalidArgumentError("no packed int layer takes int8 activations"), path);
+      std::fprintf(stderr, "%lld packed layers on int8 activations\n", static_cast<long long>(n));
+    }
   } else {
-    return Fail(absl::InvalidArgumentError("loader must be gguf, gguf-blocks or ours"), loader);
+    return Fail(absl::InvalidArgumentError("loader must be gguf, gguf-blocks, ours or ours-a8"), loader);
   }
   std::fprintf(stderr, "loaded %s (%s, first layer %s) in %.1f s\n", path.c_str(), loader.c_str(),
                model.blocks[0].q_proj->kind().c_str(), Seconds(t0, Clock::now()));
@@ -262,6 +270,7 @@ int main(int argc, char** argv) {
   if (cmd == "run" && argc == 7) return squeeze::Run(argv[2], argv[3], std::atoi(argv[4]), argv[5], std::atoi(argv[6]));
   std::fprintf(stderr,
                "usage: llamacpp_bench_models gen OUT_DIR TOKENIZER [LAYERS]\n"
-               "       llamacpp_bench_models run MODEL gguf|gguf-blocks|ours THREADS PROMPT_JSON TRIALS\n");
+               "       llamacpp_bench_models run MODEL gguf|gguf-blocks|ours|ours-a8 THREADS PROMPT_JSON TRIALS\n"
+               "  ours-a8: our packed int4/int8 layers with int8 activations (--packed-activations int8)\n");
   return 2;
 }

@@ -14,6 +14,8 @@
 #   q8_0 / q4_0    our format, packed int8 / int4 g32 (RTN of the same weights) vs Q8_0 / Q4_0
 #   q8_0_blocks /  our lossless GGUF block layers on the very same Q8_0 / Q4_0 file
 #   q4_0_blocks
+#   int8a8 /       our format int8 / int4 g32 as q8_0 / q4_0, with int8 activations
+#   int4a8         (squeeze --packed-activations int8; loader ours-a8) vs Q8_0 / Q4_0
 # Prefill: PROMPT tokens in one call; decode: DECODE tokens one at a time.
 # THREADS (default nproc) is used by both sides. On a machine shared with
 # other jobs, llama.cpp's spin-waiting thread barriers suffer far more than
@@ -78,22 +80,26 @@ run_theirs() {  # name model
 echo "threads $THREADS, prompt $PROMPT tokens, decode $DECODE tokens, median of $TRIALS trials"
 run_theirs f32 "$DIR/model-f32.gguf";  run_ours f32 "$DIR/model-f32.gguf" gguf
 run_theirs q8_0 "$DIR/model-q8_0.gguf"; run_ours q8_0 "$DIR/ours-int8" ours; run_ours q8_0_blocks "$DIR/model-q8_0.gguf" gguf-blocks
+run_ours int8a8 "$DIR/ours-int8" ours-a8
 run_theirs q4_0 "$DIR/model-q4_0.gguf"; run_ours q4_0 "$DIR/ours-int4" ours; run_ours q4_0_blocks "$DIR/model-q4_0.gguf" gguf-blocks
+run_ours int4a8 "$DIR/ours-int4" ours-a8
 THEIRS[q8_0_blocks]=${THEIRS[q8_0]}
 THEIRS[q4_0_blocks]=${THEIRS[q4_0]}
+THEIRS[int8a8]=${THEIRS[q8_0]}
+THEIRS[int4a8]=${THEIRS[q4_0]}
 
 echo
 printf '%-12s %14s %14s %14s %14s\n' type ours_prefill llama_prefill ours_decode llama_decode
-for t in f32 q8_0 q8_0_blocks q4_0 q4_0_blocks; do
+for t in f32 q8_0 q8_0_blocks int8a8 q4_0 q4_0_blocks int4a8; do
   printf '%-12s %14s %14s %14s %14s\n' "$t" "$(field prefill_tps "${OURS[$t]}")" "$(field prefill_tps "${THEIRS[$t]}")" \
     "$(field decode_tps "${OURS[$t]}")" "$(field decode_tps "${THEIRS[$t]}")"
 done
 copy=$(field copy_gbs "${OURS[q4_0]}")
-for t in q4_0 q4_0_blocks; do
+for t in q4_0 q4_0_blocks int4a8; do
   awk -v b="$(field weight_bytes "${OURS[$t]}")" -v tps="$(field decode_tps "${OURS[$t]}")" -v c="$copy" -v t="$t" \
     'BEGIN { printf "%s decode: %.2f GB/s of weights (%.1f MB per token), copy bandwidth %.2f GB/s\n", t, b * tps / 1e9, b / 1e6, c }'
 done
-for t in f32 q8_0 q4_0 q8_0_blocks q4_0_blocks; do
+for t in f32 q8_0 q4_0 q8_0_blocks q4_0_blocks int8a8 int4a8; do
   for phase in prefill decode; do
     awk -v o="$(field ${phase}_tps "${OURS[$t]}")" -v l="$(field ${phase}_tps "${THEIRS[$t]}")" -v n="llamacpp_${t}_${phase}" \
       'BEGIN { printf "RATIO %s %.3f\n", n, o / l }'
@@ -103,3 +109,5 @@ awk -v b="$(field weight_bytes "${OURS[q4_0]}")" -v tps="$(field decode_tps "${O
   'BEGIN { printf "RATIO int4_decode_bw_fraction %.3f\n", b * tps / 1e9 / c }'
 awk -v b="$(field weight_bytes "${OURS[q4_0_blocks]}")" -v tps="$(field decode_tps "${OURS[q4_0_blocks]}")" -v c="$copy" \
   'BEGIN { printf "RATIO q4_0_blocks_decode_bw_fraction %.3f\n", b * tps / 1e9 / c }'
+awk -v b="$(field weight_bytes "${OURS[int4a8]}")" -v tps="$(field decode_tps "${OURS[int4a8]}")" -v c="$copy" \
+  'BEGIN { printf "RATIO int4a8_decode_bw_fraction %.3f\n", b * tps / 1e9 / c }'

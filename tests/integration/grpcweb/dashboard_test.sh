@@ -6,9 +6,7 @@
 # OUT_DIR (default: ./grpcweb-dashboard-out under the ctest working dir).
 # Skips (77) without the model, chromium or client/web's npm packages
 # (scripts/install-deps.sh installs them).
-source "$(dirname "$0")/../service/lib.sh"
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 OUT_DIR=${OUT_DIR:-$PWD/grpcweb-dashboard-out}
 require_model
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -20,23 +18,15 @@ done
 mkdir -p "$OUT_DIR"
 
 node "$ROOT/client/web/build.mjs" "$T/dist" >/dev/null || fail "dashboard build"
-start_coordinator "$T/data" --grpc-web-listen 127.0.0.1:0 --grpc-web-port-file "$T/webport" --dashboard-dir "$T/dist"
-wait_for 10 "gRPC-web port file" test -s "$T/webport"
-WEB=http://127.0.0.1:$(cat "$T/webport")
+start_grpcweb_coordinator --dashboard-dir "$T/dist"
 curl -fsS "$WEB/" | grep -q '<script type="module" src="app.js">' || fail "GET / is not the dashboard"
 DIGEST=$(sq upload "$MODEL_DIR") || fail "upload"
 write_recipe "$T/recipe.yaml"
 
-CHROMIUM=$CHROMIUM node "$HERE/dashboard_e2e.mjs" "$WEB" "$DIGEST" "$T/recipe.yaml" "$T/go" "$OUT_DIR" \
-  "$ROOT/proto/squeeze/v1/service.proto" >"$T/node.log" 2>&1 &
-NODE_PID=$!
-PIDS+=("$NODE_PID")
-for _ in $(seq 1 600); do
-  [ -s "$T/go" ] && break
-  kill -0 "$NODE_PID" 2>/dev/null || { cat "$T/node.log" >&2; fail "browser test exited before submitting"; }
-  sleep 0.1
-done
-[ -s "$T/go" ] || { cat "$T/node.log" >&2; fail "browser test never submitted its jobs"; }
+export CHROMIUM
+start_node "$HERE/dashboard_e2e.mjs" "$WEB" "$DIGEST" "$T/recipe.yaml" "$T/go" "$OUT_DIR" \
+  "$ROOT/proto/squeeze/v1/service.proto"
+wait_node_marker "$T/go" 600 "submitting its jobs (browser test)"
 start_worker w1
 wait "$NODE_PID" || { cat "$T/node.log" >&2; fail "dashboard e2e"; }
 cat "$T/node.log"

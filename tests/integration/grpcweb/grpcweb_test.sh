@@ -4,31 +4,20 @@
 # dashboard's client) makes unary and streaming calls in binary and -text
 # modes, checks error statuses, CORS and cancel. Skips (77) without the model
 # or without client/web's npm packages (scripts/install-deps.sh installs them).
-source "$(dirname "$0")/../service/lib.sh"
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
+source "$(dirname "$0")/lib.sh"
 require_model
 command -v node >/dev/null || { echo "SKIP: node is not installed (scripts/install-deps.sh)"; exit 77; }
 [ -d "$ROOT/client/web/node_modules/protobufjs" ] || {
   echo "SKIP: client/web npm packages missing (run scripts/install-deps.sh)"; exit 77; }
 
-start_coordinator "$T/data" --grpc-web-listen 127.0.0.1:0 --grpc-web-port-file "$T/webport" \
-  --grpc-web-allow-origin http://allowed.example --grpc-web-allow-origin http://second.example,http://third.example
-wait_for 10 "gRPC-web port file" test -s "$T/webport"
-WEB=http://127.0.0.1:$(cat "$T/webport")
+start_grpcweb_coordinator --grpc-web-allow-origin http://allowed.example \
+  --grpc-web-allow-origin http://second.example,http://third.example
 write_recipe "$T/recipe.yaml"
 J=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIR" --json | json_field job_id)
 [ -n "$J" ] || fail "submit"
 
-node "$HERE/grpcweb_client.mjs" "$WEB" "$ROOT/proto/squeeze/v1/service.proto" "$J" "$T/watching" >"$T/node.log" 2>&1 &
-NODE_PID=$!
-PIDS+=("$NODE_PID")
-for _ in $(seq 1 300); do
-  [ -s "$T/watching" ] && break
-  kill -0 "$NODE_PID" 2>/dev/null || { cat "$T/node.log" >&2; fail "node client exited before watching"; }
-  sleep 0.1
-done
-[ -s "$T/watching" ] || { cat "$T/node.log" >&2; fail "node client never saw the first events"; }
+start_node "$HERE/grpcweb_client.mjs" "$WEB" "$ROOT/proto/squeeze/v1/service.proto" "$J" "$T/watching"
+wait_node_marker "$T/watching" 300 "the first watched events"
 start_worker w1
 wait "$NODE_PID" || { cat "$T/node.log" >&2; fail "node gRPC-web client"; }
 cat "$T/node.log"

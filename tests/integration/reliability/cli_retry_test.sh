@@ -4,17 +4,11 @@
 # the coordinator's port, retry UNAVAILABLE with jittered backoff
 # (--retry-seconds), and succeed once the coordinator starts there. The submit
 # makes exactly one job. Nothing is asserted on time.
-source "$(dirname "$0")/../service/lib.sh"
+source "$(dirname "$0")/lib.sh"
 start_coordinator "$T/data"   # picks the port (kernel), which the restart reuses
 printf 'squeeze cli retry test: model reference blob\n' >"$T/model.bin"
 MODEL=$(sq upload "$T/model.bin")
-cat >"$T/recipe.yaml" <<'YAML'
-sparsity_stage:
-  sparsity_modifiers:
-    MagnitudePruningModifier:
-      sparsity: 0.5
-      targets: ["Linear"]
-YAML
+write_magnitude_recipe "$T/recipe.yaml"
 J=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL" --json | json_field job_id)
 [ -n "$J" ] || fail "first submit failed"
 kill -TERM "$COORD_PID"

@@ -17,7 +17,7 @@
 # Usage: crash_consistency_test.sh COORDINATOR WORKER SQUEEZE
 # Env: SEED, JOBS (default 8), KILLS (default 8), WORKERS (default 3),
 #      PACE_MS (default 120: per-layer sleep so jobs live long enough to be hit)
-source "$(dirname "$0")/../service/lib.sh"
+source "$(dirname "$0")/lib.sh"
 require_model
 
 SEED=${SEED:-$(( ($(date +%s%N) / 1000) % 1000000 ))}
@@ -29,20 +29,8 @@ RANDOM=$SEED
 log "crash consistency: SEED=$SEED JOBS=$JOBS KILLS=$KILLS WORKERS=$WORKERS PACE_MS=$PACE_MS"
 
 # ---- recipes: small and fast (RTN, magnitude pruning, both in two stages)
-cat >"$T/rtn.yaml" <<'YAML'
-quant_stage:
-  quant_modifiers:
-    QuantizationModifier:
-      targets: ["Linear"]
-      scheme: W4A16
-YAML
-cat >"$T/magnitude.yaml" <<'YAML'
-sparsity_stage:
-  sparsity_modifiers:
-    MagnitudePruningModifier:
-      sparsity: 0.5
-      targets: ["Linear"]
-YAML
+write_rtn_recipe "$T/rtn.yaml"
+write_magnitude_recipe "$T/magnitude.yaml"
 write_recipe "$T/two_stage.yaml"
 RECIPES=(rtn magnitude two_stage)
 

@@ -22,7 +22,7 @@
 # Env: ROUNDS (default 4), SUBMITS (2000), WATCHERS (200), WORKERS (6),
 #      RSS_SLACK_KIB (1024), LOAD_RSS_OUT (copy the "unix-time KiB" samples there)
 BENCH_BIN=$4
-source "$(dirname "$0")/../service/lib.sh"
+source "$(dirname "$0")/lib.sh"
 ROUNDS=${ROUNDS:-4}
 SUBMITS=${SUBMITS:-2000}
 WATCHERS=${WATCHERS:-200}

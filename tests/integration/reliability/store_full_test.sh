@@ -5,20 +5,14 @@
 # worker fails the task with that error (not retried: the job FAILS at once,
 # naming the limit), the worker itself stays up and takes the next job, and
 # the data dir passes --verify with no blob added by the failed upload.
-source "$(dirname "$0")/../service/lib.sh"
+source "$(dirname "$0")/lib.sh"
 require_model
 model_bytes=$(find "$MODEL_DIR" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 QUOTA=$((model_bytes + 512 * 1024))  # the model fits, a packed W4A16 artifact (~0.27 MB) too; a dense one (~1 MB) not
 start_coordinator "$T/data" --store-max-bytes "$QUOTA"
 start_worker w1
 W1=$WORKER_PID
-cat >"$T/magnitude.yaml" <<'YAML'
-sparsity_stage:
-  sparsity_modifiers:
-    MagnitudePruningModifier:
-      sparsity: 0.5
-      targets: ["Linear"]
-YAML
+write_magnitude_recipe "$T/magnitude.yaml"
 J=$(sq submit --recipe "$T/magnitude.yaml" --model "$MODEL_DIR" --json | json_field job_id)
 [ -n "$J" ] || fail "submit under the quota failed"
 blobs_before=$(find "$T/data/objects/blobs" -type f | wc -l)
@@ -34,13 +28,7 @@ blobs_after=$(find "$T/data/objects/blobs" -type f | wc -l)
 [ "$blobs_after" = "$blobs_before" ] || fail "the failed upload left $((blobs_after - blobs_before)) blobs"
 [ -z "$(ls -A "$T/data/objects/tmp")" ] || fail "the failed upload left files in objects/tmp"
 # The same worker takes the next job: one whose artifact fits (W4A16 packs to ~1/4).
-cat >"$T/rtn.yaml" <<'YAML'
-quant_stage:
-  quant_modifiers:
-    QuantizationModifier:
-      targets: ["Linear"]
-      scheme: W4A16
-YAML
+write_rtn_recipe "$T/rtn.yaml"
 MODEL=$(echo "$info" | json_field model_digest)
 J2=$(sq submit --recipe "$T/rtn.yaml" --model "$MODEL" --json | json_field job_id)
 sq watch "$J2" >/dev/null || fail "a job whose artifact fits failed: $(sq get "$J2" --json)"

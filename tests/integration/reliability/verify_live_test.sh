@@ -5,17 +5,11 @@
 # in progress (its bytes in objects/tmp) survives. The only file a SQLite
 # reader may touch is jobs.db-shm (the WAL's shared-memory index: read marks),
 # which holds no data and is left out of the hash.
-source "$(dirname "$0")/../service/lib.sh"
+source "$(dirname "$0")/lib.sh"
 start_coordinator "$T/data"
 printf 'verify live test: model blob\n' >"$T/model.bin"
 MODEL=$(sq upload "$T/model.bin")
-cat >"$T/recipe.yaml" <<'YAML'
-sparsity_stage:
-  sparsity_modifiers:
-    MagnitudePruningModifier:
-      sparsity: 0.5
-      targets: ["Linear"]
-YAML
+write_magnitude_recipe "$T/recipe.yaml"
 for i in 1 2 3; do sq submit --recipe "$T/recipe.yaml" --model "$MODEL" --json >/dev/null || fail "submit $i"; done
 # An upload in progress, as a LocalBlobWriter leaves it in objects/tmp.
 printf 'half an upload' >"$T/data/objects/tmp/unnamed.tmp.verify-live"

@@ -7,7 +7,9 @@
 #   - tenant B cannot see, watch, cancel, report or download it (NOT_FOUND, exit 2);
 #   - a worker without a client cert is refused, one with a cert from another
 #     CA never registers; a plaintext client on the
-#     TLS port is unreachable (exit 3); no / wrong token: exit 2;
+#     TLS port is unreachable (exit 3); no / wrong token: exit 2; a token
+#     without TLS is refused by the CLI and the worker (exit 2) unless
+#     --insecure-send-token;
 #   - gRPC-web and /metrics over HTTPS (curl --cacert), tenant-scoped;
 #   - a rate-limited tenant gets RESOURCE_EXHAUSTED with "retry after" (exit 1),
 #     an upload over the tenant's max_upload_bytes RESOURCE_EXHAUSTED (exit 1).
@@ -62,12 +64,36 @@ WEB_PORT=$(cat "$T/web_port")
 METRICS_PORT=$(cat "$T/metrics_port")
 export SQUEEZE_TLS_CA=$C/ca.pem
 
-# A plaintext client on the TLS port cannot talk to it: unreachable (3).
+# A token without TLS is refused before anything is sent (a wrong --server or
+# a plaintext proxy would receive it): bad usage (2), for the CLI and the worker.
 set +e
-SQUEEZE_TLS_CA= SQUEEZE_TOKEN=$TOK_A sq jobs --retry-seconds 0 >"$T/plain.out" 2>"$T/plain.err"
+SQUEEZE_TLS_CA= SQUEEZE_TOKEN=$TOK_A sq jobs --retry-seconds 0 >"$T/plaintoken.out" 2>"$T/plaintoken.err"
 rc=$?
 set -e
+[ $rc -eq 2 ] || fail "token without TLS: exit $rc, want 2 ($(cat "$T/plaintoken.err"))"
+grep -q "refusing to send the bearer token over a plaintext connection" "$T/plaintoken.err" ||
+  fail "token without TLS: $(cat "$T/plaintoken.err")"
+grep -q "$TOK_A" "$T/plaintoken.err" && fail "the refusal echoed the token"
+set +e
+SQUEEZE_TLS_CA= SQUEEZE_TOKEN=$TOK_A timeout 30 "$WORKER_BIN" --coordinator "127.0.0.1:$PORT" --work-dir "$T/plainworker" \
+  --once --threads 1 >"$T/plainworker.log" 2>&1
+rc=$?
+set -e
+[ $rc -eq 2 ] || fail "worker with a token without TLS: exit $rc, want 2 ($(tail -n 3 "$T/plainworker.log"))"
+grep -q "insecure-send-token" "$T/plainworker.log" || fail "worker token refusal: $(tail -n 3 "$T/plainworker.log")"
+# A plaintext client on the TLS port cannot talk to it: unreachable (3), also
+# when it explicitly sends its token in the clear.
+set +e
+SQUEEZE_TLS_CA= SQUEEZE_TOKEN= sq jobs --retry-seconds 0 >"$T/plain.out" 2>"$T/plain.err"
+rc=$?
+SQUEEZE_TLS_CA= SQUEEZE_TOKEN=$TOK_A sq --insecure-send-token jobs --retry-seconds 0 >"$T/plain2.out" 2>"$T/plain2.err"
+rc2=$?
+SQUEEZE_TLS_CA= sq get some-job --token "$TOK_A" --insecure-send-token --retry-seconds 0 >"$T/plain3.out" 2>"$T/plain3.err"
+rc3=$?
+set -e
 [ $rc -eq 3 ] || fail "plaintext client on the TLS port: exit $rc, want 3 ($(cat "$T/plain.err"))"
+[ $rc2 -eq 3 ] || fail "plaintext client with --insecure-send-token on the TLS port: exit $rc2, want 3 ($(cat "$T/plain2.err"))"
+[ $rc3 -eq 3 ] || fail "get --token --insecure-send-token on the TLS port: exit $rc3, want 3 ($(cat "$T/plain3.err"))"
 # TLS without a token, or with a wrong one: UNAUTHENTICATED, exit 2.
 set +e
 SQUEEZE_TOKEN= sq jobs >"$T/notoken.out" 2>"$T/notoken.err"
@@ -81,7 +107,7 @@ rc=$?
 set -e
 [ $rc -eq 2 ] || fail "wrong token: exit $rc, want 2"
 grep -q "unknown bearer token" "$T/badtoken.err" || fail "wrong token: $(cat "$T/badtoken.err")"
-log "plaintext refused (3), missing/wrong token refused (2)"
+log "token without TLS refused (2), plaintext refused (3), missing/wrong token refused (2)"
 
 # A worker without a client certificate is refused by WorkerService.
 set +e

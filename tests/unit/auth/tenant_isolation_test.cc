@@ -13,6 +13,7 @@
 #include "server/auth/grpc_auth.h"
 #include "server/coordinator/coordinator.h"
 #include "server/coordinator/service_impl.h"
+#include "server/coordinator/sqlite_db.h"
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
 #include "server/objectstore/sha256.h"
@@ -207,6 +208,41 @@ TEST_F(TenantIsolationTest, ArtifactsBelongToTheJobsTenant) {
   EXPECT_EQ(Download("tok-b", "", *artifact, &b_bytes).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Download("tok-b", "", *file, &b_bytes).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(b_bytes.empty());
+}
+
+// An upload's grants (its files, then its manifest) are one transaction: when
+// the last one fails, the tenant is granted none of them. A trigger made on a
+// second connection to jobs.db aborts the manifest's grant.
+TEST_F(TenantIsolationTest, AFailedUploadGrantLeavesNoPartialGrant) {
+  const std::string bytes = "weights of a";
+  const std::string file = store::Sha256Hex(bytes);
+  store::Manifest m;
+  m.files.push_back({"model.safetensors", file, static_cast<int64_t>(bytes.size())});
+  const std::string manifest = store::Sha256Hex(m.ToJson());
+  auto side = SqliteDb::Open((dir_ / "jobs.db").string());
+  ASSERT_TRUE(side.ok()) << side.status();
+  ASSERT_TRUE((*side)
+                  ->Exec("CREATE TRIGGER refuse_grant BEFORE INSERT ON tenant_blobs WHEN NEW.digest = '" + manifest +
+                         "' BEGIN SELECT RAISE(ABORT, 'injected grant failure'); END")
+                  .ok());
+  v1::UploadModelResponse out;
+  const grpc::Status failed = Upload("tok-a", bytes, &out);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error_message().find("injected grant failure"), std::string::npos) << failed.error_message();
+  // The file's grant (written before the manifest's) was rolled back too.
+  auto rows = (*side)->Prepare("SELECT COUNT(*) FROM tenant_blobs");
+  ASSERT_TRUE(rows.ok() && *rows->Step());
+  EXPECT_EQ(rows->Int(0), 0);
+  std::string got;
+  EXPECT_EQ(Download("tok-a", "", file, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(got.empty());
+  // Once grants work again the same upload succeeds and grants both.
+  ASSERT_TRUE((*side)->Exec("DROP TRIGGER refuse_grant").ok());
+  ASSERT_TRUE(Upload("tok-a", bytes, &out).ok());
+  EXPECT_EQ(out.digest(), manifest);
+  EXPECT_FALSE(out.deduplicated());  // never owned by team-a before
+  ASSERT_TRUE(Download("tok-a", "", file, &got).ok());
+  EXPECT_EQ(got, bytes);
 }
 
 TEST_F(TenantIsolationTest, UploadsAreLimitedAndDeduplicatedPerTenant) {

@@ -171,6 +171,39 @@ TEST(PackedIntGemm, AdversarialCodesZeroScalesAndGIdx) {
   }
 }
 
+TEST(PackedIntGemm, SixteenGroupKernelShapes) {
+  // The AVX-512 kernel that reduces 16 groups at a time (group 32 or a
+  // multiple of 64, >= 16 groups): full blocks, leftover groups, a short last
+  // group, weight rows not a multiple of its 4-row blocks, extreme codes and
+  // zero points, zero scales; every x row count (it serves decode and, for
+  // group 32, every row).
+  struct R16Case {
+    int bits;
+    int64_t rows, cols, group;
+    bool asym;
+    Codes codes;
+  };
+  const R16Case cases[] = {
+      {4, 9, 512, 32, false, Codes::kRandom},    {4, 6, 1056, 32, true, Codes::kRandom},    // 33 groups
+      {4, 5, 1100, 32, true, Codes::kRandom},    // 34 full groups + a 12-column one
+      {4, 7, 1024 + 40, 64, true, Codes::kRandom},  {4, 3, 4096, 128, false, Codes::kRandom},
+      {4, 5, 2048 + 96, 128, true, Codes::kExtreme}, {4, 4, 1024, 64, true, Codes::kMin},
+      {8, 9, 512, 32, false, Codes::kRandom},    {8, 6, 1056, 32, true, Codes::kExtreme},
+      {8, 5, 1100, 32, true, Codes::kRandom},    {8, 7, 1024 + 40, 64, true, Codes::kRandom},
+      {8, 3, 2048 + 96, 128, false, Codes::kMax}, {8, 4, 1024, 64, true, Codes::kExtreme},
+  };
+  uint64_t seed = 300;
+  for (const R16Case& c : cases) {
+    const std::string what = "bits=" + std::to_string(c.bits) + " rows=" + std::to_string(c.rows) +
+                             " cols=" + std::to_string(c.cols) + " group=" + std::to_string(c.group) +
+                             (c.asym ? " asym" : " sym");
+    const bool zero_scales = seed % 2 == 0;
+    const TestWeights t = MakeWeights(c.bits, c.rows, c.cols, c.group, c.asym, c.codes, seed++, zero_scales);
+    ASSERT_TRUE(PackedIntFastPathApplies(t.view)) << what;
+    for (int64_t n : {1, 2, 5}) CheckCase(t, n, n != 2, seed++, what);
+  }
+}
+
 TEST(PackedIntGemm, PrefillRowsUseDequantizedGemm) {
   // n >= kPackedIntDequantRows: tiles dequantized to fp32 and the fp32 GEMM.
   const TestWeights t = MakeWeights(4, 70, 256, 128, true, Codes::kRandom, 7);

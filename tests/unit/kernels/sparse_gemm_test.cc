@@ -2,10 +2,15 @@
 // the plain references on random and adversarial layouts (tails, odd sizes,
 // empty rows, all-zero and fully dense rows, padded N:M groups, layouts with
 // no SIMD version), the densified prefill path, and independence of the
-// results from n and the pool size.
+// results from n and the pool size; bitmask values ending right before an
+// unmapped page (no variant may read past the last stored value).
 #include "workers/kernels/cpu/sparse_gemm.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <random>
 #include <string>
@@ -243,6 +248,10 @@ TEST(SparseGemm, BitmaskEveryVariantMatchesTheReference) {
       {4, 31, 0.3, Pattern::kRandom},     {33, 33, 0.5, Pattern::kRandom},   {12, 100, 0.1, Pattern::kRandom},
       {8, 257, 0.5, Pattern::kRandom},    {10, 64, 0.9, Pattern::kRandom},   {9, 48, 0.5, Pattern::kEmptyRows},
       {6, 40, 0.5, Pattern::kAllZero},    {9, 71, 0.4, Pattern::kDenseRows}, {5, 96, 1.0, Pattern::kRandom},
+      // 64-input steps with 0..3 leftover 16-input steps and a partial one.
+      {6, 121, 0.5, Pattern::kRandom},    {5, 145, 0.6, Pattern::kRandom},   {4, 128, 0.5, Pattern::kRandom},
+      {7, 176, 0.3, Pattern::kRandom},    {3, 192, 0.05, Pattern::kRandom},  {4, 239, 0.5, Pattern::kDenseRows},
+      {5, 320, 0.2, Pattern::kEmptyRows},
   };
   for (const MaskCase& c : cases) {
     const MaskOwned w = MakeMask(c.rows, c.cols, c.density, c.pattern, c.rows * 13 + c.cols);
@@ -267,6 +276,48 @@ TEST(SparseGemm, BitmaskEveryVariantMatchesTheReference) {
           SparseBitmaskGemm(w.view, x, n, bias.data(), y, pool);
         },
         [&](const float* x, int64_t n, float* y) { SparseBitmaskGemmReference(w.view, x, n, bias.data(), y); });
+  }
+}
+
+// The values array ends exactly at a page followed by an unmapped one, so
+// any read past the last stored value faults. Every variant (GEMV, batches,
+// densified path) must equal the run on the ordinary copy.
+TEST(SparseGemm, BitmaskValuesEndingBeforeAnUnmappedPageAreNotReadPast) {
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  for (const MaskCase& c : std::vector<MaskCase>{{9, 200, 0.5, Pattern::kRandom},
+                                                 {4, 192, 1.0, Pattern::kRandom},
+                                                 {37, 256, 0.3, Pattern::kRandom},
+                                                 {5, 77, 0.7, Pattern::kDenseRows}}) {
+    const MaskOwned w = MakeMask(c.rows, c.cols, c.density, c.pattern, c.rows * 7 + c.cols);
+    const size_t bytes = w.values.size() * sizeof(float);
+    const size_t pages = (bytes + page - 1) / page + 1;
+    void* map = mmap(nullptr, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(map, MAP_FAILED);
+    uint8_t* guard = static_cast<uint8_t*>(map) + (pages - 1) * page;
+    ASSERT_EQ(mprotect(guard, page, PROT_NONE), 0);
+    float* values = reinterpret_cast<float*>(guard - bytes);
+    std::memcpy(values, w.values.data(), bytes);
+    SparseBitmaskWeights edge = w.view;
+    edge.values = values;
+    const std::vector<float> bias = RandomFloats(c.rows, 8);
+    ThreadPool pool(2);
+    for (int64_t n : {1, 3, 8, 17}) {
+      const std::vector<float> x = RandomFloats(n * c.cols, 300 + n);
+      for (const Variant& var : AllVariants()) {
+        VariantScope scope(var);
+        std::vector<float> want(n * c.rows), got(n * c.rows);
+        SparseBitmaskGemm(w.view, x.data(), n, bias.data(), want.data(), pool);
+        SparseBitmaskGemm(edge, x.data(), n, bias.data(), got.data(), pool);
+        EXPECT_TRUE(BitEqual(got, want)) << c.rows << "x" << c.cols << " " << var.Name() << " n=" << n;
+      }
+    }
+    for (const Variant& var : AllVariants()) {
+      VariantScope scope(var);
+      std::vector<float> dense(c.rows * c.cols);
+      SparseBitmaskDensifyRows(edge, 0, c.rows, dense.data());
+      EXPECT_EQ(dense, w.dense) << var.Name();
+    }
+    munmap(map, pages * page);
   }
 }
 

@@ -3,6 +3,7 @@
 #include "server/coordinator/coordinator.h"
 
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <thread>
 
@@ -89,6 +90,43 @@ class CoordinatorTest : public ::testing::Test {
   std::unique_ptr<Coordinator> c_;
   std::string model_;
 };
+
+// A worker long-polls LeaseTask for up to max_lease_wait_ms and is seen
+// again within a lease TTL after that: forgetting it sooner would drop a live
+// worker, so Open refuses such a forget_worker_ms, naming both values.
+TEST(CoordinatorOptionsTest, ForgetWorkerBelowLongPollPlusTtlIsRefused) {
+  const fs::path dir = test_inputs::EmptyPerTestDir("coord_opts_");
+  CoordinatorOptions o;
+  o.data_dir = dir.string();
+  o.start_reaper = false;
+  o.lease_ttl_ms = 2000;
+  o.max_lease_wait_ms = 30'000;
+  o.forget_worker_ms = 31'999;
+  auto objects = store::LocalObjectStore::Open((dir / "objects").string());
+  ASSERT_TRUE(objects.ok());
+  auto refused = Coordinator::Open(o, *std::move(objects));
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  for (const char* part : {"--forget-worker-ms", "31999", "max_lease_wait_ms 30000", "--lease-ttl-ms", "2000",
+                           "32000"}) {
+    EXPECT_NE(refused.status().message().find(part), absl::string_view::npos) << part << ": " << refused.status();
+  }
+  EXPECT_FALSE(fs::exists(dir / "jobs.db"));  // refused before anything was written
+  EXPECT_EQ(CheckCoordinatorOptions(o).code(), absl::StatusCode::kInvalidArgument);
+  // Huge values saturate instead of overflowing the sum.
+  CoordinatorOptions huge = o;
+  huge.lease_ttl_ms = std::numeric_limits<int64_t>::max();
+  huge.forget_worker_ms = std::numeric_limits<int64_t>::max() - 1;
+  EXPECT_EQ(CheckCoordinatorOptions(huge).code(), absl::StatusCode::kInvalidArgument);
+
+  o.forget_worker_ms = 32'000;  // exactly the bound: accepted
+  EXPECT_TRUE(CheckCoordinatorOptions(o).ok());
+  objects = store::LocalObjectStore::Open((dir / "objects").string());
+  ASSERT_TRUE(objects.ok());
+  auto opened = Coordinator::Open(o, *std::move(objects));
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  if (opened.ok()) opened->reset();
+  fs::remove_all(dir);
+}
 
 TEST_F(CoordinatorTest, SubmitValidatesInputsBeforeQueueing) {
   v1::SubmitJobRequest r;

@@ -1,6 +1,8 @@
 #include "server/coordinator/job_store.h"
 
 #include <filesystem>
+#include <iterator>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -14,6 +16,48 @@ std::string DbPath(const char* name) {
   fs::remove(p.string() + "-wal");
   fs::remove(p.string() + "-shm");
   return p.string();
+}
+
+// The statements of migrations v1..`version` as shipped (verbatim; never
+// edited, like the migrations in job_store.cc) and that user_version: a
+// database as an older coordinator left it, for the migration tests.
+std::string SchemaAsShipped(int version) {
+  static const char* const kMigrations[] = {
+      // v1
+      R"sql(
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT UNIQUE,
+  state INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  requires_gpu INTEGER NOT NULL,
+  mem_estimate INTEGER NOT NULL,
+  lease_id TEXT,
+  worker_id TEXT,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  report_json TEXT,
+  job BLOB NOT NULL);
+CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);
+CREATE INDEX jobs_lease ON jobs(lease_id);
+CREATE TABLE events(
+  job_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event BLOB NOT NULL,
+  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
+)sql",
+      // v2
+      "ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;\n",
+      // v3
+      "ALTER TABLE jobs ADD COLUMN checkpoint_digest TEXT;\n",
+  };
+  if (version < 1 || version > static_cast<int>(std::size(kMigrations))) {
+    ADD_FAILURE() << "no shipped schema v" << version << " here (add its statements)";
+    return "";
+  }
+  std::string sql;
+  for (int v = 1; v <= version; ++v) sql += kMigrations[v - 1];
+  return sql + "PRAGMA user_version = " + std::to_string(version) + ";\n";
 }
 
 TEST(JobStore, MigratesToTheCurrentSchemaOnceAndUsesWal) {
@@ -100,31 +144,7 @@ TEST(JobStore, MigratesAVersion2DatabaseAndStoresCheckpoints) {
   {
     auto db = SqliteDb::Open(path);
     ASSERT_TRUE(db.ok()) << db.status();
-    ASSERT_TRUE((*db)->Exec(R"sql(
-CREATE TABLE jobs(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL UNIQUE,
-  idempotency_key TEXT UNIQUE,
-  state INTEGER NOT NULL,
-  priority INTEGER NOT NULL,
-  requires_gpu INTEGER NOT NULL,
-  mem_estimate INTEGER NOT NULL,
-  lease_id TEXT,
-  worker_id TEXT,
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  report_json TEXT,
-  job BLOB NOT NULL);
-CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);
-CREATE INDEX jobs_lease ON jobs(lease_id);
-CREATE TABLE events(
-  job_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  event BLOB NOT NULL,
-  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
-ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;
-PRAGMA user_version = 2;
-)sql")
-                    .ok());
+    ASSERT_TRUE((*db)->Exec(SchemaAsShipped(2)).ok());
     auto ins = (*db)->Prepare(
         "INSERT INTO jobs(job_id, idempotency_key, state, priority, requires_gpu, mem_estimate, lease_id, "
         "worker_id, cancel_requested, report_json, job, request_sha256) VALUES(?,?,?,0,0,0,'','',0,'',?,?)");
@@ -175,32 +195,7 @@ TEST(JobStore, MigratesAVersion3DatabaseBackfillingModelDigests) {
   {
     auto db = SqliteDb::Open(path);
     ASSERT_TRUE(db.ok()) << db.status();
-    ASSERT_TRUE((*db)->Exec(R"sql(
-CREATE TABLE jobs(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL UNIQUE,
-  idempotency_key TEXT UNIQUE,
-  state INTEGER NOT NULL,
-  priority INTEGER NOT NULL,
-  requires_gpu INTEGER NOT NULL,
-  mem_estimate INTEGER NOT NULL,
-  lease_id TEXT,
-  worker_id TEXT,
-  cancel_requested INTEGER NOT NULL DEFAULT 0,
-  report_json TEXT,
-  job BLOB NOT NULL);
-CREATE INDEX jobs_queue ON jobs(state, priority DESC, id);
-CREATE INDEX jobs_lease ON jobs(lease_id);
-CREATE TABLE events(
-  job_id TEXT NOT NULL,
-  seq INTEGER NOT NULL,
-  event BLOB NOT NULL,
-  PRIMARY KEY(job_id, seq)) WITHOUT ROWID;
-ALTER TABLE jobs ADD COLUMN request_sha256 TEXT;
-ALTER TABLE jobs ADD COLUMN checkpoint_digest TEXT;
-PRAGMA user_version = 3;
-)sql")
-                    .ok());
+    ASSERT_TRUE((*db)->Exec(SchemaAsShipped(3)).ok());
     const struct { const char* id; const std::string* model; v1::JobState state; } rows[] = {
         {"j1", &ma, v1::SUCCEEDED}, {"j2", &mb, v1::SUCCEEDED}, {"j3", &ma, v1::FAILED}, {"j4", &ma, v1::SUCCEEDED}};
     for (const auto& r : rows) {

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "workers/engine/core/tensor.h"
-#include "workers/kernels/cpu/transformer_ops.h"
+#include "workers/kernels/cpu/gemm_f32.h"
 
 namespace squeeze {
 
@@ -24,10 +24,12 @@ void ActivationStats::Add(const float* x, int64_t rows, ThreadPool& pool) {
     }
   }
   if (with_xtx_) {
-    // X^T X = Xt Xt^T with Xt = X^T (channels x rows), via the chunked GEMM.
+    // X^T X = Xt Xt^T with Xt = X^T (channels x rows), via our fp32 GEMM
+    // over the pool (kernels::GemmF32NT; kernels::GemmNT, Eigen, is its
+    // reference; sequential_test.cc checks the sum against plain doubles).
     const MatrixRM xt = ConstMapMatrixRM(x, rows, channels_).transpose();
     MatrixRM batch(channels_, channels_);
-    kernels::GemmNT(xt.data(), channels_, rows, xt.data(), channels_, batch.data(), pool);
+    kernels::GemmF32NT(xt.data(), channels_, rows, xt.data(), channels_, batch.data(), pool);
     xtx_ += batch.cast<double>();
   }
 }

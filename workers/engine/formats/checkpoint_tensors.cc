@@ -235,9 +235,16 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
   {
     const std::string name = "model.embed_tokens.weight";
     SQ_ASSIGN_OR_RETURN(const TensorView* v, b.GetShaped(name, {c.vocab_size, c.dim}));
-    SQ_ASSIGN_OR_RETURN(std::vector<float> values,
-                        ToFloat32(*v, absl::StrCat(b.FileOf(name), ": tensor ", name)));
-    m.embedding = ConstMapMatrixRM(values.data(), c.vocab_size, c.dim);
+    if (v->dtype == DType::kF32) {
+      // Copied straight from the view: no fp32 temporary beside the
+      // checkpoint's tensor and the model's matrix (a third copy of the
+      // largest tensor at load).
+      m.embedding = ConstMapMatrixRM(static_cast<const float*>(v->data), c.vocab_size, c.dim);
+    } else {
+      SQ_ASSIGN_OR_RETURN(std::vector<float> values,
+                          ToFloat32(*v, absl::StrCat(b.FileOf(name), ": tensor ", name)));
+      m.embedding = ConstMapMatrixRM(values.data(), c.vocab_size, c.dim);
+    }
   }
 
   const int64_t hd = c.head_dim;

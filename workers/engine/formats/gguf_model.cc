@@ -5,7 +5,9 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -481,7 +483,86 @@ absl::StatusOr<GgufExportResult> ExportGguf(const Model& model, const std::strin
 
 // ---- import --------------------------------------------------------------
 
-absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
+namespace {
+
+// Tensors of a Q4_0 / Q8_0 linear weight kept as blocks (GgufImportOptions::
+// keep_ggml_blocks): "<module>.weight_blocks" U8 [rows, row bytes] and
+// "<module>.weight_shape" I64 {rows, cols}, the stored layout of the
+// gguf_q4_0 / gguf_q8_0 kinds. head_dim > 0 (q/k): rows go from llama.cpp's
+// interleaved to the half-split layout as whole rows, engine row
+// h*hd + j*hd/2 + i <- file row h*hd + 2i + j (the inverse of
+// PermuteRowsHalfSplitToInterleaved); otherwise the view points into the
+// file's mapping (no copy).
+absl::Status AddBlockLinear(const GgufFile& f, const GgufTensorInfo& t, const std::string& module, int64_t head_dim,
+                            CheckpointTensors& ck) {
+  auto bad = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(f.path, ": GGUF tensor ", t.name, ": ", what));
+  };
+  const int64_t cols = t.ne[0], rows = t.ne[1];
+  const int64_t row_bytes = GgmlRowBytes(t.type, cols).value();
+  const int64_t block_bytes = t.type == GgmlType::kQ4_0 ? int64_t{sizeof(BlockQ4_0)} : int64_t{sizeof(BlockQ8_0)};
+  // The reader checked nbytes against the type and ne; a mismatch here
+  // would be a reader bug, still refused rather than read past.
+  if (static_cast<int64_t>(t.nbytes) != rows * row_bytes) {
+    return bad(absl::StrCat(t.nbytes, " bytes of blocks, expected ", rows * row_bytes, " for [", rows, ", ", cols,
+                            "]"));
+  }
+  // d (the block's first field, fp16) must be finite: the fp32 path refuses
+  // the NaN / Inf weights a non-finite scale gives.
+  const int64_t blocks_per_row = cols / BlockElems(t.type);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < blocks_per_row; ++b) {
+      GgmlHalf d;
+      std::memcpy(&d, t.data + r * row_bytes + b * block_bytes, sizeof(d));
+      if ((d & 0x7C00) == 0x7C00) {
+        return bad(absl::StrCat("row ", r, " block ", b, " has a non-finite scale (fp16 bits 0x",
+                                absl::Hex(d, absl::kZeroPad4), ")"));
+      }
+    }
+  }
+  TensorView blocks;
+  blocks.dtype = DType::kU8;
+  blocks.shape = {rows, row_bytes};
+  blocks.nbytes = static_cast<size_t>(rows * row_bytes);
+  if (head_dim > 0) {
+    if (rows % head_dim != 0 || head_dim % 2 != 0) {
+      return bad(absl::StrCat(rows, " rows are not whole heads of an even head_dim ", head_dim));
+    }
+    auto permuted = std::make_shared<std::vector<uint8_t>>(blocks.nbytes);
+    const int64_t half = head_dim / 2;
+    for (int64_t h = 0; h < rows / head_dim; ++h) {
+      for (int64_t i = 0; i < half; ++i) {
+        for (int64_t j = 0; j < 2; ++j) {
+          std::memcpy(permuted->data() + (h * head_dim + j * half + i) * row_bytes,
+                      t.data + (h * head_dim + 2 * i + j) * row_bytes, static_cast<size_t>(row_bytes));
+        }
+      }
+    }
+    blocks.data = permuted->data();
+    blocks.owner = std::move(permuted);
+  } else {
+    blocks.data = t.data;
+    blocks.owner = f.owner;
+  }
+  auto shape_values = std::make_shared<std::vector<int64_t>>(std::vector<int64_t>{rows, cols});
+  TensorView shape;
+  shape.dtype = DType::kI64;
+  shape.shape = {2};
+  shape.data = shape_values->data();
+  shape.nbytes = 2 * sizeof(int64_t);
+  shape.owner = std::move(shape_values);
+  ck.tensors[module + ".weight_blocks"] = SourceTensor{std::move(blocks), f.path};
+  ck.tensors[module + ".weight_shape"] = SourceTensor{std::move(shape), f.path};
+  ck.linear_kinds[module] = t.type == GgmlType::kQ4_0 ? kGgufQ4_0LinearKind : kGgufQ8_0LinearKind;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) { return GgufToCheckpoint(f, {}); }
+
+
+absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f, const GgufImportOptions& options) {
   auto bad = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(f.path, ": GGUF ", what));
   };
@@ -622,6 +703,14 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
       return bad(absl::StrCat("tensor ", t.name, ": not a tensor of a llama model with ", c.n_layers,
                               " blocks that this reader knows"));
     }
+    const std::string& hf = it->second.first;
+    const bool linear_weight = absl::EndsWith(hf, "_proj.weight") || hf == "lm_head.weight";
+    if (options.keep_ggml_blocks && linear_weight && t.ne.size() == 2 &&
+        (t.type == GgmlType::kQ4_0 || t.type == GgmlType::kQ8_0)) {
+      const std::string module = hf.substr(0, hf.size() - std::string(".weight").size());
+      SQ_RETURN_IF_ERROR(AddBlockLinear(f, t, module, it->second.second ? c.head_dim : 0, ck));
+      continue;
+    }
     const int64_t cols = t.ne[0], rows = t.numel() / cols;
     std::vector<float> values(static_cast<size_t>(rows * cols));
     const int64_t row_bytes = GgmlRowBytes(t.type, cols).value();
@@ -641,9 +730,11 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f) {
   return ck;
 }
 
-absl::StatusOr<GgufModel> LoadGgufModel(const std::string& path) {
+absl::StatusOr<GgufModel> LoadGgufModel(const std::string& path) { return LoadGgufModel(path, {}); }
+
+absl::StatusOr<GgufModel> LoadGgufModel(const std::string& path, const GgufImportOptions& options) {
   SQ_ASSIGN_OR_RETURN(GgufFile f, ReadGguf(path));
-  SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, GgufToCheckpoint(f));
+  SQ_ASSIGN_OR_RETURN(CheckpointTensors ck, GgufToCheckpoint(f, options));
   GgufModel out;
   SQ_ASSIGN_OR_RETURN(out.model, BuildModel(std::move(ck)));
   SQ_ASSIGN_OR_RETURN(out.tokenizer, TokenizerFromGguf(f));

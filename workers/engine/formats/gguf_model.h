@@ -154,11 +154,37 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFromGguf(const GgufFile& fil
 // FFN-free blocks) is Unimplemented.
 absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& file);
 
+// Kinds of the linears kept as ggml blocks (GgufImportOptions below); the
+// layer class is GgmlBlockLinear (methods/quant/ggml_block_linear.h), whose
+// kind() spells the same strings.
+inline constexpr char kGgufQ4_0LinearKind[] = "gguf_q4_0";
+inline constexpr char kGgufQ8_0LinearKind[] = "gguf_q8_0";
+
+struct GgufImportOptions {
+  // false: every tensor is dequantized to fp32 (GgufToCheckpoint above).
+  // true: the 2-D weights of linear modules (blk.N.attn_* / ffn_* and
+  // output.weight; never token_embd, which is only gathered) stored as Q4_0
+  // or Q8_0 are handed over as their blocks, never dequantized:
+  //   "<module>.weight_blocks" U8 [out, in / 32 * block bytes]  (zero copy
+  //       from the mapping; q/k rows are permuted back to the half-split
+  //       layout as whole rows, which needs one copy of the blocks)
+  //   "<module>.weight_shape"  I64 [2] = {out, in}
+  // with linear_kinds[module] = kGgufQ4_0LinearKind / kGgufQ8_0LinearKind,
+  // the stored layout of GgmlBlockLinear; BuildModel builds them through the
+  // loader registered for "gguf_q" (RegisterMethodLinearLoaders). Every fp16
+  // scale must be finite (the dequantizing path refuses the NaN / Inf
+  // weights such a scale gives): InvalidArgument naming the tensor, the row
+  // and the block. Other types and tensors take the fp32 path unchanged.
+  bool keep_ggml_blocks = false;
+};
+absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& file, const GgufImportOptions& options);
+
 struct GgufModel {
   Model model;
   std::unique_ptr<Tokenizer> tokenizer;
 };
 // ReadGguf + GgufToCheckpoint + BuildModel + TokenizerFromGguf.
 absl::StatusOr<GgufModel> LoadGgufModel(const std::string& path);
+absl::StatusOr<GgufModel> LoadGgufModel(const std::string& path, const GgufImportOptions& options);
 
 }  // namespace squeeze

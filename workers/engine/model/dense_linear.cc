@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/half.h"
+#include "workers/kernels/cpu/gemm_f32.h"
 #include "workers/kernels/cpu/transformer_ops.h"
 
 namespace squeeze {
@@ -73,7 +74,40 @@ void DenseLinear::WidenRows(int64_t row_begin, int64_t row_end, float* dst) cons
   }
 }
 
+const float* DenseLinear::RowsF32(int64_t row_begin, int64_t row_end, std::vector<float>& scratch) const {
+  if (weight_.dtype == DType::kF32) return static_cast<const float*>(weight_.data) + row_begin * in_;
+  const size_t need = static_cast<size_t>((row_end - row_begin) * in_);
+  if (scratch.size() < need) scratch.resize(need);
+  WidenRows(row_begin, row_end, scratch.data());
+  return scratch.data();
+}
+
 void DenseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
+  if (n_rows <= 0 || out_ <= 0) return;
+  // Fixed column chunks (a function of the shape only); inside a chunk every
+  // output is one sum over `in` in the kernel's fixed order, so the result
+  // does not depend on the pool size or on how chunks land on threads.
+  const int64_t chunk = kernels::GemmF32ChunkColumns(n_rows, out_, in_);
+  const int64_t n_chunks = (out_ + chunk - 1) / chunk;
+  pool.ParallelFor(n_chunks, 1, [&](int64_t cb, int64_t ce) {
+    // F16/BF16 chunks are widened here (at most chunk * in floats, reused
+    // for this range's chunks; F32 never touches it).
+    std::vector<float> widened;
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(out_, j0 + chunk);
+      const float* w = RowsF32(j0, j1, widened);
+      kernels::GemmF32NTStrided(x, n_rows, in_, w, j1 - j0, y + j0, out_);
+      if (!bias_.empty()) {
+        for (int64_t i = 0; i < n_rows; ++i) {
+          float* yi = y + i * out_;
+          for (int64_t j = j0; j < j1; ++j) yi[j] += bias_[j];
+        }
+      }
+    }
+  });
+}
+
+void DenseLinear::ForwardReference(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {
   ConstMapMatrixRM X(x, n_rows, in_);
   MapMatrixRM Y(y, n_rows, out_);
   // Split the output features into chunks whose width depends only on the

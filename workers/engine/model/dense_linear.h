@@ -4,6 +4,15 @@
 // e.g. a memory-mapped safetensors file). F16/BF16 weights stay in their
 // stored dtype (half the memory) and are widened to fp32 tile by tile inside
 // Forward. Reference: y = x * DenseWeight()^T + b.
+//
+// Forward runs our fp32 GEMM (kernels::GemmF32NTStrided: AVX-512 / AVX2 with
+// runtime dispatch; for n_rows <= 32, decode and batched decode, a pack-free
+// path that streams W once) over the pool in the fixed column chunks of
+// kernels::GemmF32ChunkColumns. ForwardReference is the previous computation
+// (Eigen's GEMM per column chunk) kept as the named reference path. Both are
+// independent of the pool size; they sum over `in` in different orders, so
+// they agree to |err| <= 1e-5 * sum_c |x_c w_c| (+ bias rounding), not bit for
+// bit (tests/unit/model/dense_linear_test.cc).
 #pragma once
 
 #include <memory>
@@ -26,6 +35,8 @@ class DenseLinear final : public LinearLayer {
   int64_t in_features() const override { return in_; }
   int64_t out_features() const override { return out_; }
   void Forward(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const override;
+  // The reference path: the same y with Eigen's GEMM per column chunk.
+  void ForwardReference(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const;
   MatrixRM DenseWeight() const override;
   absl::Span<const float> bias() const override { return bias_; }
   std::string kind() const override;
@@ -40,6 +51,9 @@ class DenseLinear final : public LinearLayer {
   DenseLinear(TensorView weight, std::vector<float> bias);
   // Writes rows [row_begin, row_end) of W as fp32 into `dst` (row-major).
   void WidenRows(int64_t row_begin, int64_t row_end, float* dst) const;
+  // Rows [row_begin, row_end) of W as fp32: in place for F32, else widened
+  // into `scratch` (resized as needed).
+  const float* RowsF32(int64_t row_begin, int64_t row_end, std::vector<float>& scratch) const;
 
   TensorView weight_;
   std::vector<float> bias_;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/kernels/cpu/gemm_f32.h"
 #include "workers/kernels/cpu/transformer_ops.h"
 
 namespace squeeze {
@@ -185,7 +186,8 @@ void ComputeLogits(const Model& model, const MatrixRM& hidden, MatrixRM& logits,
     model.lm_head->Forward(normed.data(), n, logits.data(), pool);
   } else {
     logits.resize(n, model.embedding.rows());
-    kernels::GemmNT(normed.data(), n, dim, model.embedding.data(), model.embedding.rows(), logits.data(), pool);
+    // Tied head: our fp32 GEMM (DenseLinear's path; kernels::GemmNT is the Eigen reference).
+    kernels::GemmF32NT(normed.data(), n, dim, model.embedding.data(), model.embedding.rows(), logits.data(), pool);
   }
 }
 

@@ -30,11 +30,13 @@ void GemmF32NTStrided(const float* x, int64_t n, int64_t k, const float* w, int6
 
 int64_t GemmF32ChunkColumns(int64_t n, int64_t m, int64_t k) {
   // At least 64K multiply-adds per chunk, at most ~64 chunks, a multiple of
-  // 32 columns (the widest register tile); for prefill-sized n at least 256
-  // columns, so that each chunk's packing of x is amortised.
+  // 32 columns (the widest register tile); on the packed path (n > 32, see
+  // kDotMaxRows in gemm_f32_kernel.inc) at least 256 columns, so that each
+  // chunk's packing of x is amortised (with 64-column chunks at n = 33..64
+  // packing x cost ~20% of the time).
   const int64_t by_work = (int64_t{1} << 16) / std::max<int64_t>(1, k * std::max<int64_t>(1, n));
   const int64_t by_count = (m + 63) / 64;
-  const int64_t by_packing = n > 64 ? 256 : 32;
+  const int64_t by_packing = n > 32 ? 256 : 32;
   const int64_t c = std::max<int64_t>({32, by_work, by_count, by_packing});
   return (c + 31) / 32 * 32;
 }

@@ -8,9 +8,10 @@
 //   avx2       packed 6x16 register-tile microkernel (AVX2 + FMA),
 //   avx512     packed 8x32 register-tile microkernel (AVX-512F);
 //              both pack k-blocks of 256 (x panels MR-interleaved, W panels
-//              NR-interleaved), accumulate each k-block in registers and add
-//              it to y; for n <= 32 (decode, short batches) a direct
-//              4-row dot-product kernel streams W once instead (no packing).
+//              NR-interleaved, full panels transposed with SIMD shuffles),
+//              accumulate each k-block in registers and add it to y; for
+//              n <= 32 (decode, short batches) a direct 4-row dot-product
+//              kernel streams W once instead (no packing).
 // Within one path every output is a sum over k in a fixed order (k-blocks of
 // 256, fp32 FMA inside), independent of how rows / columns are split into
 // tiles or over threads, so results do not depend on the pool size. The two

@@ -26,7 +26,12 @@
 //    version computes the same integers and the same fp32 operations in the
 //    same order, so the results are bit-identical to the reference. The AVX2
 //    version uses _mm256_maddubs_epi16, the AVX-512 one VNNI vpdpbusd when the
-//    CPU has it (else maddubs on 512 bits).
+//    CPU has it (else maddubs on 512 bits). On AVX-512, layouts with >= 16
+//    groups of 32 (or of a multiple of 64) columns run a kernel that reduces
+//    16 group dots into one register and keeps 4 weight rows' fp32 chains in
+//    flight (packed_int_gemm_q8_rows16_avx512.inc): decode, and for group 32
+//    every row of x. The zero point is folded in as d_g = sum_c u * qa -
+//    (z + offset) * qsum_g, qsum_g the sum of qa over the group.
 //
 // Fast versions cover 4- and 8-bit weights with contiguous groups whose size
 // is a multiple of 32 (or one group per row); everything else (g_idx, other

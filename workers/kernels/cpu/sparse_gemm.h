@@ -17,13 +17,19 @@
 //    (needs K | 8 and 8 / K * M <= 16).
 //  * Bitmask (any zero pattern). bitmask [rows, ceil(cols / 8)] (bit c % 8
 //    of byte c / 8 set iff stored), row_offsets [rows] into values [nnz].
-//    AVX-512: per 16 inputs, load popcount(mask16) values and vexpandps them
-//    to their lanes, then one FMA with the dense x (compute ~ dense, memory
-//    4 * density + 1/8 bytes per weight instead of 4).
-//    AVX2: per 8 inputs, a 256-entry permutation table does the expand.
+//    AVX-512: per 64 inputs one 64-bit mask word; each of its four 16-input
+//    quarters vexpandps's its popcount values from memory (at offsets from
+//    prefix popcounts, independent of each other; no read past the stored
+//    values) to their lanes, then one FMA with the dense x into that
+//    quarter's accumulator; the packed values are prefetched 8 KiB ahead
+//    (compute ~ dense, memory 4 * density + 1/8 bytes per weight instead
+//    of 4).
+//    AVX2: per 8 inputs, a 256-entry permutation table does the expand
+//    (masked load of popcount values), with the same prefetch.
 //
 // Arithmetic: every output is an fp32 FMA sum over the row in a fixed order
-// (steps alternate between two accumulators, summed at the end) that does
+// (steps alternate between two accumulators, summed at the end; AVX-512
+// bitmask: four, one per 16-input quarter of each 64-input step) that does
 // not depend on n, on which rows of x share a call, or on the pool size:
 // the same x row gives bit-identical outputs whatever n <= kSparseGemvMaxRows
 // and thread count. The plain references (SparseNMGemmReference,

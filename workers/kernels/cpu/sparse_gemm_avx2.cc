@@ -154,6 +154,9 @@ void BitmaskRows(const SparseBitmaskWeights& w, const float* x, const float* bia
       MaskStep<NT>(w0, x + s * 8, cols, all, acc0);
       const __m256 w1 = Expand(m[s + 1], v);
       MaskStep<NT>(w1, x + s * 8 + 8, cols, all, acc1);
+      // Packed values 8 KiB ahead, as the AVX-512 kernel (prefetching past
+      // the array is harmless): loads here depend on the previous popcounts.
+      _mm_prefetch(reinterpret_cast<const char*>(v + 2048), _MM_HINT_T0);
     }
     if (s < steps) {  // s even
       MaskStep<NT>(Expand(m[s], v), x + s * 8, cols, all, acc0);

@@ -4,11 +4,15 @@
 //   N:M: 16 values per step; their 4-bit positions (8 bytes) are unpacked
 //     to int32, offset by their group ((k / K) * M) and select x from the
 //     step's window of S = 16 / K * M <= 32 inputs with vpermt2ps.
-//   bitmask: 16 inputs per step; popcount(mask) values are vexpandps'd from
-//     memory to their lanes (never reading past the row's values).
-// Steps alternate between two accumulators per x row (even / odd step);
-// the output is reduce_add(acc0 + acc1) + bias, the same instructions for
-// every x row whatever n, so results do not depend on n or the split.
+//   bitmask: 64 inputs per step (one 64-bit mask word), four 16-input
+//     sub-steps whose popcount(mask16) values are vexpandps'd from memory to
+//     their lanes (offsets from independent popcounts; never reading past
+//     the row's values), into four accumulators, with a software prefetch
+//     of the packed values.
+// N:M steps alternate between two accumulators per x row (even / odd step),
+// output reduce_add(acc0 + acc1) + bias; bitmask: see BitmaskRows. The same
+// instructions run for every x row whatever n, so results do not depend on
+// n or the split.
 #include <immintrin.h>
 
 #include <cstring>
@@ -98,61 +102,104 @@ void NMRows(const SparseNMWeights& w, const float* x, const float* bias, float* 
 template <int NT>
 __attribute__((always_inline)) inline void MaskStep(__m512 wv, const float* xs, int64_t cols, __mmask16 mx,
                                                     __m512 (&acc)[NT]) {
-  #pragma GCC unroll 8
+  #pragma GCC unroll 4
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mx, xs + t * cols), acc[t]);
 }
 
-// The expanded weights of one 16-input step; advances v by popcount(bits).
-// vexpandps from memory reads exactly popcount(bits) floats (masked-off
-// elements are not accessed), so the row's last step never reads past nnz.
-// It measured ~2x faster than a masked load + register vexpandps (the
-// variable load mask costs a kmov and a masked load per step).
+// The expanded weights of one 16-input step from the packed values at v
+// (popcount(bits) of them): vexpandps from memory reads exactly
+// popcount(bits) floats (masked-off elements are not accessed, so the last
+// step of the last row never reads past the values array).
+__attribute__((always_inline)) inline __m512 ExpandAt(uint32_t bits, const float* v) {
+  return _mm512_maskz_expandloadu_ps(static_cast<__mmask16>(bits), v);
+}
+
+// The same; advances v by popcount(bits).
 __attribute__((always_inline)) inline __m512 Expand(uint32_t bits, const float*& v) {
-  const __m512 w = _mm512_maskz_expandloadu_ps(static_cast<__mmask16>(bits), v);
+  const __m512 w = ExpandAt(bits, v);
   v += __builtin_popcount(bits);
   return w;
 }
 
+// How far ahead of the current packed value the row kernel prefetches, in
+// floats (8 KiB); two lines per 64-input step (the 128 bytes a step
+// consumes at 50% density). 4096x4096 at 50%, one thread, four
+// interleaved runs (best of 15 each) on the loaded 2-core CI machine:
+// 8 KiB x 2 lines was the fastest in all four (1.1-1.9 ms), against 4 KiB
+// x 1 (1.2-2.7), 8 KiB x 1 (1.1-2.2) and 16 KiB x 2 (1.3-2.8). The prefetch
+// is what matters: in a one-thread micro-benchmark of this loop (4096x4096,
+// density 0.5 / 0.3) it ran 0.9-1.1x of a dense GEMV without it and
+// 2.6-3.5x with it (the address of every expand load depends on popcounts
+// of the mask, and the hardware prefetcher did not keep the values stream
+// ahead); the earlier 16-input kernel without prefetch ran 0.34-0.64x of
+// dense in bench_sparse. A register-form vexpandps after a plain 16-float
+// load measured no faster than the memory form, and would need a guard at
+// the end of the values array.
+constexpr int64_t kPrefetchFloats = 2048;
+
+// Rows [r0, r1) for NT rows of x. Per row, steps of 64 inputs read one
+// 64-bit mask word; its four 16-input sub-steps expand from offsets given
+// by independent popcounts and accumulate into acc[0..3] (sub-step k of
+// every step into acc[k]). Leftover sub-steps (< 4) and the final partial
+// one go to acc[0], acc[1], ... in order. Output: reduce_add((acc0 + acc2)
+// + (acc1 + acc3)) + bias, the same for every x row whatever NT.
 template <int NT>
 void BitmaskRows(const SparseBitmaskWeights& w, const float* x, const float* bias, float* y, int64_t r0,
                  int64_t r1) {
   const int64_t cols = w.cols, mrb = w.mask_row_bytes();
-  const int64_t steps = cols / 16, rem = cols % 16;
+  const int64_t subs = cols / 16, rem = cols % 16;
   const __mmask16 all = Lanes(16), tail = Lanes(rem);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* m = w.bitmask + r * mrb;
     const float* v = w.values + w.row_offsets[r];
-    __m512 acc0[NT], acc1[NT];
-    #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+    __m512 acc0[NT], acc1[NT], acc2[NT], acc3[NT];
+    #pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = acc2[t] = acc3[t] = _mm512_setzero_ps();
     int64_t s = 0;
-    for (; s + 2 <= steps; s += 2) {
-      uint32_t bits;  // 32 mask bits: steps s and s + 1
-      std::memcpy(&bits, m + 2 * s, 4);
-      const __m512 w0 = Expand(bits & 0xFFFF, v);
-      MaskStep<NT>(w0, x + s * 16, cols, all, acc0);
-      const __m512 w1 = Expand(bits >> 16, v);
-      MaskStep<NT>(w1, x + s * 16 + 16, cols, all, acc1);
+    for (; s + 4 <= subs; s += 4) {
+      uint64_t bits;  // 64 mask bits: sub-steps s .. s + 3
+      std::memcpy(&bits, m + 2 * s, 8);
+      const uint32_t b0 = bits & 0xFFFF, b1 = (bits >> 16) & 0xFFFF, b2 = (bits >> 32) & 0xFFFF, b3 = bits >> 48;
+      const int p0 = __builtin_popcount(b0), p01 = p0 + __builtin_popcount(b1), p012 = p01 + __builtin_popcount(b2);
+      const __m512 w0 = ExpandAt(b0, v);
+      const __m512 w1 = ExpandAt(b1, v + p0);
+      const __m512 w2 = ExpandAt(b2, v + p01);
+      const __m512 w3 = ExpandAt(b3, v + p012);
+      v += __builtin_popcountll(bits);
+      _mm_prefetch(reinterpret_cast<const char*>(v + kPrefetchFloats), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(v + kPrefetchFloats + 16), _MM_HINT_T0);
+      const float* xs = x + s * 16;
+      MaskStep<NT>(w0, xs, cols, all, acc0);
+      MaskStep<NT>(w1, xs + 16, cols, all, acc1);
+      MaskStep<NT>(w2, xs + 32, cols, all, acc2);
+      MaskStep<NT>(w3, xs + 48, cols, all, acc3);
     }
-    if (s < steps) {  // s even
+    // Leftover full sub-steps (at most 3) then the partial one: acc0, acc1, ...
+    int j = 0;
+    auto leftover = [&](const __m512 wv, const float* xs, __mmask16 mx) {
+      switch (j++) {
+        case 0: MaskStep<NT>(wv, xs, cols, mx, acc0); break;
+        case 1: MaskStep<NT>(wv, xs, cols, mx, acc1); break;
+        case 2: MaskStep<NT>(wv, xs, cols, mx, acc2); break;
+        default: MaskStep<NT>(wv, xs, cols, mx, acc3); break;
+      }
+    };
+    for (; s < subs; ++s) {
       uint16_t bits;
       std::memcpy(&bits, m + 2 * s, 2);
-      MaskStep<NT>(Expand(bits, v), x + s * 16, cols, all, acc0);
-      ++s;
+      leftover(Expand(bits, v), x + s * 16, all);
     }
     if (rem > 0) {  // padding bits past cols are 0 (checked at load)
       uint32_t bits = m[2 * s];
       if (rem > 8) bits |= uint32_t{m[2 * s + 1]} << 8;
-      const __m512 wv = Expand(bits, v);
-      if (s % 2 == 0) {
-        MaskStep<NT>(wv, x + s * 16, cols, tail, acc0);
-      } else {
-        MaskStep<NT>(wv, x + s * 16, cols, tail, acc1);
-      }
+      leftover(Expand(bits, v), x + s * 16, tail);
     }
     const float b = bias != nullptr ? bias[r] : 0.0f;
-    #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) y[t * w.rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t])) + b;
+    #pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) {
+      y[t * w.rows + r] =
+          _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0[t], acc2[t]), _mm512_add_ps(acc1[t], acc3[t]))) + b;
+    }
   }
 }
 
@@ -189,8 +236,7 @@ void SparseNMRowsAvx512(const SparseNMWeights& w, const float* x, int64_t n, con
 void SparseBitmaskRowsAvx512(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias,
                              float* y, int64_t r0, int64_t r1) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) BitmaskRows<8>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
-  if (i + 4 <= n) { BitmaskRows<4>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1); i += 4; }
+  for (; i + 4 <= n; i += 4) BitmaskRows<4>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
   if (i + 2 <= n) { BitmaskRows<2>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1); i += 2; }
   if (i < n) BitmaskRows<1>(w, x + i * w.cols, bias, y + i * w.rows, r0, r1);
 }

@@ -30,6 +30,14 @@ GpuStatus GpuSynchronize() {
   return GpuStatus::Ok();
 }
 
+GpuStatus GpuMemoryInfo(size_t* free_bytes, size_t* total_bytes) {
+  size_t f = 0, t = 0;
+  SQ_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&f, &t));
+  if (free_bytes != nullptr) *free_bytes = f;
+  if (total_bytes != nullptr) *total_bytes = t;
+  return GpuStatus::Ok();
+}
+
 GpuBuffer::~GpuBuffer() {
   if (ptr_ != nullptr) cudaFree(ptr_);
 }

@@ -25,6 +25,8 @@ int GpuDeviceCount();
 std::string GpuDeviceDescription(int dev = 0);
 // Waits for all work on the current device; reports any asynchronous error.
 GpuStatus GpuSynchronize();
+// Free and total memory of the current device in bytes (cudaMemGetInfo).
+GpuStatus GpuMemoryInfo(size_t* free_bytes, size_t* total_bytes);
 
 // Device memory owned by one object (cudaMalloc / cudaFree). Move-only.
 class GpuBuffer {

@@ -55,13 +55,14 @@
 // value at a time), kept for comparison in tests and bench_sparse.
 // No dense copy is ever made: the kernels run at every density (a dense
 // copy would add 4 bytes per weight to the sparse arrays the artifact needs).
-// bench_sparse on Llama-7B shapes (2 threads, a shared machine at load ~20,
-// where decode is compute- rather than bandwidth-bound): 2:4 decode 1.1-1.6x
-// faster than the dense fp32 GEMV, bitmask 50% 0.47-0.64x of dense (its
-// per-16-input vexpandps + popcount cost more than the bytes it saves there);
-// both 4-24x faster than ForwardPlain. Rule for recipes: prefer N:M (or
-// `storage: dense`) over unstructured bitmask storage when decode speed
-// matters more than artifact bytes.
+// bench_sparse on Llama-7B shapes, batch 1 (2 threads, the shared 2-core
+// machine at load ~12): bitmask 50% decode 1.3-1.6x faster than the dense
+// fp32 GEMV, 70% 1.7-2.4x, 90% 1.9-2.6x (64-input mask words and a software
+// prefetch of the values; it was 0.34-0.64x before); 2:4 1.1-1.5x; both far
+// faster than ForwardPlain. At batch 8 dense (one pass over W for 8 rows)
+// still wins: bitmask 50% 0.4-0.8x, 2:4 0.3-0.7x. Rule for recipes: sparse
+// storage speeds up single-sequence decode; for batched serving prefer
+// `storage: dense` unless artifact bytes matter more.
 // Loading: FromStored checks every shape, offset, popcount and index, so a
 // damaged file is an InvalidArgument naming the module, never a bad read.
 #pragma once

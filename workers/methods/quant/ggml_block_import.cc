@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/methods/quant/ggml_block_linear.h"
+#include "workers/methods/stored_linear.h"
 
 namespace squeeze {
 namespace {
@@ -96,6 +97,13 @@ absl::StatusOr<int> UseGgufBlockLayers(const GgufFile& file, Model& model) {
 }
 
 absl::StatusOr<GgufModel> LoadGgufModelWithBlocks(const std::string& path) {
+  RegisterMethodLinearLoaders();
+  GgufImportOptions options;
+  options.keep_ggml_blocks = true;
+  return LoadGgufModel(path, options);
+}
+
+absl::StatusOr<GgufModel> LoadGgufModelWithBlocksReference(const std::string& path) {
   SQ_ASSIGN_OR_RETURN(GgufModel loaded, LoadGgufModel(path));
   SQ_ASSIGN_OR_RETURN(GgufFile file, ReadGguf(path));
   SQ_RETURN_IF_ERROR(UseGgufBlockLayers(file, loaded.model).status());

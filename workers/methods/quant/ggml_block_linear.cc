@@ -1,6 +1,8 @@
 #include "workers/methods/quant/ggml_block_linear.h"
 
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -27,7 +29,10 @@ absl::StatusOr<std::unique_ptr<GgmlBlockLinear>> GgmlBlockLinear::FromBlocks(Ggm
   if (!bias.empty() && static_cast<int64_t>(bias.size()) != out) {
     return absl::InvalidArgumentError(absl::StrCat("bias: ", bias.size(), " values, expected ", out));
   }
-  layer->blocks_.assign(bytes, bytes + num_bytes);
+  auto copy = std::make_shared<std::vector<uint8_t>>(bytes, bytes + num_bytes);
+  layer->blocks_ = copy->data();
+  layer->num_bytes_ = num_bytes;
+  layer->owner_ = std::move(copy);
   layer->bias_ = std::move(bias);
   layer->shape_[0] = out;
   layer->shape_[1] = in;
@@ -52,14 +57,37 @@ absl::StatusOr<std::unique_ptr<GgmlBlockLinear>> GgmlBlockLinear::FromStored(
         absl::StrCat(kind, ".weight_shape: [", out, ", ", in, "] (in must be a positive multiple of 32)"));
   }
   const int64_t row_bytes = in / kernels::kGgmlBlockCols * kernels::GgmlBlockBytes(k);
+  std::vector<float> bias;
+  if (tensors.count("bias")) {
+    if (absl::Status s = CopyStoredTensor(kind, tensors, "bias", DType::kF32, {out}, &bias); !s.ok()) return s;
+  }
+  auto it = tensors.find("weight_blocks");
+  if (it != tensors.end() && it->second.owner != nullptr) {
+    // Shared, not copied: the same checks CopyStoredTensor makes.
+    const TensorView& t = it->second;
+    const std::vector<int64_t> want = {out, row_bytes};
+    if (t.dtype != DType::kU8 || t.shape != want || t.nbytes != static_cast<size_t>(out * row_bytes) ||
+        t.data == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(kind, ".weight_blocks: expected U8 ", ShapeString(want),
+                                                     ", got ", DTypeName(t.dtype), " ", ShapeString(t.shape), " (",
+                                                     t.nbytes, " bytes)"));
+    }
+    if (!bias.empty() && static_cast<int64_t>(bias.size()) != out) {
+      return absl::InvalidArgumentError(absl::StrCat(kind, ": bias: ", bias.size(), " values, expected ", out));
+    }
+    std::unique_ptr<GgmlBlockLinear> layer(new GgmlBlockLinear(k, out, in));
+    layer->blocks_ = static_cast<const uint8_t*>(t.data);
+    layer->num_bytes_ = out * row_bytes;
+    layer->owner_ = t.owner;
+    layer->bias_ = std::move(bias);
+    layer->shape_[0] = out;
+    layer->shape_[1] = in;
+    return layer;
+  }
   std::vector<uint8_t> blocks;
   if (absl::Status s = CopyStoredTensor(kind, tensors, "weight_blocks", DType::kU8, {out, row_bytes}, &blocks);
       !s.ok()) {
     return s;
-  }
-  std::vector<float> bias;
-  if (tensors.count("bias")) {
-    if (absl::Status s = CopyStoredTensor(kind, tensors, "bias", DType::kF32, {out}, &bias); !s.ok()) return s;
   }
   auto layer = FromBlocks(k, out, in, blocks.data(), static_cast<int64_t>(blocks.size()), std::move(bias));
   if (!layer.ok()) return absl::InvalidArgumentError(absl::StrCat(kind, ": ", layer.status().message()));
@@ -79,12 +107,18 @@ MatrixRM GgmlBlockLinear::DenseWeight() const {
 std::string GgmlBlockLinear::kind() const { return kind_ == GgmlBlockKind::kQ4_0 ? "gguf_q4_0" : "gguf_q8_0"; }
 
 int64_t GgmlBlockLinear::StorageBytes() const {
-  return static_cast<int64_t>(blocks_.size() + bias_.size() * sizeof(float));
+  return num_bytes_ + static_cast<int64_t>(bias_.size() * sizeof(float));
 }
 
 std::vector<std::pair<std::string, TensorView>> GgmlBlockLinear::StoredTensors() const {
   std::vector<std::pair<std::string, TensorView>> t;
-  t.emplace_back("weight_blocks", VectorView(blocks_, DType::kU8, {out_, View().RowBytes()}));
+  TensorView blocks;
+  blocks.dtype = DType::kU8;
+  blocks.shape = {out_, View().RowBytes()};
+  blocks.data = blocks_;
+  blocks.nbytes = static_cast<size_t>(num_bytes_);
+  blocks.owner = owner_;
+  t.emplace_back("weight_blocks", std::move(blocks));
   TensorView shape;
   shape.dtype = DType::kI64;
   shape.shape = {2};

@@ -39,6 +39,10 @@ class GgmlBlockLinear final : public LinearLayer {
                                                                      int64_t num_bytes, std::vector<float> bias = {});
   // Rebuilds a layer from StoredTensors() (relative names); `kind` is the
   // recorded kind ("gguf_q4_0" / "gguf_q8_0"). Errors name `kind` and the tensor.
+  // A "weight_blocks" view with an owner (a file mapping, a buffer of the
+  // GGUF import) is kept as is, sharing that owner (no copy: a GGUF file's
+  // blocks are used where they lie in the mapping); a view without an owner
+  // is copied.
   static absl::StatusOr<std::unique_ptr<GgmlBlockLinear>> FromStored(const std::string& kind,
                                                                      const std::map<std::string, TensorView>& tensors);
 
@@ -51,14 +55,17 @@ class GgmlBlockLinear final : public LinearLayer {
   int64_t StorageBytes() const override;
   std::vector<std::pair<std::string, TensorView>> StoredTensors() const override;
 
-  kernels::GgmlBlockWeights View() const { return {kind_, out_, in_, blocks_.data()}; }
+  kernels::GgmlBlockWeights View() const { return {kind_, out_, in_, blocks_}; }
 
  private:
   GgmlBlockLinear(kernels::GgmlBlockKind kind, int64_t out, int64_t in) : kind_(kind), out_(out), in_(in) {}
 
   kernels::GgmlBlockKind kind_;
   int64_t out_ = 0, in_ = 0;
-  std::vector<uint8_t> blocks_;
+  // out * RowBytes() bytes at blocks_, kept alive (and never written) by owner_.
+  const uint8_t* blocks_ = nullptr;
+  int64_t num_bytes_ = 0;
+  std::shared_ptr<const void> owner_;
   std::vector<float> bias_;
   int64_t shape_[2] = {0, 0};
 };

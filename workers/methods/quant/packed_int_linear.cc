@@ -18,6 +18,37 @@ constexpr int64_t kRowsPerTile = 32;
 
 }  // namespace
 
+absl::StatusOr<PackedActivations> ParsePackedActivations(absl::string_view name) {
+  if (name == "fp32") return PackedActivations::kFp32;
+  if (name == "int8") return PackedActivations::kInt8;
+  return absl::InvalidArgumentError(
+      absl::StrCat("packed activations \"", name, "\" is not one of fp32, int8"));
+}
+
+const char* PackedActivationsName(PackedActivations a) {
+  return a == PackedActivations::kInt8 ? "int8" : "fp32";
+}
+
+int64_t SetPackedActivations(Model& model, PackedActivations a) {
+  int64_t n = 0;
+  for (LinearSlot& s : model.AllLinears()) {
+    if (auto* packed = dynamic_cast<PackedIntLinear*>(s.slot->get())) {
+      packed->set_activations(a);
+      if (packed->activations() == a) ++n;
+    }
+  }
+  return n;
+}
+
+PackedActivations PackedIntLinear::activations() const {
+  if (activations_ == PackedActivations::kInt8) {
+    // Widest group: a g_idx group may collect any columns, so bound it by in.
+    const int64_t widest = g_idx_.empty() ? group_size_ : in_;
+    if (widest <= kPackedInt8MaxGroupColumns) return PackedActivations::kInt8;
+  }
+  return PackedActivations::kFp32;
+}
+
 void PackRow(const int32_t* codes, int64_t n, int num_bits, uint32_t* words) {
   const int per_word = ValuesPerWord(num_bits);
   const int32_t qmin = -(1 << (num_bits - 1));
@@ -213,6 +244,12 @@ void PackedIntLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPo
                                      group_size_, scales_.data(),
                                      zero_points_.empty() ? nullptr : zero_points_.data(),
                                      g_idx_.empty() ? nullptr : g_idx_.data()};
+  if (activations() == PackedActivations::kInt8) {
+    // Every layout is served: SIMD kernels where PackedIntFastPathApplies,
+    // else the plain int8 reference (also under SQUEEZE_KERNELS=reference).
+    kernels::PackedIntGemmQ8(kw, x, n_rows, bias_.empty() ? nullptr : bias_.data(), y, pool);
+    return;
+  }
   if (kernels::ActiveIsa() != kernels::KernelIsa::kReference && kernels::PackedIntFastPathApplies(kw)) {
     kernels::PackedIntGemm(kw, x, n_rows, bias_.empty() ? nullptr : bias_.data(), y, pool);
     return;

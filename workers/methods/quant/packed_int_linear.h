@@ -1,8 +1,17 @@
 // PackedIntLinear: a linear layer whose weight is stored as packed b-bit
 // integers (b = 2..8) with fp32 scales and optional integer zero points, as
-// written by RTN (and later GPTQ / AWQ). Forward dequantizes tile by tile and
-// multiplies in fp32: the plain reference path (fast int kernels come with the
-// kernels issue and are tested against this one).
+// written by RTN (and later GPTQ / AWQ). Forward runs the packed-int kernels
+// of workers/kernels/cpu/packed_int_gemm.h with one of two activation
+// arithmetics (PackedActivations, chosen per layer, fp32 by default):
+//   kFp32  the exact dequantized product in fp32 (the reference dequantizes
+//          tile by tile and multiplies with Eigen);
+//   kInt8  activations quantized to int8 on the fly per weight group
+//          (symmetric, scale = group amax / 127) and exact integer group dot
+//          products with the zero point folded in through the activation sums,
+//          as llama.cpp does on CPU; the SIMD kernels equal their plain
+//          reference bit for bit. Changes the numbers (bounded by the
+//          activation rounding), so it is opt-in: `--packed-activations int8`
+//          on squeeze eval / generate / eval-tasks.
 //
 // Storage layout (written down once; names follow compressed-tensors'
 // "pack-quantized" format):
@@ -35,7 +44,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "workers/engine/model/linear.h"
+#include "workers/engine/model/model.h"
 #include "workers/methods/quant/quant_args.h"
 
 namespace squeeze {
@@ -47,6 +58,18 @@ struct PackedWord {
 static_assert(sizeof(PackedWord) == 4, "weight_packed is a stream of 32-bit words");
 
 inline constexpr int ValuesPerWord(int num_bits) { return 32 / num_bits; }
+
+// Activation arithmetic of PackedIntLinear::Forward (see the top of this file).
+enum class PackedActivations { kFp32 = 0, kInt8 = 1 };
+
+// "fp32" | "int8" (the CLI spelling); InvalidArgument naming the value otherwise.
+absl::StatusOr<PackedActivations> ParsePackedActivations(absl::string_view name);
+const char* PackedActivationsName(PackedActivations a);
+
+// Widest weight group the int8-activation path takes: int32 group sums of
+// (q - z) * qa, |q - z| <= 255, |qa| <= 127, stay below 2^31. A layer with a
+// wider group keeps fp32 activations whatever it is asked.
+inline constexpr int64_t kPackedInt8MaxGroupColumns = int64_t{1} << 16;
 
 class PackedIntLinear final : public LinearLayer {
  public:
@@ -88,6 +111,13 @@ class PackedIntLinear final : public LinearLayer {
   int64_t GroupOf(int64_t c) const { return g_idx_.empty() ? c / group_size_ : g_idx_[c]; }
   const std::vector<int32_t>& g_idx() const { return g_idx_; }  // empty = contiguous groups
 
+  // Activation arithmetic of Forward (fp32 unless set). A runtime choice, not
+  // stored with the weights. Not synchronized: set it before running forwards.
+  void set_activations(PackedActivations a) { activations_ = a; }
+  // What Forward runs: kInt8 only when set and the groups fit
+  // kPackedInt8MaxGroupColumns.
+  PackedActivations activations() const;
+
  private:
   PackedIntLinear(const WeightQuantArgs& args, int64_t out, int64_t in);
   // Writes dequantized rows [r0, r1) as fp32 into dst (row-major, in_ wide).
@@ -103,7 +133,13 @@ class PackedIntLinear final : public LinearLayer {
   std::vector<int32_t> g_idx_;       // [in] or empty
   int64_t shape_[2] = {0, 0};        // weight_shape tensor
   int32_t qparams_[4] = {0, 0, 0, 0}; // weight_qparams tensor
+  PackedActivations activations_ = PackedActivations::kFp32;
 };
+
+// Sets the activation arithmetic of every PackedIntLinear of `model` (other
+// layer kinds are left alone). Returns how many layers run `a` now (layers
+// whose groups are too wide for int8 keep fp32 and are not counted).
+int64_t SetPackedActivations(Model& model, PackedActivations a);
 
 // Packs / unpacks one row of codes (exposed for tests and future kernels).
 // `codes` are in [qmin, qmax] for `num_bits`; `words` has ceil(n / per_word).
