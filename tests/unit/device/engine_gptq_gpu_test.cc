@@ -25,6 +25,7 @@
 #include "workers/engine/device/device.h"
 #include "workers/methods/quant/gptq.h"
 #include "workers/methods/quant/gptq_device.h"
+#include "tests/common/gptq_cases.h"
 #include "workers/runner/compressed_model.h"
 #include "workers/runner/stage_runner.h"
 
@@ -86,42 +87,10 @@ TEST(EngineGptqGpu, RandomLayersCudaEqualsCpu) {
   struct Shape {
     int64_t out, in;
   };
-  struct Case {
-    std::string name;
-    WeightQuantArgs a;
-    int64_t block;
-    ActOrder order;
-  };
-  std::vector<Case> cases;
-  WeightQuantArgs a;
-  cases.push_back({"w4 sym g128 (W4A16)", a, 128, ActOrder::kStatic});
-  a.group_size = 32;
-  cases.push_back({"w4 sym g32", a, 64, ActOrder::kNone});
-  a.symmetric = false;
-  a.group_size = 16;
-  a.observer = QuantObserver::kMse;
-  cases.push_back({"w4 asym g16 mse", a, 48, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.num_bits = 8;
-  a.strategy = QuantStrategy::kChannel;
-  cases.push_back({"w8 channel", a, 37, ActOrder::kStatic});
-  a = WeightQuantArgs{};
-  a.num_bits = 3;
-  a.symmetric = false;
-  a.strategy = QuantStrategy::kTensor;
-  cases.push_back({"w3 asym tensor", a, 128, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.group_size = 24;
-  a.symmetric = false;
-  cases.push_back({"w4 asym g24 act-order group", a, 40, ActOrder::kGroup});
+  const std::vector<testing_gptq::GptqCase> cases = testing_gptq::GptqCoverageCases();
   for (const Shape& sh : {Shape{37, 150}, Shape{64, 64}, Shape{130, 301}}) {
     const int64_t n = 2 * sh.in + 7;
-    std::normal_distribution<float> d(0.0f, 1.0f);
-    MatrixRM x(n, sh.in);
-    for (int64_t r = 0; r < n; ++r) {
-      const float common = d(rng);
-      for (int64_t c = 0; c < sh.in; ++c) x(r, c) = d(rng) + 0.5f * common + (c % 17 == 3 ? 4.0f * d(rng) : 0.0f);
-    }
+    const MatrixRM x = testing_gptq::CorrelatedCalibrationX(n, sh.in, rng);
     const Eigen::MatrixXd xd = x.cast<double>();
     Eigen::MatrixXd h = (2.0 / n) * (xd.transpose() * xd);
     h.row(5).setZero();
@@ -130,11 +99,11 @@ TEST(EngineGptqGpu, RandomLayersCudaEqualsCpu) {
     std::normal_distribution<float> wd(0.0f, 0.02f);
     for (int64_t i = 0; i < w.size(); ++i) w.data()[i] = wd(rng);
     std::vector<float> bias(static_cast<size_t>(sh.out), 0.5f);
-    for (const Case& c : cases) {
+    for (const testing_gptq::GptqCase& c : cases) {
       SCOPED_TRACE(c.name + " " + std::to_string(sh.out) + "x" + std::to_string(sh.in));
       GptqOptions o;
-      o.quant = c.a;
-      o.block_size = c.block;
+      o.quant = c.quant;
+      o.block_size = c.block_size;
       o.actorder = c.order;
       auto cpu = QuantizeGptq(w, h, o, bias);
       ASSERT_TRUE(cpu.ok()) << cpu.status();

@@ -21,21 +21,16 @@
 #include "workers/kernels/cuda/gptq_gpu.h"
 #include "workers/methods/quant/gptq.h"
 #include "workers/methods/quant/gptq_device.h"
+#include "tests/common/gptq_cases.h"
 
 namespace squeeze {
 namespace {
 
 using ::testing::HasSubstr;
 
-MatrixRM RandomX(int64_t n, int64_t in, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM x(n, in);
-  for (int64_t r = 0; r < n; ++r) {
-    const float common = d(rng);
-    for (int64_t c = 0; c < in; ++c) x(r, c) = d(rng) + 0.5f * common + (c % 17 == 3 ? 4.0f * d(rng) : 0.0f);
-  }
-  return x;
-}
+using testing_gptq::CorrelatedCalibrationX;
+using testing_gptq::GptqCase;
+using testing_gptq::GptqCoverageCases;
 
 struct Layer {
   MatrixRM w;
@@ -47,7 +42,7 @@ struct Layer {
 Layer MakeLayer(int64_t out, int64_t in, uint32_t seed) {
   std::mt19937 rng(seed);
   const int64_t n = 3 * in;
-  const MatrixRM x = RandomX(n, in, rng);
+  const MatrixRM x = CorrelatedCalibrationX(n, in, rng);
   const Eigen::MatrixXd xd = x.cast<double>();
   Layer l;
   l.h = (2.0 / n) * (xd.transpose() * xd);
@@ -62,44 +57,10 @@ Layer MakeLayer(int64_t out, int64_t in, uint32_t seed) {
   return l;
 }
 
-struct Case {
-  std::string name;
-  WeightQuantArgs a;
-  int64_t block;
-  ActOrder order;
-};
-
-std::vector<Case> Cases() {
-  std::vector<Case> cases;
-  WeightQuantArgs a;
-  a.group_size = 32;
-  cases.push_back({"w4 sym g32", a, 64, ActOrder::kNone});
-  a.symmetric = false;
-  a.group_size = 16;
-  a.observer = QuantObserver::kMse;
-  cases.push_back({"w4 asym g16 mse", a, 48, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.num_bits = 8;
-  a.strategy = QuantStrategy::kChannel;
-  cases.push_back({"w8 channel static", a, 37, ActOrder::kStatic});
-  a = WeightQuantArgs{};
-  a.num_bits = 3;
-  a.symmetric = false;
-  a.strategy = QuantStrategy::kTensor;
-  cases.push_back({"w3 asym tensor", a, 128, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.group_size = 24;
-  a.symmetric = false;
-  cases.push_back({"w4 asym g24 act-order group", a, 40, ActOrder::kGroup});
-  a.symmetric = true;
-  cases.push_back({"w4 g24 act-order static", a, 40, ActOrder::kStatic});
-  return cases;
-}
-
-GptqOptions Opts(const Case& c) {
+GptqOptions Opts(const GptqCase& c) {
   GptqOptions o;
-  o.quant = c.a;
-  o.block_size = c.block;
+  o.quant = c.quant;
+  o.block_size = c.block_size;
   o.actorder = c.order;
   return o;
 }
@@ -132,7 +93,7 @@ void ExpectSameLayer(const PackedIntLinear& a, const PackedIntLinear& b, bool ex
 
 TEST(GptqDevice, CpuDeviceIsQuantizeGptqBitForBit) {
   const Layer l = MakeLayer(40, 150, 3);
-  for (const Case& c : Cases()) {
+  for (const GptqCase& c : GptqCoverageCases()) {
     SCOPED_TRACE(c.name);
     auto ref = QuantizeGptq(l.w, l.h, Opts(c), l.bias);
     ASSERT_TRUE(ref.ok()) << ref.status();
@@ -189,7 +150,7 @@ TEST(GptqDevice, OptionsMapFieldForField) {
 TEST(GptqDevice, KernelResultBuildsTheEngineLayer) {
   const Layer l = MakeLayer(23, 150, 21);
   const std::vector<double> h = HessianRowMajor(l.h);
-  for (const Case& c : Cases()) {
+  for (const GptqCase& c : GptqCoverageCases()) {
     SCOPED_TRACE(c.name);
     const GptqOptions o = Opts(c);
     auto eng = QuantizeGptqReference(l.w, l.h, o);

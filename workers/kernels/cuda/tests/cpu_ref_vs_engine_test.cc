@@ -25,31 +25,19 @@
 #include "workers/kernels/cuda/w8a8_gemm.h"
 #include "workers/methods/quant/gptq.h"
 #include "workers/methods/quant/packed_int_linear.h"
+#include "tests/common/gptq_cases.h"
 
 namespace squeeze {
 namespace {
 
-MatrixRM RandomX(int64_t n, int64_t in, std::mt19937& rng) {
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM x(n, in);
-  for (int64_t r = 0; r < n; ++r) {
-    const float common = d(rng);
-    for (int64_t c = 0; c < in; ++c) x(r, c) = d(rng) + 0.5f * common + (c % 17 == 3 ? 4.0f * d(rng) : 0.0f);
-  }
-  return x;
-}
-
-struct Case {
-  std::string name;
-  WeightQuantArgs a;
-  int64_t block;
-  ActOrder order;
-};
+using testing_gptq::CorrelatedCalibrationX;
+using testing_gptq::GptqCase;
+using testing_gptq::GptqCoverageCases;
 
 TEST(CudaReferences, GptqReferenceEqualsEngineGptq) {
   std::mt19937 rng(21);
   const int64_t out = 23, in = 150, n = 300;
-  const MatrixRM x = RandomX(n, in, rng);
+  const MatrixRM x = CorrelatedCalibrationX(n, in, rng);
   const Eigen::MatrixXd xd = x.cast<double>();
   Eigen::MatrixXd h = (2.0 / n) * (xd.transpose() * xd);
   h.row(9).setZero();
@@ -58,47 +46,24 @@ TEST(CudaReferences, GptqReferenceEqualsEngineGptq) {
   std::normal_distribution<float> d(0.0f, 0.02f);
   for (int64_t i = 0; i < w.size(); ++i) w.data()[i] = d(rng);
 
-  std::vector<Case> cases;
-  WeightQuantArgs a;
-  a.group_size = 32;
-  cases.push_back({"w4 sym g32", a, 64, ActOrder::kNone});
-  a.symmetric = false;
-  a.group_size = 16;
-  a.observer = QuantObserver::kMse;
-  cases.push_back({"w4 asym g16 mse", a, 48, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.num_bits = 8;
-  a.strategy = QuantStrategy::kChannel;
-  cases.push_back({"w8 channel", a, 37, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.num_bits = 3;
-  a.symmetric = false;
-  a.strategy = QuantStrategy::kTensor;
-  cases.push_back({"w3 asym tensor", a, 128, ActOrder::kNone});
-  a = WeightQuantArgs{};
-  a.group_size = 24;
-  cases.push_back({"w4 g24 static", a, 40, ActOrder::kStatic});
-  a.symmetric = false;
-  cases.push_back({"w4 asym g24 group", a, 40, ActOrder::kGroup});
-
   std::vector<double> hflat(static_cast<size_t>(in * in));
   for (int64_t i = 0; i < in; ++i)
     for (int64_t j = 0; j < in; ++j) hflat[i * in + j] = h(i, j);
-  for (const Case& c : cases) {
+  for (const GptqCase& c : GptqCoverageCases()) {
     SCOPED_TRACE(c.name);
     GptqOptions o;
-    o.quant = c.a;
-    o.block_size = c.block;
+    o.quant = c.quant;
+    o.block_size = c.block_size;
     o.actorder = c.order;
     auto eng = QuantizeGptqReference(w, h, o);
     ASSERT_TRUE(eng.ok()) << eng.status();
     gpu::GptqGpuOptions g;
-    g.num_bits = c.a.num_bits;
-    g.symmetric = c.a.symmetric;
-    g.strategy = static_cast<int>(c.a.strategy);
-    g.group_size = c.a.group_size;
-    g.mse_observer = c.a.observer == QuantObserver::kMse;
-    g.block_size = c.block;
+    g.num_bits = c.quant.num_bits;
+    g.symmetric = c.quant.symmetric;
+    g.strategy = static_cast<int>(c.quant.strategy);
+    g.group_size = c.quant.group_size;
+    g.mse_observer = c.quant.observer == QuantObserver::kMse;
+    g.block_size = c.block_size;
     g.actorder = static_cast<int>(c.order);
     gpu::GptqGpuResult mine;
     const gpu::GpuStatus st = gpu::GptqQuantizeReference(w.data(), out, in, hflat.data(), g, &mine);
@@ -113,7 +78,7 @@ TEST(CudaReferences, GptqReferenceEqualsEngineGptq) {
       for (int64_t gi = 0; gi < l.groups_per_row(); ++gi) {
         const size_t i = static_cast<size_t>(r * l.groups_per_row() + gi);
         ASSERT_NEAR(mine.scales[i], l.Scale(r, gi), 1e-6f * std::fabs(l.Scale(r, gi))) << r << "," << gi;
-        if (!c.a.symmetric) {
+        if (!c.quant.symmetric) {
           ASSERT_EQ(mine.zeros[i], l.ZeroPoint(r, gi));
         }
       }
