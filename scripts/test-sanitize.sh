@@ -7,7 +7,7 @@
 # e.g. scripts/test-sanitize.sh build-asan 2 "unit_formats unit_tokenizer"
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-build_dir="${1:-$here/build-asan}"
+build_dir="$(realpath -m "${1:-$here/build-asan}")"  # absolute: the tests run from inside it
 jobs="${2:-$(nproc)}"
 start=$(date +%s)
 # -O1 -g keeps stacks readable and the build tolerable on 2 cores; UB aborts

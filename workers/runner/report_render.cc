@@ -181,7 +181,9 @@ std::string RenderParetoSvg(const std::vector<VariantPoint>& variants) {
 
 namespace {
 
-std::string Cell(const json& j, const char* key, const char* fmt = "%.4g") {
+// fmt is checked at compile time (a literal at every call site): clang refuses
+// a runtime format string.
+std::string Cell(const json& j, const char* key, const absl::FormatSpec<double>& fmt = "%.4g") {
   if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return "–";
   return absl::StrFormat(fmt, j[key].get<double>());
 }

@@ -41,7 +41,8 @@ std::string Str(const json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string("?");
 }
 
-std::string Fmt(const json& j, const char* key, const char* fmt) {
+// fmt is a literal at every call site (checked at compile time; clang refuses a runtime format).
+std::string Fmt(const json& j, const char* key, const absl::FormatSpec<double>& fmt) {
   if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return "–";
   return absl::StrFormat(fmt, j[key].get<double>());
 }
