@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "workers/engine/tokenizer/unicode.h"
 
 namespace squeeze {
 namespace {
@@ -21,6 +22,21 @@ absl::Status Err(const std::string& path, const std::string& msg) {
 // ("billion laughs"); the conversion to JSON stops at this budget.
 constexpr int64_t kMaxRecipeValues = 100000;
 
+// Why `s` cannot be recipe text, or "" when it can: it must be valid UTF-8
+// (serializing would turn invalid bytes into U+FFFD) without control
+// characters other than tab, newline and carriage return (the emitter does
+// not write NUL back), so that every accepted recipe round-trips.
+std::string RecipeTextProblem(const std::string& s) {
+  if (!IsValidUtf8(s)) return "is not valid UTF-8";
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      return absl::StrCat("contains the control character 0x", absl::Hex(c, absl::kZeroPad2), " at byte ", i);
+    }
+  }
+  return "";
+}
+
 // YAML -> JSON with typed scalars. Quoted scalars are always strings; plain
 // ones become null / bool / int / float when they spell one. Each value
 // converted takes one from *budget.
@@ -35,6 +51,7 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path, int
       return json(nullptr);
     case YAML::NodeType::Scalar: {
       const std::string& s = node.Scalar();
+      if (std::string why = RecipeTextProblem(s); !why.empty()) return Err(path, absl::StrCat("value ", why));
       if (node.Tag() != "?") return json(s);  // quoted or explicitly tagged
       if (s == "~" || s == "null" || s == "Null" || s == "NULL") return json(nullptr);
       if (s == "true" || s == "True" || s == "TRUE") return json(true);
@@ -63,6 +80,7 @@ absl::StatusOr<json> ToJson(const YAML::Node& node, const std::string& path, int
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) return Err(path, "mapping keys must be plain strings");
         const std::string key = kv.first.Scalar();
+        if (std::string why = RecipeTextProblem(key); !why.empty()) return Err(path, absl::StrCat("a mapping key ", why));
         if (o.contains(key)) return Err(absl::StrCat(path, ".", key), "duplicate key");
         auto v = ToJson(kv.second, absl::StrCat(path, ".", key), budget);
         if (!v.ok()) return v.status();
@@ -167,6 +185,7 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text, const ModifierRe
     for (const auto& kv : root) {
       if (!kv.first.IsScalar()) return Err("", "stage names must be strings");
       const std::string key = kv.first.Scalar();
+      if (std::string why = RecipeTextProblem(key); !why.empty()) return Err("", absl::StrCat("a stage name ", why));
       for (const RecipeStage& s : r.stages) {
         if (s.name == key) return Err(key, "duplicate stage");
       }
@@ -203,6 +222,9 @@ absl::StatusOr<Recipe> ParseRecipe(absl::string_view yaml_text, const ModifierRe
         stage.name = key;
         for (const auto& g : kv.second) {
           const std::string gname = g.first.Scalar();
+          if (std::string why = RecipeTextProblem(gname); !why.empty()) {
+            return Err(key, absl::StrCat("a modifier group name ", why));
+          }
           if (gname == "run_type") {
             if (!g.second.IsScalar() || g.second.Scalar() != "oneshot") {
               return Err(key + ".run_type", "only oneshot is supported");

@@ -19,12 +19,12 @@ absl::StatusOr<TargetMatcher> TargetMatcher::Create(std::vector<std::string> tar
         e.is_class = true;
       } else if (absl::StartsWith(t, "re:")) {
         e.is_regex = true;
-        try {
-          e.re = std::regex(t.substr(3), std::regex::ECMAScript);
-        } catch (const std::regex_error& err) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("recipe: ", path, ".", field, ": invalid regex \"", t.substr(3), "\": ", err.what()));
+        absl::StatusOr<ModuleRegex> re = ModuleRegex::Compile(t.substr(3));
+        if (!re.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat("recipe: ", path, ".", field, ": invalid regex \"",
+                                                         t.substr(3), "\": ", re.status().message()));
         }
+        e.re = std::move(*re);
       } else if (t.empty()) {
         return absl::InvalidArgumentError(absl::StrCat("recipe: ", path, ".", field, ": empty entry"));
       }
@@ -41,7 +41,7 @@ absl::StatusOr<TargetMatcher> TargetMatcher::Create(std::vector<std::string> tar
 
 bool TargetMatcher::EntryMatches(const Entry& e, const std::string& name) {
   if (e.is_class) return true;
-  if (e.is_regex) return std::regex_search(name, e.re, std::regex_constants::match_continuous);
+  if (e.is_regex) return e.re->MatchesFromStart(name);
   return name == e.text || absl::StartsWith(name, e.text + ".");
 }
 

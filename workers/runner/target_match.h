@@ -8,11 +8,12 @@
 // A module is selected when some target matches and no ignore entry does.
 #pragma once
 
-#include <regex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "workers/engine/core/module_regex.h"
 
 namespace squeeze {
 
@@ -31,7 +32,7 @@ class TargetMatcher {
     std::string text;
     bool is_class = false;
     bool is_regex = false;
-    std::regex re;
+    std::optional<ModuleRegex> re;  // set when is_regex
   };
   static bool EntryMatches(const Entry& e, const std::string& name);
   std::vector<std::string> targets_, ignore_;

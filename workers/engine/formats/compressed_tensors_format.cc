@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "workers/engine/core/module_regex.h"
 #include "absl/strings/str_join.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/compressed_tensors_sparse.h"
@@ -314,11 +314,9 @@ struct ImportScheme {
 
 bool TargetMatches(const std::string& target, const std::string& module) {
   if (absl::StartsWith(target, "re:")) {
-    try {
-      return std::regex_search(module, std::regex(target.substr(3)), std::regex_constants::match_continuous);
-    } catch (const std::regex_error&) {
-      return false;
-    }
+    // A pattern RE2 refuses matches nothing (as before with std::regex).
+    absl::StatusOr<ModuleRegex> re = ModuleRegex::Compile(target.substr(3));
+    return re.ok() && re->MatchesFromStart(module);
   }
   if (target == "Linear") return true;  // every module handled here is a linear layer
   return target == module;
