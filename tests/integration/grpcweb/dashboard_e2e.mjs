@@ -86,6 +86,9 @@ try {
   // The job page.
   await page.click(`tr[data-job-id="${first}"] a`);
   await page.locator('[data-testid=job-page]').waitFor();
+  // The timeline renders after the job page (its own fetch): wait for its
+  // first stage before counting, or a loaded machine counts 0.
+  await page.locator('[data-testid=timeline] [data-testid=stage]').first().waitFor();
   const stages = await page.locator('[data-testid=timeline] [data-testid=stage]').count();
   check(stages >= 2, `the timeline shows the stages (${stages})`);
   await page.locator('[data-testid=report-tables]').waitFor();
