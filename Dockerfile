@@ -42,14 +42,19 @@ WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN apt-get update -qq && SQUEEZE_SKIP_NODE_PACKAGES=1 bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
-RUN cuda_flags=""; \
-    if [ "$FLAVOR" = cuda ]; then cuda_flags="-DSQUEEZE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES"; fi; \
+# FLAVOR=cuda also builds the GPU plugin (libsqueeze_cuda_plugin.so: cuBLAS /
+# cuSOLVER GPTQ, loaded by the worker on first use from beside its executable).
+RUN cuda_flags=""; plugin=""; \
+    if [ "$FLAVOR" = cuda ]; then \
+      cuda_flags="-DSQUEEZE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES"; plugin=squeeze_cuda_plugin; \
+    fi; \
     cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release $cuda_flags && \
-    cmake --build /build --target squeeze-coordinator squeeze-worker squeeze
-# The binaries, stripped, and the Debian packages owning every library they link.
+    cmake --build /build --target squeeze-coordinator squeeze-worker squeeze $plugin
+# The binaries (and the plugin), stripped, and the Debian packages owning every library they link.
 RUN mkdir -p /out/bin && \
     cp /build/server/coordinator/squeeze-coordinator /build/workers/worker/squeeze-worker /build/client/squeeze /out/bin/ && \
-    strip /out/bin/* && \
+    if [ "$FLAVOR" = cuda ]; then cp /build/workers/kernels/cuda/libsqueeze_cuda_plugin.so /out/bin/; fi && \
+    strip --strip-unneeded /out/bin/* && \
     for lib in $(ldd /out/bin/* | awk '/=> \//{print $3}' | sort -u); do \
       dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")" 2>/dev/null || dpkg -S "${lib#/usr}" 2>/dev/null \
         || { echo "no Debian package owns $lib" >&2; exit 1; }; \

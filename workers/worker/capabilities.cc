@@ -60,6 +60,15 @@ HostCapabilities DetectCapabilities(const std::string& work_dir) {
   return c;
 }
 
+std::string KeepGpusOnlyForCuda(const Device& run_device, HostCapabilities* caps) {
+  if (run_device.is_cuda() || caps->gpus.empty()) return "";
+  const std::string why =
+      absl::StrFormat("%d GPU(s) listed by nvidia-smi not advertised: stages run on the cpu (%s)",
+                      static_cast<int>(caps->gpus.size()), run_device.reason);
+  caps->gpus.clear();
+  return why;
+}
+
 std::string Describe(const HostCapabilities& c) {
   return absl::StrFormat("%d cores%s%s%s, %.1f GiB RAM, %.1f GiB free disk, %d GPUs", c.cpu_cores,
                          c.avx2 ? " avx2" : "", c.avx512f ? " avx512f" : "", c.avx512_vnni ? " avx512vnni" : "",

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "workers/engine/device/device.h"
+
 namespace squeeze::worker {
 
 struct HostCapabilities {
@@ -25,6 +27,14 @@ struct HostCapabilities {
 };
 
 HostCapabilities DetectCapabilities(const std::string& work_dir);
+
+// The scheduler sends jobs that want a GPU to workers that advertise one, so a
+// worker advertises the GPUs nvidia-smi lists only when its stages would run
+// on a GPU: `run_device` (what SelectDevice chose for --device) is cuda.
+// Otherwise (a build without CUDA, --device cpu, no device visible to the CUDA
+// runtime) caps->gpus is cleared and the reason returned; "" when nothing was
+// dropped.
+std::string KeepGpusOnlyForCuda(const Device& run_device, HostCapabilities* caps);
 std::string Describe(const HostCapabilities& caps);
 
 }  // namespace squeeze::worker

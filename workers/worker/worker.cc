@@ -234,6 +234,13 @@ absl::Status Worker::RetryUnreachable(const std::function<absl::Status()>& call)
 absl::StatusOr<Worker::Exit> Worker::Run() {
   SQ_RETURN_IF_ERROR(MakeDirs(options_.work_dir));
   caps_ = DetectCapabilities(options_.work_dir);  // free disk needs the directory
+  {
+    // GPUs are advertised only when this worker's stages would use them.
+    absl::StatusOr<Device> run_device = SelectDevice(options_.device, "--device");
+    const std::string dropped = KeepGpusOnlyForCuda(
+        run_device.ok() ? *run_device : CpuDevice(std::string(run_device.status().message())), &caps_);
+    if (!dropped.empty()) Log(dropped);
+  }
   bool registered = false;
   while (!stop_) {
     if (!registered) {

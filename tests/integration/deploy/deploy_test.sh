@@ -60,7 +60,15 @@ done < <(grep -E '^COPY ' "$DF" | grep -v -- '--from=' | awk '{for (i = 2; i < N
 [ "$n_copies" -ge 2 ] || fail "found only $n_copies COPY sources in the Dockerfile"
 # CMake targets and the paths the binaries have in a build tree.
 targets=$(sed -n 's/.*cmake --build \/build --target \(.*\)$/\1/p' "$DF")
-[ "$targets" = "squeeze-coordinator squeeze-worker squeeze" ] || fail "Dockerfile builds targets '$targets'"
+[ "$targets" = 'squeeze-coordinator squeeze-worker squeeze $plugin' ] || fail "Dockerfile builds targets '$targets'"
+# FLAVOR=cuda adds the GPU plugin: a real CMake target, copied from where CMake puts it.
+plugin=$(sed -n 's/.*plugin=\([a-z_]*\);.*/\1/p' "$DF")
+[ "$plugin" = squeeze_cuda_plugin ] || fail "Dockerfile's cuda plugin target is '$plugin'"
+grep -q "add_library($plugin MODULE" "$ROOT/workers/kernels/cuda/CMakeLists.txt" || fail "no CMake target $plugin"
+grep -q "cp /build/workers/kernels/cuda/lib$plugin.so /out/bin/" "$DF" || fail "Dockerfile does not copy lib$plugin.so beside the worker"
+if [ -f "$BUILD_DIR/workers/kernels/cuda/lib$plugin.so" ]; then
+  echo "ok: this build made workers/kernels/cuda/lib$plugin.so where the Dockerfile copies it from"
+fi
 for bin in "$COORD_BIN" "$WORKER_BIN" "$SQUEEZE_BIN"; do
   rel=${bin#"$BUILD_DIR"/}
   grep -q "/build/$rel" "$DF" || fail "Dockerfile does not copy /build/$rel (where CMake puts $(basename "$bin"))"
