@@ -2,7 +2,7 @@
 //   squeeze run --recipe FILE --model PATH --out DIR [--calib FILE]
 //               [--eval-text FILE] [--seed N] [--work-dir DIR] [--json]
 //               [--tasks NAMES [--data-dir DIR] [--task-limit N] [--task-seed N]]
-//               [--no-latency] [--no-agreement] [--print-report]
+//               [--no-latency] [--no-agreement] [--packed-activations fp32|int8] [--print-report]
 //               [--device auto|cpu|cuda]   (where GPTQ runs; engine/device/device.h)
 // The evaluation stage (workers/runner/report_eval.h) scores the dense and the
 // compressed model; --print-report prints report.md rendered from the full
@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
+#include "client/cli/packed_activations_flag.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
 #include "workers/engine/core/file_util.h"
@@ -99,6 +100,7 @@ int RunRun(const std::vector<std::string>& args) {
       .Flag("no-agreement", "skip the KL / top-1 agreement with the dense model")
       .Flag("print-report", "print the report (Markdown, measured figures included) on stdout")
       .Flag("json", "print one JSON object with the result on stdout");
+  AddPackedActivationsOption(p);
   if (auto exit = ParseOrExit(p, args, "run")) return *exit;
   const bool json_out = p.GetFlag("json");
   auto fail = [&](int code, const std::string& status, const std::string& message) {
@@ -150,6 +152,9 @@ int RunRun(const std::vector<std::string>& args) {
   }
   o.report.latency = !p.GetFlag("no-latency");
   o.report.agreement = !p.GetFlag("no-agreement");
+  auto packed_act = GetPackedActivations(p);
+  if (!packed_act.ok()) return fail(kExitUsage, "failed", std::string(packed_act.status().message()));
+  o.report.packed_activations = *packed_act;
 
   RunControl control;
   g_control = &control;

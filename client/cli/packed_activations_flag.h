@@ -1,6 +1,8 @@
 // --packed-activations fp32|int8: the activation arithmetic of packed int4 /
 // int8 layers (workers/methods/quant/packed_int_linear.h) for the offline
-// commands that run a model (eval, generate, eval-tasks).
+// commands that run a model (eval, generate, eval-tasks) and for the
+// evaluation of the compressed model in a job (run, submit: report.json
+// quality.evaluation.packed_activations).
 #pragma once
 
 #include "absl/status/statusor.h"

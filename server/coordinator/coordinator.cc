@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/objectstore/manifest.h"
@@ -232,6 +233,10 @@ absl::StatusOr<v1::Job> Coordinator::Submit(const v1::SubmitJobRequest& r, const
     }
   }
   if (r.eval().task_limit() < 0) return absl::InvalidArgumentError("eval.task_limit: must be >= 0");
+  if (const std::string& a = r.eval().packed_activations(); !a.empty() && a != "fp32" && a != "int8") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("eval.packed_activations: \"", absl::CHexEscape(a), "\" is not fp32 or int8"));
+  }
   // Inputs must exist and be manifests before anything is queued.
   int64_t model_bytes = 0;
   std::string model_config_sha;  // the model's config.json blob, if any

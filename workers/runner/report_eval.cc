@@ -257,7 +257,8 @@ void ReportEvaluator::AddDeterministic(json* report) const {
                            {"task_limit", options_.task_limit},
                            {"task_seed", options_.task_seed ? json(*options_.task_seed) : json(nullptr)},
                            {"agreement", options_.agreement},
-                           {"latency", options_.latency}};
+                           {"latency", options_.latency},
+                           {"packed_activations", PackedActivationsName(options_.packed_activations)}};
   quality["task_samples"] = std::move(samples);
   r["quality"] = std::move(quality);
 

@@ -43,7 +43,7 @@
 //   device:  [measured] {requested, selected, description, reason}: the run's
 //            device (RunOptions::device)
 //   quality.evaluation: the evaluation options (tasks, task_limit, task_seed,
-//            agreement, latency); quality.task_samples {name: {file_sha256,
+//            agreement, latency, packed_activations); quality.task_samples {name: {file_sha256,
 //            subset_sha256, n, seed}}: which examples were scored
 #pragma once
 
@@ -66,6 +66,7 @@
 #include "workers/engine/eval/tasks.h"
 #include "workers/engine/model/model.h"
 #include "workers/engine/tokenizer/tokenizer.h"
+#include "workers/methods/quant/packed_int_linear.h"
 #include "workers/runner/device_usage.h"
 
 namespace squeeze {
@@ -80,6 +81,10 @@ struct ReportOptions {
   bool agreement = true;  // KL / top-1 vs the dense model (needs eval text)
   int agreement_max_chunks = 16;
   bool latency = true;    // measured latency of both models
+  // How the compressed model's packed int4 / int8 layers multiply while it is
+  // evaluated (perplexity after, tasks, agreement, latency); the dense model
+  // has none. Recorded as quality.evaluation.packed_activations.
+  PackedActivations packed_activations = PackedActivations::kFp32;
   LatencyOptions latency_options;  // prompt_len / decode_tokens clamped to the context
   int cost_context = 0;   // FLOPs at this context; 0 = the eval window (or the model's context)
 };

@@ -590,6 +590,14 @@ absl::StatusOr<RunResult> Runner::Run() {
     f.usage = stage_device_[s];
   }
 
+  // The compressed model is evaluated with the requested activation
+  // arithmetic of its packed layers (saving does not depend on it).
+  if (options_.report.packed_activations != PackedActivations::kFp32) {
+    const int64_t layers = SetPackedActivations(model_, options_.report.packed_activations);
+    SQ_RETURN_IF_ERROR(Emit("eval", "eval", 0, 2,
+                            absl::StrCat("evaluating with ", PackedActivationsName(options_.report.packed_activations),
+                                         " activations in ", layers, " packed layers")));
+  }
   json report = {{"format", "squeeze-report-v1"},
                  {"model", {{"architecture", model_.config.architecture},
                             {"n_layers", model_.config.n_layers},

@@ -419,10 +419,17 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
   if (task.eval().has_task_seed()) run.report.task_seed = task.eval().task_seed();
   run.report.latency = !task.eval().no_latency();
   run.report.agreement = !task.eval().no_agreement();
+  absl::StatusOr<PackedActivations> packed_activations =
+      ParsePackedActivations(task.eval().packed_activations().empty() ? "fp32" : task.eval().packed_activations());
   absl::StatusOr<RunResult> result = [&]() -> absl::StatusOr<RunResult> {
     if (task.eval().tasks_size() > 0) {
       SQ_ASSIGN_OR_RETURN(run.report.task_paths, JobTaskFiles(task.eval(), options_.tasks_dir));
     }
+    if (!packed_activations.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("eval.packed_activations: ", packed_activations.status().message()));
+    }
+    run.report.packed_activations = *packed_activations;
     SQ_ASSIGN_OR_RETURN(Recipe recipe, ParseRecipe(task.recipe_yaml()));
     SQ_ASSIGN_OR_RETURN(std::string model_dir, EnsureTree(task.model_digest()));
     SQ_ASSIGN_OR_RETURN(run.model_path, ModelPath(model_dir));

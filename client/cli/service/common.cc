@@ -111,7 +111,8 @@ nlohmann::json EvalOptionsToJson(const v1::Job& j) {
           {"task_limit", e.task_limit()},
           {"task_seed", e.has_task_seed() ? nlohmann::json(e.task_seed()) : nlohmann::json(nullptr)},
           {"latency", !e.no_latency()},
-          {"agreement", !e.no_agreement()}};
+          {"agreement", !e.no_agreement()},
+          {"packed_activations", e.packed_activations().empty() ? "fp32" : e.packed_activations()}};
 }
 
 nlohmann::json JobToJson(const v1::Job& j) {

@@ -32,11 +32,12 @@ int RunGet(const std::vector<std::string>& args) {
     const v1::EvalOptions& e = job->eval();
     std::string tasks;
     for (const std::string& t : e.tasks()) tasks += (tasks.empty() ? "" : ",") + t;
-    std::cout << absl::StrFormat("eval       tasks %s, limit %s, %s, latency %s, agreement %s\n",
+    std::cout << absl::StrFormat("eval       tasks %s, limit %s, %s, latency %s, agreement %s, %s activations\n",
                                  tasks.empty() ? "none" : tasks,
                                  e.task_limit() > 0 ? std::to_string(e.task_limit()) : "all",
                                  e.has_task_seed() ? absl::StrCat("seed ", e.task_seed()) : "first examples",
-                                 e.no_latency() ? "off" : "on", e.no_agreement() ? "off" : "on");
+                                 e.no_latency() ? "off" : "on", e.no_agreement() ? "off" : "on",
+                                 e.packed_activations().empty() ? "fp32" : e.packed_activations());
   } else {
     std::cout << "eval       worker defaults (no tasks, latency and agreement on)\n";
   }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/cli/packed_activations_flag.h"
 #include "client/cli/service/common.h"
 #include "workers/engine/core/file_util.h"
 
@@ -40,6 +41,7 @@ int RunSubmit(const std::vector<std::string>& args) {
       .Flag("watch", "stream progress until the job ends")
       .Flag("json", "print JSON");
   AddServerOption(p);
+  AddPackedActivationsOption(p);
   if (auto code = ParseOrExit(p, args, "submit")) return *code;
   const std::string server = ServerAddress(p);
   const bool json = p.GetFlag("json");
@@ -83,6 +85,11 @@ int RunSubmit(const std::vector<std::string>& args) {
   }
   if (p.GetFlag("no-latency")) r.mutable_eval()->set_no_latency(true);
   if (p.GetFlag("no-agreement")) r.mutable_eval()->set_no_agreement(true);
+  {
+    absl::StatusOr<PackedActivations> a = GetPackedActivations(p);
+    if (!a.ok()) return ReportError("submit", server, a.status());
+    if (*a != PackedActivations::kFp32) r.mutable_eval()->set_packed_activations(PackedActivationsName(*a));
+  }
   r.set_requires_gpu(p.GetFlag("gpu"));
   r.set_idempotency_key(p.Get("idempotency-key").empty() ? RandomKey() : p.Get("idempotency-key"));
 

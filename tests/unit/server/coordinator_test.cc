@@ -547,6 +547,12 @@ TEST_F(CoordinatorTest, EvalOptionsAreValidatedStoredAndLeased) {
   EXPECT_EQ(list->jobs_size(), 0);  // nothing queued by a refused submit
 
   r.mutable_eval()->set_task_limit(10);
+  r.mutable_eval()->set_packed_activations("fp16");
+  s = c_->Submit(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("eval.packed_activations: \"fp16\" is not fp32 or int8"), absl::string_view::npos) << s;
+
+  r.mutable_eval()->set_packed_activations("int8");
   r.mutable_eval()->set_task_seed(7);
   r.mutable_eval()->set_no_latency(true);
   auto job = c_->Submit(r);
@@ -563,6 +569,7 @@ TEST_F(CoordinatorTest, EvalOptionsAreValidatedStoredAndLeased) {
   EXPECT_EQ(t->eval().task_seed(), 7u);
   EXPECT_TRUE(t->eval().no_latency());
   EXPECT_FALSE(t->eval().no_agreement());
+  EXPECT_EQ(t->eval().packed_activations(), "int8");
   EXPECT_EQ(c_->GetJob(job->job_id())->eval().task_limit(), 10);
   // A job without options leases without them (the worker's defaults).
   const v1::Job plain = Submit(0);
