@@ -271,7 +271,43 @@ TEST(GgufModelTest, QuantizedTypesLoadAsTheirDequantizedValues) {
         EXPECT_EQ(*again, std::string(reinterpret_cast<const char*>(t->data), t->nbytes));
       }
     }
+    // The embedding is the file's rows dequantized (BuildModel writes them
+    // straight into the model's table), exactly.
+    const GgufTensorInfo* e = f->FindTensor("token_embd.weight");
+    ASSERT_NE(e, nullptr);
+    const int64_t dim = m.config.dim, row_bytes = *GgmlRowBytes(e->type, dim);
+    std::vector<float> row(static_cast<size_t>(dim));
+    ASSERT_EQ(g->model.embedding.rows(), m.config.vocab_size);
+    for (int64_t r = 0; r < m.config.vocab_size; ++r) {
+      DequantizeRow(e->type, e->data + r * row_bytes, dim, row.data());
+      for (int64_t j = 0; j < dim; ++j) ASSERT_EQ(g->model.embedding(r, j), row[j]) << GgmlTypeName(e->type) << " " << r;
+    }
   }
+}
+
+// A GGUF embedding with a non-finite value is refused naming the row and the
+// element, as float tensors are.
+TEST(GgufModelTest, NonFiniteEmbeddingRowIsRefused) {
+  const std::string dir = FreshTestDir();
+  const Model m = MakeRandomModel(SmallConfig(256, 512), 17);
+  const std::string path = dir + "/m.gguf";
+  ASSERT_TRUE(ExportGguf(m, ByteTokenizer(dir), path, {GgmlType::kF16, false, ""}).ok());
+  std::ifstream in(path, std::ios::binary);
+  auto bytes = std::make_shared<std::string>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  auto f = ParseGguf(path, reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size(), bytes);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const GgufTensorInfo* e = f->FindTensor("token_embd.weight");
+  ASSERT_NE(e, nullptr);
+  ASSERT_EQ(e->type, GgmlType::kF16);
+  // Row 3, element 5 := +Inf (fp16 0x7C00).
+  const int64_t at = (3 * m.config.dim + 5) * 2;
+  (*bytes)[e->data - reinterpret_cast<const uint8_t*>(bytes->data()) + at] = 0x00;
+  (*bytes)[e->data - reinterpret_cast<const uint8_t*>(bytes->data()) + at + 1] = 0x7C;
+  auto ck = GgufToCheckpoint(*f);
+  ASSERT_TRUE(ck.ok()) << ck.status();
+  absl::Status s = BuildModel(std::move(*ck)).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("model.embed_tokens.weight_ggml_rows: row 3 element 5 is inf")) << s;
 }
 
 TEST(GgufModelTest, RowsThatDoNotFitTheBlockFallBackPerTensorOrAreRefused) {

@@ -1,6 +1,7 @@
 #include "workers/engine/formats/checkpoint_tensors.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <utility>
@@ -8,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/status_macros.h"
+#include "workers/engine/formats/ggml_blocks.h"
 #include "workers/engine/formats/linear_loaders.h"
 #include "workers/engine/model/dense_linear.h"
 
@@ -131,6 +133,41 @@ class Builder {
     return v;
   }
 
+  // The embedding from GGUF rows (kEmbeddingGgmlRows / kEmbeddingGgmlType),
+  // dequantized row by row straight into *out: no fp32 copy of the whole
+  // table beside it. Values must be finite, as for float tensors.
+  absl::Status GgmlEmbedding(int64_t vocab, int64_t dim, MatrixRM* out) {
+    SQ_ASSIGN_OR_RETURN(const TensorView* rows, Get(kEmbeddingGgmlRows));
+    SQ_ASSIGN_OR_RETURN(const TensorView* type_v, Get(kEmbeddingGgmlType));
+    if (type_v->dtype != DType::kI64 || type_v->numel() != 1 || type_v->nbytes != sizeof(int64_t)) {
+      return TensorError(kEmbeddingGgmlType, "expected one I64 (the ggml type)");
+    }
+    int64_t type_id = 0;
+    std::memcpy(&type_id, type_v->data, sizeof(type_id));
+    const auto type = static_cast<GgmlType>(type_id);
+    absl::StatusOr<int64_t> row_bytes = GgmlRowBytes(type, dim);
+    if (!row_bytes.ok()) return TensorError(kEmbeddingGgmlRows, row_bytes.status().message());
+    if (rows->dtype != DType::kU8 || rows->shape != std::vector<int64_t>{vocab, *row_bytes} ||
+        rows->nbytes != static_cast<size_t>(vocab * *row_bytes)) {
+      return TensorError(kEmbeddingGgmlRows,
+                         absl::StrCat(DTypeName(rows->dtype), " ", ShapeString(rows->shape), ", expected U8 [", vocab,
+                                      ", ", *row_bytes, "] (", GgmlTypeName(type), " rows of ", dim, ")"));
+    }
+    out->resize(vocab, dim);
+    const auto* src = static_cast<const uint8_t*>(rows->data);
+    for (int64_t r = 0; r < vocab; ++r) {
+      float* dst = out->data() + r * dim;
+      DequantizeRow(type, src + r * *row_bytes, dim, dst);
+      for (int64_t j = 0; j < dim; ++j) {
+        if (!std::isfinite(dst[j])) {
+          return TensorError(kEmbeddingGgmlRows, absl::StrCat("row ", r, " element ", j, " is ", dst[j],
+                                                              " (non-finite weights are refused)"));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n) {
     SQ_ASSIGN_OR_RETURN(const TensorView* v, GetShaped(name, {n}));
     return ToFloat32(*v, absl::StrCat(FileOf(name), ": tensor ", name));
@@ -232,7 +269,9 @@ absl::StatusOr<Model> BuildModel(CheckpointTensors ck) {
   Model m;
   m.config = c;
 
-  {
+  if (b.Has(kEmbeddingGgmlRows)) {
+    SQ_RETURN_IF_ERROR(b.GgmlEmbedding(c.vocab_size, c.dim, &m.embedding));
+  } else {
     const std::string name = "model.embed_tokens.weight";
     SQ_ASSIGN_OR_RETURN(const TensorView* v, b.GetShaped(name, {c.vocab_size, c.dim}));
     if (v->dtype == DType::kF32) {

@@ -30,6 +30,14 @@ struct CheckpointTensors {
   std::map<std::string, std::string> linear_kinds;
 };
 
+// The token embedding as GGUF stores it (any ggml type the reader knows):
+// "<kEmbeddingGgmlRows>" U8 [vocab, row bytes] and "<kEmbeddingGgmlType>" one
+// I64, the GgmlType. BuildModel dequantizes it row by row into the model's
+// fp32 embedding, so a GGUF load holds one fp32 copy of the table, not two.
+// A checkpoint has either these or "model.embed_tokens.weight".
+inline constexpr const char* kEmbeddingGgmlRows = "model.embed_tokens.weight_ggml_rows";
+inline constexpr const char* kEmbeddingGgmlType = "model.embed_tokens.weight_ggml_type";
+
 // Builds a Model: linear weights become DenseLinear (F32 zero copy, F16/BF16
 // kept in their dtype), embedding / norms / biases are widened to fp32.
 //

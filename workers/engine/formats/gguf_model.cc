@@ -704,6 +704,28 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f, const Gguf
                               " blocks that this reader knows"));
     }
     const std::string& hf = it->second.first;
+    if (t.name == "token_embd.weight" && t.ne.size() == 2) {
+      // Kept as the file stores it (a view into the mapping); BuildModel
+      // dequantizes it straight into the model's fp32 table.
+      const int64_t row_bytes = GgmlRowBytes(t.type, t.ne[0]).value();
+      TensorView rows;
+      rows.dtype = DType::kU8;
+      rows.shape = {t.ne[1], row_bytes};
+      rows.data = t.data;
+      rows.nbytes = static_cast<size_t>(t.ne[1] * row_bytes);
+      rows.owner = f.owner;
+      if (rows.nbytes != t.nbytes) return bad(absl::StrCat("tensor ", t.name, ": ", t.nbytes, " bytes, expected ", rows.nbytes));
+      auto type_value = std::make_shared<int64_t>(static_cast<int64_t>(t.type));
+      TensorView type;
+      type.dtype = DType::kI64;
+      type.shape = {1};
+      type.data = type_value.get();
+      type.nbytes = sizeof(int64_t);
+      type.owner = std::move(type_value);
+      ck.tensors[kEmbeddingGgmlRows] = SourceTensor{std::move(rows), f.path};
+      ck.tensors[kEmbeddingGgmlType] = SourceTensor{std::move(type), f.path};
+      continue;
+    }
     const bool linear_weight = absl::EndsWith(hf, "_proj.weight") || hf == "lm_head.weight";
     if (options.keep_ggml_blocks && linear_weight && t.ne.size() == 2 &&
         (t.type == GgmlType::kQ4_0 || t.type == GgmlType::kQ8_0)) {
