@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "client/cli/gguf_weights_flag.h"
 #include "client/cli/packed_activations_flag.h"
 #include "workers/runner/report_eval.h"
 #include "workers/engine/core/file_util.h"
@@ -67,9 +68,12 @@ int RunEvalTasks(const std::vector<std::string>& args) {
       .Option("latency-reps", "timed repetitions for --latency (after 1 warm-up)", "5")
       .Flag("json", "print one JSON object with keys tasks, cost, agreement, seconds");
   AddPackedActivationsOption(p);
+  AddGgufWeightsOption(p);
   if (auto exit = ParseOrExit(p, args, "eval-tasks")) return *exit;
   auto packed_act = GetPackedActivations(p);
   if (!packed_act.ok()) return Fail(packed_act.status());
+  auto load_options = GetLoadModelOptions(p);
+  if (!load_options.ok()) return Fail(load_options.status());
   auto limit = p.GetInt("limit");
   auto seq_len = p.GetInt("seq-len");
   auto kl_seq = p.GetInt("kl-seq-len");
@@ -116,7 +120,7 @@ int RunEvalTasks(const std::vector<std::string>& args) {
     if (!t.ok()) return Fail(t.status());
     tasks.push_back(*std::move(t));
   }
-  auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"));
+  auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"), *load_options);
   if (!loaded.ok()) return Fail(loaded.status());
   ApplyPackedActivations(loaded->model, *packed_act);  // the --reference model keeps fp32
   const auto t0 = std::chrono::steady_clock::now();
@@ -175,7 +179,7 @@ int RunEvalTasks(const std::vector<std::string>& args) {
         c.prefill_flops_per_token);
   }
   if (!p.Get("reference").empty()) {
-    auto ref = LoadModelAndTokenizer(p.Get("reference"), p.Get("tokenizer"));
+    auto ref = LoadModelAndTokenizer(p.Get("reference"), p.Get("tokenizer"), *load_options);
     if (!ref.ok()) return Fail(ref.status());
     auto text = ReadFileToString(p.Get("kl-text"));
     if (!text.ok()) return Fail(text.status());

@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "client/cli/gguf_weights_flag.h"
 #include "client/cli/packed_activations_flag.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/eval/loaded_model.h"
@@ -44,7 +45,13 @@ int RunEval(const std::vector<std::string>& args) {
       .Option("max-bytes", "score only the first N bytes of the file (0 = all)", "0")
       .Flag("json", "print one JSON object: tokens, nll_per_token, perplexity, bits_per_byte, ...");
   AddPackedActivationsOption(p);
+  AddGgufWeightsOption(p);
   if (auto exit = ParseOrExit(p, args, "eval")) return *exit;
+  auto load_options = GetLoadModelOptions(p);
+  if (!load_options.ok()) {
+    std::cerr << "squeeze eval: " << load_options.status().message() << "\n";
+    return kExitUsage;
+  }
   auto packed_act = GetPackedActivations(p);
   if (!packed_act.ok()) {
     std::cerr << "squeeze eval: " << packed_act.status().message() << "\n";
@@ -69,7 +76,7 @@ int RunEval(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   if (*max_bytes > 0) *text = Utf8Prefix(*text, static_cast<size_t>(*max_bytes));
-  auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"));
+  auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"), *load_options);
   if (!loaded.ok()) {
     std::cerr << "squeeze eval: " << loaded.status().message() << "\n";
     return kExitUsage;
@@ -107,6 +114,13 @@ int RunEval(const std::vector<std::string>& args) {
     j["protocol"] = p.Get("protocol");
     j["packed_activations"] = PackedActivationsName(*packed_act);
     j["packed_layers"] = packed_layers;
+    nlohmann::json kinds = nlohmann::json::object();  // linear layer kind -> count
+    for (const LinearSlot& s : loaded->model.AllLinears()) {
+      const std::string kind = (*s.slot)->kind();
+      kinds[kind] = kinds.value(kind, 0) + 1;
+    }
+    j["layer_kinds"] = kinds;
+    j["gguf_weights"] = p.Get("gguf-weights");
     j["seconds"] = seconds;
     j["tokens_per_second"] = seconds > 0 ? r->tokens / seconds : 0.0;
     std::cout << j.dump() << "\n";

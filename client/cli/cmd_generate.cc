@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/args.h"
 #include "client/cli/command.h"
+#include "client/cli/gguf_weights_flag.h"
 #include "client/cli/packed_activations_flag.h"
 #include "workers/engine/eval/generate.h"
 #include "workers/engine/eval/generate_batch.h"
@@ -103,7 +104,13 @@ int RunGenerate(const std::vector<std::string>& args) {
       .Flag("no-stop", "do not stop at EOS/BOS")
       .Flag("json", "print one JSON object (text, ids, tokens, tokens_per_second, ...)");
   AddPackedActivationsOption(p);
+  AddGgufWeightsOption(p);
   if (auto exit = ParseOrExit(p, args, "generate")) return *exit;
+  auto load_options = GetLoadModelOptions(p);
+  if (!load_options.ok()) {
+    std::cerr << "squeeze generate: " << load_options.status().message() << "\n";
+    return kExitUsage;
+  }
   auto packed_act = GetPackedActivations(p);
   if (!packed_act.ok()) {
     std::cerr << "squeeze generate: " << packed_act.status().message() << "\n";
@@ -131,7 +138,7 @@ int RunGenerate(const std::vector<std::string>& args) {
   opt.stop_at_eos = !p.GetFlag("no-stop");
   const bool json = p.GetFlag("json");
 
-  auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"));
+  auto loaded = LoadModelAndTokenizer(p.Get("model"), p.Get("tokenizer"), *load_options);
   if (!loaded.ok()) {
     std::cerr << "squeeze generate: " << loaded.status().message() << "\n";
     return kExitUsage;

@@ -62,7 +62,28 @@ awk -v a="$a" -v c="$c" 'BEGIN { d = (a - c) / a; if (d < 0) d = -d; exit !(d < 
   fail "hf perplexity $c vs the artifact's $a"
 echo "50%: plain HF (dense) perplexity $c"
 
-# 4. usage errors.
+# 4. GGUF: squeeze eval keeps a Q8_0 / Q4_0 file's blocks by default (the block
+#    kernels run them) and dequantizes with --gguf-weights fp32; both close to
+#    the artifact (int8/int4 noise), blocks and fp32 close to each other.
+for ty in Q8_0 Q4_0; do
+  "$SQ" export --model "$T/p50" --format gguf --type $ty --out "$T/m_$ty.gguf" >/dev/null || fail "export gguf $ty"
+  "$SQ" eval --model "$T/m_$ty.gguf" --text "$T/text.txt" --json >"$T/blocks_$ty.json" || fail "eval gguf $ty"
+  "$SQ" eval --model "$T/m_$ty.gguf" --text "$T/text.txt" --json --gguf-weights fp32 >"$T/fp32_$ty.json" ||
+    fail "eval gguf $ty fp32"
+  kind=gguf_$(echo $ty | tr 'Q' 'q')
+  grep -q "\"$kind\":" "$T/blocks_$ty.json" || fail "$ty blocks: no $kind layers: $(cat "$T/blocks_$ty.json")"
+  grep -q "\"gguf_q" "$T/fp32_$ty.json" && fail "$ty --gguf-weights fp32 kept blocks: $(cat "$T/fp32_$ty.json")"
+  pb=$(grep -o '"perplexity":[0-9.e+-]*' "$T/blocks_$ty.json" | cut -d: -f2)
+  pf=$(grep -o '"perplexity":[0-9.e+-]*' "$T/fp32_$ty.json" | cut -d: -f2)
+  awk -v a="$pb" -v b="$pf" -v c="$a" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; e = (b - c) / c; if (e < 0) e = -e;
+    exit !(a != b && d < 0.02 && e < 0.25) }' || fail "$ty perplexity blocks $pb, fp32 $pf, artifact $a"
+  echo "gguf $ty: perplexity blocks $pb, fp32 $pf (artifact $a)"
+done
+"$SQ" eval --model "$T/m_Q8_0.gguf" --text "$T/text.txt" --gguf-weights fp16 2>"$T/gw.err"
+rc=$?
+[ $rc -eq 2 ] && grep -q -- '--gguf-weights: "fp16" is not blocks or fp32' "$T/gw.err" || fail "bad --gguf-weights: exit $rc"
+
+# 5. usage errors.
 "$SQ" export --model "$T/p50" --format hf --max-shard-size 5XB --out "$T/bad" 2>"$T/usage.err"
 rc=$?
 [ $rc -eq 2 ] && grep -q -- '--max-shard-size: shard size "5XB"' "$T/usage.err" || fail "bad --max-shard-size: exit $rc"

@@ -10,11 +10,13 @@
 namespace squeeze {
 
 absl::StatusOr<LoadedModel> LoadModelAndTokenizer(const std::string& model_path,
-                                                  const std::string& tokenizer_path) {
+                                                  const std::string& tokenizer_path, const LoadModelOptions& options) {
   LoadedModel out;
   if (absl::EndsWith(model_path, ".gguf")) {
     // GGUF carries its tokenizer (tokenizer.ggml.*); --tokenizer overrides it.
-    SQ_ASSIGN_OR_RETURN(GgufModel g, LoadGgufModel(model_path));
+    GgufImportOptions gguf;
+    gguf.keep_ggml_blocks = options.gguf_keep_blocks;
+    SQ_ASSIGN_OR_RETURN(GgufModel g, LoadGgufModel(model_path, gguf));
     out.model = std::move(g.model);
     out.tokenizer = std::move(g.tokenizer);
     out.tokenizer_path = model_path;
