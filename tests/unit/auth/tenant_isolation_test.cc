@@ -18,6 +18,7 @@
 #include "server/objectstore/manifest.h"
 #include "server/objectstore/sha256.h"
 #include "tests/common/manual_clock.h"
+#include "tests/common/test_coordinator.h"
 #include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
@@ -29,13 +30,8 @@ class TenantIsolationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test_inputs::EmptyPerTestDir("tenants_");
-    CoordinatorOptions o;
-    o.data_dir = dir_.string();
-    o.clock = &clock_;
-    o.start_reaper = false;
-    auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
-    ASSERT_TRUE(objects.ok());
-    auto c = Coordinator::Open(o, *std::move(objects));
+    CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
+    auto c = test_inputs::OpenTestCoordinator(o);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
     auth::AuthConfig config;
@@ -286,13 +282,8 @@ TEST_F(TenantIsolationTest, IdempotencyKeysArePerTenantAndTokensAreRequired) {
   server_->Shutdown();
   server_.reset();
   c_.reset();
-  CoordinatorOptions o;
-  o.data_dir = dir_.string();
-  o.clock = &clock_;
-  o.start_reaper = false;
-  auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
-  ASSERT_TRUE(objects.ok());
-  auto c = Coordinator::Open(o, *std::move(objects));
+  CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
+  auto c = test_inputs::OpenTestCoordinator(o);
   ASSERT_TRUE(c.ok()) << c.status();
   c_ = *std::move(c);
   EXPECT_EQ(c_->GetJob(jb.job_id())->tenant(), "team-b");

@@ -12,6 +12,7 @@
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
 #include "tests/common/manual_clock.h"
+#include "tests/common/test_coordinator.h"
 #include "tests/common/metrics_text.h"
 #include "tests/common/temp_dirs.h"
 
@@ -43,17 +44,12 @@ class CoordinatorMetricsTest : public ::testing::Test {
   void Reopen() {
     c_.reset();
     registry_ = std::make_unique<metrics::Registry>();
-    CoordinatorOptions o;
-    o.data_dir = dir_.string();
+    CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
     o.lease_ttl_ms = 2000;
     o.max_lease_wait_ms = 5000;
     o.default_max_attempts = 3;
-    o.clock = &clock_;
-    o.start_reaper = false;
     o.metrics = registry_.get();
-    auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
-    ASSERT_TRUE(objects.ok());
-    auto c = Coordinator::Open(o, *std::move(objects));
+    auto c = test_inputs::OpenTestCoordinator(o);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
   }

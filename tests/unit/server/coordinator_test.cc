@@ -11,6 +11,7 @@
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
 #include "tests/common/manual_clock.h"
+#include "tests/common/test_coordinator.h"
 #include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
@@ -38,19 +39,14 @@ class CoordinatorTest : public ::testing::Test {
   }
   void Reopen() {
     c_.reset();
-    CoordinatorOptions o;
-    o.data_dir = dir_.string();
+    CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
     o.lease_ttl_ms = 2000;
     o.default_max_attempts = 2;
-    o.clock = &clock_;
-    o.start_reaper = false;
     o.validate_recipe = [](const std::string& y) {
       return y.find("Bogus") == std::string::npos ? absl::OkStatus()
                                                  : absl::InvalidArgumentError("stage.Bogus: unknown modifier");
     };
-    auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
-    ASSERT_TRUE(objects.ok());
-    auto c = Coordinator::Open(o, *std::move(objects));
+    auto c = test_inputs::OpenTestCoordinator(o);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
   }

@@ -11,6 +11,7 @@
 #include "server/objectstore/local_object_store.h"
 #include "server/objectstore/manifest.h"
 #include "tests/common/manual_clock.h"
+#include "tests/common/test_coordinator.h"
 #include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
@@ -33,13 +34,8 @@ class ParetoRpcTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test_inputs::EmptyPerTestDir("pareto_");
-    CoordinatorOptions o;
-    o.data_dir = dir_.string();
-    o.clock = &clock_;
-    o.start_reaper = false;
-    auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
-    ASSERT_TRUE(objects.ok());
-    auto c = Coordinator::Open(o, *std::move(objects));
+    CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
+    auto c = test_inputs::OpenTestCoordinator(o);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
     for (const char* name : {"model A", "model B"}) {

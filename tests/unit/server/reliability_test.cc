@@ -18,6 +18,7 @@
 #include "server/objectstore/manifest.h"
 #include "server/objectstore/sha256.h"
 #include "tests/common/temp_dirs.h"
+#include "tests/common/test_coordinator.h"
 
 namespace squeeze::server {
 namespace {
@@ -148,14 +149,9 @@ class CoordinatorFaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test_inputs::EmptyPerTestDir("coordfault_");
-    CoordinatorOptions o;
-    o.data_dir = dir_.string();
+    CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
     o.lease_ttl_ms = 2000;
-    o.clock = &clock_;
-    o.start_reaper = false;
-    auto objects = LocalObjectStore::Open((dir_ / "objects").string());
-    ASSERT_TRUE(objects.ok());
-    auto c = Coordinator::Open(o, *std::move(objects));
+    auto c = test_inputs::OpenTestCoordinator(o);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
     store::Manifest m;

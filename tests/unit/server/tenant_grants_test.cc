@@ -11,6 +11,7 @@
 #include "server/coordinator/sqlite_db.h"
 #include "server/objectstore/local_object_store.h"
 #include "tests/common/manual_clock.h"
+#include "tests/common/test_coordinator.h"
 #include "tests/common/temp_dirs.h"
 
 namespace squeeze::server {
@@ -21,13 +22,8 @@ class TenantGrantsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = test_inputs::EmptyPerTestDir("grants_");
-    CoordinatorOptions o;
-    o.data_dir = dir_.string();
-    o.clock = &clock_;
-    o.start_reaper = false;
-    auto objects = store::LocalObjectStore::Open((dir_ / "objects").string());
-    ASSERT_TRUE(objects.ok());
-    auto c = Coordinator::Open(o, *std::move(objects));
+    CoordinatorOptions o = test_inputs::TestCoordinatorOptions(dir_, &clock_);
+    auto c = test_inputs::OpenTestCoordinator(o);
     ASSERT_TRUE(c.ok()) << c.status();
     c_ = *std::move(c);
     auto side = SqliteDb::Open((dir_ / "jobs.db").string());
