@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/eval/loaded_model.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/forward_batch.h"
@@ -26,20 +27,11 @@
 namespace squeeze {
 namespace {
 
+using test_inputs::ForwardTestConfig;
+using test_inputs::RandomTokens;
+using test_inputs::RelDiff;
+
 constexpr float kRelTol = 1e-5f;
-
-std::vector<int> RandomTokens(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int> t(n);
-  for (int& x : t) x = static_cast<int>(rng() % vocab);
-  return t;
-}
-
-float RelDiff(const MatrixRM& got, const MatrixRM& want) {
-  if (got.rows() != want.rows() || got.cols() != want.cols()) return 1e30f;
-  const float scale = std::max(1.0f, want.cwiseAbs().maxCoeff());
-  return (got - want).cwiseAbs().maxCoeff() / scale;
-}
 
 std::vector<float> Bias(const LinearLayer& l) { return {l.bias().begin(), l.bias().end()}; }
 

@@ -3,6 +3,7 @@
 // lengths, then batched decode steps from unequal positions; all-logits and
 // last-logits modes; thread-count independence; bad batches refused without
 // touching any cache.
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/model/forward_batch.h"
 
 #include <algorithm>
@@ -19,41 +20,14 @@
 namespace squeeze {
 namespace {
 
+using test_inputs::ForwardTestConfig;
+using test_inputs::RandomTokens;
+using test_inputs::RelDiff;
+
 using ::testing::HasSubstr;
 
 // Tolerance of the comparison: max |batched - reference| <= kRelTol * max(1, max |reference|).
 constexpr float kRelTol = 1e-5f;
-
-ModelConfig SmallConfig(bool tied, bool bias) {
-  ModelConfig c;
-  c.dim = 48;
-  c.hidden_dim = 100;
-  c.n_layers = 3;
-  c.n_heads = 6;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 97;
-  c.max_seq_len = 64;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = tied;
-  c.attention_bias = bias;
-  return c;
-}
-
-std::vector<int> RandomTokens(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int> t(n);
-  for (int& x : t) x = static_cast<int>(rng() % vocab);
-  return t;
-}
-
-float RelDiff(const MatrixRM& got, const MatrixRM& want) {
-  EXPECT_EQ(got.rows(), want.rows());
-  EXPECT_EQ(got.cols(), want.cols());
-  if (got.rows() != want.rows() || got.cols() != want.cols()) return 1e30f;
-  const float scale = std::max(1.0f, want.cwiseAbs().maxCoeff());
-  return (got - want).cwiseAbs().maxCoeff() / scale;
-}
 
 // Prefills B sequences of unequal lengths batched and one by one, then runs
 // `steps` batched decode steps (each sequence fed its own greedy token) and
@@ -116,7 +90,7 @@ void CheckBatchAgainstReference(const Model& m, int batch, bool all_logits, Thre
 TEST(ForwardBatchTest, MatchesSeparateForwardsForB1B3B8) {
   for (bool tied : {true, false}) {
     for (bool bias : {false, true}) {
-      const Model m = MakeRandomModel(SmallConfig(tied, bias), 11);
+      const Model m = MakeRandomModel(ForwardTestConfig(tied, bias), 11);
       for (int batch : {1, 3, 8}) {
         for (bool all_logits : {false, true}) {
           SCOPED_TRACE(testing::Message() << "tied=" << tied << " bias=" << bias << " B=" << batch
@@ -129,7 +103,7 @@ TEST(ForwardBatchTest, MatchesSeparateForwardsForB1B3B8) {
 }
 
 TEST(ForwardBatchTest, SlidingWindowAndPrunedWidthsMatch) {
-  ModelConfig c = SmallConfig(false, false);
+  ModelConfig c = ForwardTestConfig(false, false);
   c.sliding_window = 5;
   Model m = MakeRandomModel(c, 5);
   // Block 1 pruned as structured pruning would: 2 query heads, 1 kv head, 37 channels.
@@ -149,7 +123,7 @@ TEST(ForwardBatchTest, SlidingWindowAndPrunedWidthsMatch) {
 }
 
 TEST(ForwardBatchTest, PoolSizeDoesNotChangeLogits) {
-  ModelConfig c = SmallConfig(true, false);
+  ModelConfig c = ForwardTestConfig(true, false);
   c.dim = 128;
   c.hidden_dim = 300;
   c.n_heads = 8;
@@ -177,7 +151,7 @@ TEST(ForwardBatchTest, PoolSizeDoesNotChangeLogits) {
 }
 
 TEST(ForwardBatchTest, RejectsBadBatchesWithoutTouchingCaches) {
-  const Model m = MakeRandomModel(SmallConfig(true, false), 3);
+  const Model m = MakeRandomModel(ForwardTestConfig(true, false), 3);
   const std::vector<int> good = RandomTokens(5, m.config.vocab_size, 1);
   const std::vector<int> bad = {1, 2, 97};
   KVCache c0(m, 16), c1(m, 16), c2(m, 16);
@@ -197,7 +171,7 @@ TEST(ForwardBatchTest, RejectsBadBatchesWithoutTouchingCaches) {
   auto st = ForwardBatch(m, s, logits);
   EXPECT_EQ(st.code(), absl::StatusCode::kOutOfRange);
   EXPECT_THAT(st.message(), HasSubstr("sequence 1: positions [12, 17) exceed the context length 16"));
-  ModelConfig other = SmallConfig(true, false);
+  ModelConfig other = ForwardTestConfig(true, false);
   other.n_layers = 2;
   const Model m2 = MakeRandomModel(other, 3);
   KVCache wrong(m2, 16);

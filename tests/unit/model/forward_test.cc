@@ -1,6 +1,7 @@
 // The forward pass on synthetic models: against a naive reference forward,
 // prefill vs token-by-token decode, thread-count independence, pruned
 // (per-layer width) models and shape validation.
+#include "tests/common/synthetic_inputs.h"
 #include "workers/engine/model/forward.h"
 
 #include <cmath>
@@ -17,28 +18,9 @@
 namespace squeeze {
 namespace {
 
-ModelConfig SmallConfig(bool tied, bool bias) {
-  ModelConfig c;
-  c.dim = 48;
-  c.hidden_dim = 100;
-  c.n_layers = 3;
-  c.n_heads = 6;
-  c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.vocab_size = 97;
-  c.max_seq_len = 64;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = tied;
-  c.attention_bias = bias;
-  return c;
-}
-
-std::vector<int> RandomTokens(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int> t(n);
-  for (int& x : t) x = static_cast<int>(rng() % vocab);
-  return t;
-}
+using test_inputs::ForwardTestConfig;
+using test_inputs::RandomTokens;
+using test_inputs::RelDiff;
 
 // y = x W^T + b with the layer's dense weight, plain loops.
 MatrixRM NaiveLinear(const LinearLayer& l, const MatrixRM& x) {
@@ -94,7 +76,7 @@ float MaxAbsDiff(const MatrixRM& a, const MatrixRM& b) {
 TEST(ForwardTest, PrefillMatchesNaiveReference) {
   for (bool tied : {true, false}) {
     for (bool bias : {false, true}) {
-      Model m = MakeRandomModel(SmallConfig(tied, bias), 42);
+      Model m = MakeRandomModel(ForwardTestConfig(tied, bias), 42);
       ASSERT_TRUE(ValidateModel(m).ok());
       const auto tokens = RandomTokens(40, m.config.vocab_size, 1);
       KVCache cache(m, 0);
@@ -106,7 +88,7 @@ TEST(ForwardTest, PrefillMatchesNaiveReference) {
 }
 
 TEST(ForwardTest, DecodeTokenByTokenMatchesPrefill) {
-  Model m = MakeRandomModel(SmallConfig(false, true), 7);
+  Model m = MakeRandomModel(ForwardTestConfig(false, true), 7);
   const auto tokens = RandomTokens(33, m.config.vocab_size, 2);
   KVCache prefill_cache(m, 0);
   MatrixRM all;
@@ -128,7 +110,7 @@ TEST(ForwardTest, DecodeTokenByTokenMatchesPrefill) {
 }
 
 TEST(ForwardTest, ThreadCountDoesNotChangeLogits) {
-  ModelConfig c = SmallConfig(true, false);
+  ModelConfig c = ForwardTestConfig(true, false);
   c.dim = 256;
   c.hidden_dim = 700;
   c.n_heads = 8;
@@ -151,7 +133,7 @@ TEST(ForwardTest, ThreadCountDoesNotChangeLogits) {
 }
 
 TEST(ForwardTest, SlidingWindowMatchesReference) {
-  ModelConfig c = SmallConfig(true, false);
+  ModelConfig c = ForwardTestConfig(true, false);
   c.sliding_window = 6;
   Model m = MakeRandomModel(c, 9);
   const auto tokens = RandomTokens(30, c.vocab_size, 4);
@@ -182,7 +164,7 @@ void PruneBlock(Model& m, int layer, int q_heads, int kv_heads, int ffn) {
 }
 
 TEST(ForwardTest, StructurallyPrunedModelRuns) {
-  Model m = MakeRandomModel(SmallConfig(false, false), 11);
+  Model m = MakeRandomModel(ForwardTestConfig(false, false), 11);
   PruneBlock(m, 1, 2, 1, 37);
   ASSERT_TRUE(ValidateModel(m).ok()) << ValidateModel(m);
   const auto tokens = RandomTokens(20, m.config.vocab_size, 5);
@@ -194,7 +176,7 @@ TEST(ForwardTest, StructurallyPrunedModelRuns) {
 }
 
 TEST(ForwardTest, RunBlockWithoutCacheMatchesCachedRun) {
-  Model m = MakeRandomModel(SmallConfig(true, true), 12);
+  Model m = MakeRandomModel(ForwardTestConfig(true, true), 12);
   const auto tokens = RandomTokens(25, m.config.vocab_size, 6);
   MatrixRM h1, h2;
   ASSERT_TRUE(Embed(m, tokens, h1).ok());
@@ -207,7 +189,7 @@ TEST(ForwardTest, RunBlockWithoutCacheMatchesCachedRun) {
 }
 
 TEST(ForwardTest, RejectsBadInput) {
-  Model m = MakeRandomModel(SmallConfig(true, false), 13);
+  Model m = MakeRandomModel(ForwardTestConfig(true, false), 13);
   KVCache cache(m, 16);
   MatrixRM logits;
   const std::vector<int> bad = {1, 97};
