@@ -214,9 +214,12 @@ TEST_F(GgmlBlockImport, CheckpointHoldsBlocksNotAnFp32Copy) {
   // q rows are permuted (a copy of the blocks, never fp32).
   EXPECT_EQ(ck->tensors.count(q + ".weight"), 0u);
   EXPECT_NE(ck->tensors.at(q + ".weight_blocks").view.data, file->FindTensor("blk.2.attn_q.weight")->data);
-  // down_proj (F16 fallback) and the embedding take the fp32 path.
+  // down_proj (F16 fallback) takes the fp32 path; the embedding stays the
+  // file's rows (a view into the mapping) until BuildModel dequantizes it.
   EXPECT_EQ(ck->tensors.at("model.layers.2.mlp.down_proj.weight").view.dtype, DType::kF32);
-  EXPECT_EQ(ck->tensors.at("model.embed_tokens.weight").view.dtype, DType::kF32);
+  EXPECT_EQ(ck->tensors.count("model.embed_tokens.weight"), 0u);
+  EXPECT_EQ(ck->tensors.at(kEmbeddingGgmlRows).view.dtype, DType::kU8);
+  EXPECT_EQ(ck->tensors.at(kEmbeddingGgmlRows).view.data, file->FindTensor("token_embd.weight")->data);
   // Without the option nothing changes.
   auto plain = GgufToCheckpoint(*file);
   ASSERT_TRUE(plain.ok());
