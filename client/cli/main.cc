@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "workers/engine/core/allocator_config.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/command.h"
 
@@ -35,6 +36,7 @@ void PrintUsage(std::ostream& out) {
 }  // namespace squeeze::cli
 
 int main(int argc, char** argv) {
+  squeeze::ConfigureAllocatorForInference();  // warm heap pages across forward passes
   using namespace squeeze::cli;
   // Global `--server ADDR` before the subcommand: passed on as $SQUEEZE_SERVER,
   // which the service subcommands read (they also take --server themselves).

@@ -19,9 +19,19 @@
 //                      32 / 128) with int8 activations, 1 and 2 threads, as a
 //                      fraction of a copy on the same pool measured in
 //                      alternation with it (RATIO int<b>_a8_g<G>_decode_bw_*).
+//   BM_PackedIntF32Prefill / BM_PackedIntF32DecodeBw  the fp32-activation
+//                      path of packed int4 g32 / int8 g32 / int4 g128 weights
+//                      with zero points: prefill (n = 32/64/128) vs our fp32
+//                      GEMM on the dequantized matrix and vs the previous
+//                      path; decode GB/s vs a copy and vs the fp32 GEMV
+//                      (RATIO int<b>_g<G>z_f32act_*).
 //   BM_GgmlBlockGemv   ggml Q4_0 / Q8_0 blocks (q8_0_gemm.h: activations
 //                      quantized to Q8_0 on the fly, as llama.cpp), same
 //                      shapes and counters as BM_PackedIntGemv.
+//   BM_GgmlBlockDecodeBw / BM_GgmlBlockPrefill  Q4_0 / Q8_0 blocks: one
+//                      token at 1 and 2 threads as a fraction of a copy
+//                      (RATIO q<4|8>_0_blocks_decode_bw_*), and prefill GOPS
+//                      at n = 16 / 64 / 128 (the panel path).
 //   BM_Int8Gemm        W8A8 int8 x int8 (per-row x per-token scales),
 //                      m = 1, 16, 128 tokens: vs_eigen (fp32 GEMM of the
 //                      same shape), vs_ref.
@@ -30,9 +40,24 @@
 //                      and chunks: vs_eigen; n = 1, 8, 16 (decode, batched
 //                      decode), 128, 512 (prefill) on 4096x4096, 11008x4096,
 //                      4096x11008 (RATIO fp32_gemm_<m>x<k>_n<n>_vs_eigen).
+//   BM_PackedIntQ8Prefill  int8-activation prefill (PackedIntGemmQ8, n = 16 /
+//                      64 / 128) of int4 g32, int8 g32, int4 g128 + zero
+//                      points: the panel path vs the previous row kernels
+//                      (RATIO int<b>_g<G>[z]_a8_prefill_*_vs_rows), GOPS.
 // After the runs, one `RATIO <name> <value>` line per comparison (ours /
 // baseline, higher is better) for scripts/bench.sh.
 //
+//   BM_HalfDecodeBw    F16 / BF16 weights (DenseLinear's stored dtypes) x
+//                      fp32 activations, n = 1..32 rows: the direct kernel
+//                      (gemm_half.h, widened in registers) against the old
+//                      path (each column chunk widened to fp32 in memory,
+//                      then GemmF32NTStrided) and a STREAM-like copy,
+//                      alternating, best of 5 each; RATIO
+//                      <f16|bf16>_decode_bw_<m>x<k>_n<n>_t<t> (direct GB/s /
+//                      copy GB/s), <f16|bf16>_direct_vs_widen_... (old
+//                      time / direct time) and ..._direct_vs_simdwiden_...
+//                      (SIMD-widen-then-GEMM time / direct time: the
+//                      crossover of DenseLinear::kHalfDirectMaxRows).
 // Run: build-*/tests/bench/bench_kernels [--benchmark_filter=...]
 // Threads: SQUEEZE_THREADS (default: all cores). Variant: SQUEEZE_KERNELS.
 //
@@ -54,9 +79,12 @@
 
 #include "workers/engine/core/thread_pool.h"
 #include "workers/kernels/cpu/cpu_features.h"
+#include "workers/engine/core/half.h"
 #include "workers/kernels/cpu/gemm_f32.h"
+#include "workers/kernels/cpu/gemm_half.h"
 #include "workers/kernels/cpu/int8_gemm.h"
 #include "workers/kernels/cpu/packed_int_gemm.h"
+#include "workers/kernels/cpu/packed_int_panel.h"
 #include "workers/kernels/cpu/q8_0_gemm.h"
 
 namespace squeeze::kernels {
@@ -353,6 +381,186 @@ BENCHMARK(BM_PackedIntDecodeBw)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// ---------------------------------------------------------------- fp32 activations (f32act)
+
+// Packed int4 / int8 weights with zero points (asymmetric, as RTN/GPTQ with
+// zero points store them), contiguous groups of `group` columns.
+struct PackedZ {
+  Packed p;
+  std::vector<int32_t> zero_points;
+  int64_t Bytes() const { return p.Bytes() + static_cast<int64_t>(zero_points.size() * 4); }
+};
+
+PackedZ MakePackedZ(int bits, int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
+  PackedZ z;
+  z.p = MakePackedGroup(bits, rows, cols, group, seed);
+  std::mt19937_64 rng(seed + 7);
+  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
+  std::uniform_int_distribution<int> d(qmin, qmax);
+  z.zero_points.resize(rows * z.p.view.groups_per_row);
+  for (int32_t& v : z.zero_points) v = d(rng);
+  z.p.view.zero_points = z.zero_points.data();
+  return z;
+}
+
+// BM_PackedIntF32Prefill: PackedIntGemm (fp32 activations) for a prompt of n
+// tokens through one packed layer, beside (a) our fp32 GEMM (GemmF32NT, what
+// DenseLinear runs) on the dequantized matrix and (b) the previous path
+// (PackedIntGemmDequantTilesReference: scalar dequantization of 64-row tiles
+// + GemmF32NTStrided). The three alternate for kF32ActReps rounds, each keeps
+// its fastest. RATIO int<b>_g<G>z_f32act_prefill_<rows>x<cols>_n<n>_vs_f32gemm
+// (= fp32 time / ours, the target is >= 0.85; ..._cpu the same on process
+// CPU time) and ..._vs_old (old / ours).
+// args: bits, group, rows, cols, n
+constexpr int kF32ActReps = 5;
+
+void BM_PackedIntF32Prefill(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t group = state.range(1), rows = state.range(2), cols = state.range(3), n = state.range(4);
+  const PackedZ pz = MakePackedZ(bits, rows, cols, group, 41);
+  const PackedIntWeights& w = pz.p.view;
+  std::vector<float> dense(rows * cols);
+  PackedIntDequantizeRows(w, 0, rows, dense.data());
+  const auto x = Random(n * cols, 42);
+  std::vector<float> y(n * rows);
+  ThreadPool& pool = ThreadPool::Default();
+  // Fastest round of each, on the wall clock and on process CPU time (the
+  // pool's idle threads block, so CPU time discounts time slices lost to
+  // other processes on a shared machine).
+  double ours = 1e30, f32 = 1e30, old = 1e30, ours_cpu = 1e30, f32_cpu = 1e30, old_cpu = 1e30;
+  auto time = [&](double& best, double& best_cpu, auto&& f) {
+    const auto t0 = Clock::now();
+    const double c0 = ProcessCpuSeconds();
+    f();
+    benchmark::DoNotOptimize(y.data());
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+    best_cpu = std::min(best_cpu, ProcessCpuSeconds() - c0);
+  };
+  PackedIntGemm(w, x.data(), n, nullptr, y.data(), pool);  // warm up
+  for (auto _ : state) {
+    for (int rep = 0; rep < kF32ActReps; ++rep) {
+      time(ours, ours_cpu, [&] { PackedIntGemm(w, x.data(), n, nullptr, y.data(), pool); });
+      time(f32, f32_cpu, [&] { GemmF32NT(x.data(), n, cols, dense.data(), rows, y.data(), pool); });
+      time(old, old_cpu, [&] { PackedIntGemmDequantTilesReference(w, x.data(), n, nullptr, y.data(), pool); });
+    }
+  }
+  const double flop = 2.0 * n * rows * cols;
+  state.counters["GFLOPs"] = flop / ours / 1e9;
+  state.counters["f32_GFLOPs"] = flop / f32 / 1e9;
+  state.counters["old_GFLOPs"] = flop / old / 1e9;
+  state.counters["vs_f32gemm"] = f32 / ours;
+  state.counters["vs_old"] = old / ours;
+  const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_prefill_" +
+                          std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  state.counters["vs_f32gemm_cpu"] = f32_cpu / ours_cpu;
+  state.counters["vs_old_cpu"] = old_cpu / ours_cpu;
+  AddRatio(tag + "_vs_f32gemm", f32 / ours);
+  AddRatio(tag + "_vs_f32gemm_cpu", f32_cpu / ours_cpu);
+  AddRatio(tag + "_vs_old", old / ours);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+}
+void F32ActPrefillShapes(benchmark::internal::Benchmark* b) {
+  const int64_t layouts[][2] = {{4, 32}, {8, 32}, {4, 128}};
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (const auto& bg : layouts) {
+    for (const auto& rc : shapes) {
+      for (int64_t n : {32, 64, 128}) b->Args({bg[0], bg[1], rc[0], rc[1], n});
+    }
+  }
+}
+BENCHMARK(BM_PackedIntF32Prefill)
+    ->ArgNames({"bits", "group", "rows", "cols", "n"})
+    ->Apply(F32ActPrefillShapes)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// BM_PackedIntF32DecodeBw: one token (GEMV, PackedIntGemm with fp32
+// activations) through packed weights with zero points, calls cycling
+// through >= 256 MiB of weight copies, alternating with a STREAM-like copy
+// on the same pool (protocol of BM_PackedIntDecodeBw) and with our fp32 GEMV
+// (GemmF32NT, n = 1) on the dequantized matrix. GB/s counts codes + scales +
+// zero points read. RATIO int<b>_g<G>z_f32act_decode_bw_<rows>x<cols>_t<threads>
+// (GEMV GB/s / copy GB/s; target >= 0.5 for int4 g32) and ..._vs_f32gemv
+// (fp32 GEMV time / ours); ..._cpu: the fraction on process CPU time (as
+// BM_PackedIntDecodeBw).
+// args: bits, group, rows, cols, threads
+void BM_PackedIntF32DecodeBw(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t group = state.range(1), rows = state.range(2), cols = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  ThreadPool pool(threads);
+  std::vector<PackedZ> copies;
+  copies.push_back(MakePackedZ(bits, rows, cols, group, 51));
+  const int64_t per_copy = copies[0].Bytes();
+  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedZ(bits, rows, cols, group, 51 + 2 * c));
+  std::vector<float> dense(rows * cols);
+  PackedIntDequantizeRows(copies[0].p.view, 0, rows, dense.data());
+  const size_t copy_bytes = size_t{128} << 20;
+  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
+  const int64_t chunks = 256;
+  const size_t per = copy_bytes / chunks;
+  const auto x = Random(cols, 6, -2.0f, 2.0f);
+  std::vector<float> y(rows);
+  double best_copy = 1e30, best_gemv = 1e30, best_f32 = 1e30, best_copy_cpu = 1e30, best_gemv_cpu = 1e30;
+  for (auto _ : state) {
+    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
+      auto t0 = Clock::now();
+      double c0 = ProcessCpuSeconds();
+      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
+      });
+      benchmark::DoNotOptimize(dst.data());
+      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
+      best_copy_cpu = std::min(best_copy_cpu, (ProcessCpuSeconds() - c0) / threads);
+      t0 = Clock::now();
+      c0 = ProcessCpuSeconds();
+      for (const PackedZ& p : copies) {
+        PackedIntGemm(p.p.view, x.data(), 1, nullptr, y.data(), pool);
+        benchmark::DoNotOptimize(y.data());
+      }
+      best_gemv = std::min(best_gemv, std::chrono::duration<double>(Clock::now() - t0).count() / copies.size());
+      best_gemv_cpu = std::min(best_gemv_cpu, (ProcessCpuSeconds() - c0) / threads / copies.size());
+      t0 = Clock::now();
+      GemmF32NT(x.data(), 1, cols, dense.data(), rows, y.data(), pool);
+      benchmark::DoNotOptimize(y.data());
+      best_f32 = std::min(best_f32, std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+  }
+  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
+  const double gbps = per_copy / best_gemv / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["copy_GBps"] = copy_gbps;
+  state.counters["bw_frac"] = gbps / copy_gbps;
+  state.counters["f32_GBps"] = rows * cols * 4.0 / best_f32 / 1e9;
+  state.counters["vs_f32gemv"] = best_f32 / best_gemv;
+  state.counters["tok_per_s"] = 1.0 / best_gemv;
+  const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_decode_bw_" +
+                          std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
+  const double cpu_frac = (per_copy / best_gemv_cpu) / (2.0 * copy_bytes / best_copy_cpu);
+  state.counters["cpu_bw_frac"] = cpu_frac;
+  AddRatio(tag, gbps / copy_gbps);
+  AddRatio(tag + "_cpu", cpu_frac);
+  AddRatio(tag + "_vs_f32gemv", best_f32 / best_gemv);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+}
+void F32ActDecodeShapes(benchmark::internal::Benchmark* b) {
+  const int64_t layouts[][2] = {{4, 32}, {8, 32}, {4, 128}};
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (int64_t threads : {1, 2}) {
+    for (const auto& bg : layouts) {
+      for (const auto& rc : shapes) b->Args({bg[0], bg[1], rc[0], rc[1], threads});
+    }
+  }
+}
+BENCHMARK(BM_PackedIntF32DecodeBw)
+    ->ArgNames({"bits", "group", "rows", "cols", "threads"})
+    ->Apply(F32ActDecodeShapes)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // ---------------------------------------------------------------- Q4_0 / Q8_0 blocks
 
 // ggml block weights (random codes, fp16 scales ~0.01) as llama.cpp stores them.
@@ -420,6 +628,121 @@ BENCHMARK(BM_GgmlBlockGemv)
     ->ArgNames({"q8", "rows", "cols", "n"})
     ->ArgsProduct({{0, 1}, {4096, 11008}, {4096}, {1, 16}})
     ->Args({0, 4096, 11008, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// One token through Q4_0 / Q8_0 blocks (the decode GEMV), 1 and 2 threads,
+// as a fraction of a STREAM-like copy on the same pool measured in
+// alternation with it (the protocol of BM_PackedIntDecodeBw); GB/s counts
+// the block bytes (codes + fp16 scales) read per call.
+// RATIO q<4|8>_0_blocks_decode_bw_<rows>x<cols>_t<threads> (and _cpu).
+void BM_GgmlBlockDecodeBw(benchmark::State& state) {
+  const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+  const int64_t rows = state.range(1), cols = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  ThreadPool pool(threads);
+  const int64_t per_copy = rows * cols / kGgmlBlockCols * GgmlBlockBytes(kind);
+  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  std::vector<std::vector<uint8_t>> copies;
+  for (int64_t c = 0; c < n_copies; ++c) copies.push_back(MakeGgmlBlocks(kind, rows, cols, 41 + c));
+  const size_t copy_bytes = size_t{128} << 20;
+  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
+  const int64_t chunks = 256;
+  const size_t per = copy_bytes / chunks;
+  const auto x = Random(cols, 6, -2.0f, 2.0f);
+  std::vector<float> y(rows);
+  double best_copy = 1e30, best_gemv = 1e30, best_copy_cpu = 1e30, best_gemv_cpu = 1e30;
+  for (auto _ : state) {
+    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
+      auto t0 = Clock::now();
+      double c0 = ProcessCpuSeconds();
+      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
+      });
+      benchmark::DoNotOptimize(dst.data());
+      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
+      best_copy_cpu = std::min(best_copy_cpu, (ProcessCpuSeconds() - c0) / threads);
+      t0 = Clock::now();
+      c0 = ProcessCpuSeconds();
+      for (const auto& blocks : copies) {
+        GgmlBlockGemm(GgmlBlockWeights{kind, rows, cols, blocks.data()}, x.data(), 1, nullptr, y.data(), pool);
+        benchmark::DoNotOptimize(y.data());
+      }
+      const double calls = static_cast<double>(copies.size());
+      best_gemv = std::min(best_gemv, std::chrono::duration<double>(Clock::now() - t0).count() / calls);
+      best_gemv_cpu = std::min(best_gemv_cpu, (ProcessCpuSeconds() - c0) / threads / calls);
+    }
+  }
+  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
+  const double gbps = per_copy / best_gemv / 1e9;
+  const double copy_cpu_gbps = 2.0 * copy_bytes / best_copy_cpu / 1e9;
+  const double cpu_gbps = per_copy / best_gemv_cpu / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["copy_GBps"] = copy_gbps;
+  state.counters["bw_frac"] = gbps / copy_gbps;
+  state.counters["cpu_GBps"] = cpu_gbps;
+  state.counters["cpu_bw_frac"] = cpu_gbps / copy_cpu_gbps;
+  state.counters["tok_per_s"] = 1.0 / best_gemv;
+  const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_decode_bw_" +
+                          std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
+  AddRatio(tag, gbps / copy_gbps);
+  AddRatio(tag + "_cpu", cpu_gbps / copy_cpu_gbps);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+}
+BENCHMARK(BM_GgmlBlockDecodeBw)
+    ->ArgNames({"q8", "rows", "cols", "threads"})
+    ->ArgsProduct({{0, 1}, {4096, 11008}, {4096}, {1, 2}})
+    ->Args({0, 4096, 11008, 1})
+    ->Args({1, 4096, 11008, 1})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Prefill through Q4_0 / Q8_0 blocks (n = 16 / 64 / 128 tokens, weights
+// cached after the first call), best of 5: GOPS (2 * n * rows * cols per
+// wall second; GOPS_cpu per process CPU second); RATIO q<4|8>_0_blocks_
+// prefill_<rows>x<cols>_n<n>_vs_eigen_f32 compares with Eigen's fp32 GEMM
+// on the dequantized matrix over the same pool.
+void BM_GgmlBlockPrefill(benchmark::State& state) {
+  const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+  const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
+  const std::vector<uint8_t> blocks = MakeGgmlBlocks(kind, rows, cols, 77);
+  const GgmlBlockWeights w{kind, rows, cols, blocks.data()};
+  const auto x = Random(n * cols, 6);
+  std::vector<float> y(n * rows);
+  ThreadPool& pool = ThreadPool::Default();
+  auto ours = [&] {
+    GgmlBlockGemm(w, x.data(), n, nullptr, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  };
+  ours();
+  double best = 1e30, best_cpu = 1e30;
+  for (auto _ : state) {
+    const auto t0 = Clock::now();
+    const double c0 = ProcessCpuSeconds();
+    ours();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+    best_cpu = std::min(best_cpu, ProcessCpuSeconds() - c0);
+  }
+  std::vector<float> dense(rows * cols);
+  GgmlBlockDequantizeRows(w, 0, rows, dense.data());
+  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); }, 3);
+  const double ops = 2.0 * n * rows * cols;
+  state.counters["GOPS"] = ops / best / 1e9;
+  state.counters["GOPS_cpu"] = ops / best_cpu / 1e9;
+  state.counters["tok_per_s"] = n / best;
+  state.counters["vs_eigen"] = eigen_s / best;
+  const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_prefill_" +
+                          std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  AddRatio(tag + "_vs_eigen_f32", eigen_s / best);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+}
+BENCHMARK(BM_GgmlBlockPrefill)
+    ->ArgNames({"q8", "rows", "cols", "n"})
+    ->ArgsProduct({{0, 1}, {4096}, {4096}, {16, 64, 128}})
+    ->Args({0, 11008, 4096, 128})
+    ->Args({1, 11008, 4096, 128})
+    ->Iterations(5)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -502,6 +825,214 @@ void GemmF32Shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_GemmF32)
     ->ArgNames({"n", "k", "m"})
     ->Apply(GemmF32Shapes)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------- F16 / BF16 weights
+
+// The old DenseLinear path for F16/BF16 weights: each column chunk widened
+// to fp32 in memory (the same scalar loop as DenseLinear::WidenRows), then
+// our fp32 GEMM on it. simd_widen: kernels::WidenHalf instead (what
+// DenseLinear now runs above kHalfDirectMaxRows rows).
+void WidenThenGemm(HalfType type, const float* x, int64_t n, int64_t k, const uint16_t* w, int64_t m, float* y,
+                   ThreadPool& pool, bool simd_widen) {
+  const int64_t chunk = GemmF32ChunkColumns(n, m, k);
+  pool.ParallelFor((m + chunk - 1) / chunk, 1, [&](int64_t cb, int64_t ce) {
+    std::vector<float> widened;
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(m, j0 + chunk);
+      widened.resize(static_cast<size_t>((j1 - j0) * k));
+      const uint16_t* src = w + j0 * k;
+      if (simd_widen) {
+        WidenHalf(type, src, static_cast<int64_t>(widened.size()), widened.data());
+      } else {
+        for (size_t i = 0; i < widened.size(); ++i) {
+          widened[i] = type == HalfType::kF16 ? F16ToFloat(src[i]) : Bf16ToFloat(src[i]);
+        }
+      }
+      GemmF32NTStrided(x, n, k, widened.data(), j1 - j0, y + j0, m);
+    }
+  });
+}
+
+// The direct kernel over the same column chunks (what DenseLinear runs).
+void DirectHalf(HalfType type, const float* x, int64_t n, int64_t k, const uint16_t* w, int64_t m, float* y,
+                ThreadPool& pool) {
+  const int64_t chunk = GemmF32ChunkColumns(n, m, k);
+  pool.ParallelFor((m + chunk - 1) / chunk, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(m, j0 + chunk);
+      GemmHalfNTStrided(type, x, n, k, w + j0 * k, j1 - j0, y + j0, m);
+    }
+  });
+}
+
+// args: type (0 F16, 1 BF16), rows m, cols k, n, threads
+void BM_HalfDecodeBw(benchmark::State& state) {
+  const HalfType type = state.range(0) == 0 ? HalfType::kF16 : HalfType::kBF16;
+  const int64_t m = state.range(1), k = state.range(2), n = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  ThreadPool pool(threads);
+  const int64_t per_copy = m * k * 2;
+  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  std::vector<std::vector<uint16_t>> copies(n_copies);
+  {
+    const std::vector<float> w = Random(m * k, 41);
+    for (int64_t c = 0; c < n_copies; ++c) {
+      copies[c].resize(w.size());
+      for (size_t i = 0; i < w.size(); ++i) {
+        const float v = w[(i + c) % w.size()];
+        copies[c][i] = type == HalfType::kF16 ? FloatToF16(v) : FloatToBf16(v);
+      }
+    }
+  }
+  const size_t copy_bytes = size_t{128} << 20;
+  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
+  const int64_t chunks = 256;
+  const size_t per = copy_bytes / chunks;
+  const auto x = Random(n * k, 7, -2.0f, 2.0f);
+  std::vector<float> y(n * m);
+  double best_copy = 1e30, best_direct = 1e30, best_widen = 1e30, best_widen_simd = 1e30;
+  auto pass = [&](auto&& fn) {
+    const auto t0 = Clock::now();
+    for (const auto& w : copies) {
+      fn(w.data());
+      benchmark::DoNotOptimize(y.data());
+    }
+    return std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(copies.size());
+  };
+  for (auto _ : state) {
+    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
+      const auto t0 = Clock::now();
+      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
+      });
+      benchmark::DoNotOptimize(dst.data());
+      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
+      best_direct = std::min(best_direct, pass([&](const uint16_t* w) {
+        DirectHalf(type, x.data(), n, k, w, m, y.data(), pool);
+      }));
+      best_widen = std::min(best_widen, pass([&](const uint16_t* w) {
+        WidenThenGemm(type, x.data(), n, k, w, m, y.data(), pool, false);
+      }));
+      best_widen_simd = std::min(best_widen_simd, pass([&](const uint16_t* w) {
+        WidenThenGemm(type, x.data(), n, k, w, m, y.data(), pool, true);
+      }));
+    }
+  }
+  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
+  const double gbps = per_copy / best_direct / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["widen_GBps"] = per_copy / best_widen / 1e9;
+  state.counters["copy_GBps"] = copy_gbps;
+  state.counters["bw_frac"] = gbps / copy_gbps;
+  state.counters["vs_widen"] = best_widen / best_direct;
+  state.counters["vs_widen_simd"] = best_widen_simd / best_direct;
+  const std::string tag = std::string(HalfTypeName(type)) + "_%s_" + std::to_string(m) + "x" + std::to_string(k) +
+                          "_n" + std::to_string(n) + "_t" + std::to_string(threads);
+  auto named = [&](const char* what) {
+    std::string t = tag;
+    t.replace(t.find("%s"), 2, what);
+    return t;
+  };
+  if (n == 1) AddRatio(named("decode_bw"), gbps / copy_gbps);
+  AddRatio(named("direct_vs_widen"), best_widen / best_direct);
+  AddRatio(named("direct_vs_simdwiden"), best_widen_simd / best_direct);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + named("direct_vs_widen"));
+}
+void HalfDecodeShapes(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (int64_t threads : {1, 2}) {
+    for (int64_t type : {0, 1}) {
+      for (const auto& mk : shapes) b->Args({type, mk[0], mk[1], 1, threads});
+    }
+  }
+  // The crossover against the widen path (DenseLinear::kHalfDirectMaxRows).
+  for (int64_t type : {0, 1}) {
+    for (int64_t n : {2, 4, 8, 12, 16, 24, 32, 48, 64}) b->Args({type, 4096, 4096, n, 1});
+  }
+}
+BENCHMARK(BM_HalfDecodeBw)
+    ->ArgNames({"type", "rows", "cols", "n", "threads"})
+    ->Apply(HalfDecodeShapes)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------- int8 activations, prefill (tile)
+
+// BM_PackedIntQ8Prefill: PackedIntGemmQ8 (int8 activations) for a prompt of
+// n tokens through one packed layer: the panel path (packed_int_panel.h:
+// 16-row panels repacked on the fly, vpdpbusd with rows in lanes) against the
+// row kernels it replaced for n >= PackedIntTileRows(w)
+// (internal::PackedIntGemmQ8WithTileRows with the panel path off), on the
+// default pool (SQUEEZE_THREADS). Both alternate for kQ8PrefillReps rounds,
+// each keeps its fastest. GOPS = 2 n rows cols / s (activation quantization
+// included). RATIO int<b>_g<G>[z]_a8_prefill_<rows>x<cols>_n<n>_vs_rows =
+// row-kernel time / panel time.
+// args: bits, group, zero points (0/1), rows, cols, n
+constexpr int kQ8PrefillReps = 3;
+
+void BM_PackedIntQ8Prefill(benchmark::State& state) {
+  const int bits = static_cast<int>(state.range(0));
+  const int64_t group = state.range(1);
+  const bool zp = state.range(2) != 0;
+  const int64_t rows = state.range(3), cols = state.range(4), n = state.range(5);
+  Packed p = MakePackedGroup(bits, rows, cols, group, 51);
+  std::vector<int32_t> zero_points;
+  if (zp) {
+    std::mt19937_64 rng(52);
+    std::uniform_int_distribution<int> d(-(1 << (bits - 1)), (1 << (bits - 1)) - 1);
+    zero_points.resize(rows * p.view.groups_per_row);
+    for (int32_t& v : zero_points) v = d(rng);
+    p.view.zero_points = zero_points.data();
+  }
+  const PackedIntWeights& w = p.view;
+  const auto x = Random(n * cols, 53, -2.0f, 2.0f);
+  std::vector<float> y(n * rows), y_rows(n * rows);
+  ThreadPool& pool = ThreadPool::Default();
+  constexpr int64_t kRowsOnly = int64_t{1} << 40;
+  double ours = 1e30, old = 1e30;
+  auto time = [&](double& best, auto&& f) {
+    const auto t0 = Clock::now();
+    f();
+    benchmark::DoNotOptimize(y.data());
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  };
+  PackedIntGemmQ8(w, x.data(), n, nullptr, y.data(), pool);  // warm up (and the scratch)
+  for (auto _ : state) {
+    for (int rep = 0; rep < kQ8PrefillReps; ++rep) {
+      time(ours, [&] { PackedIntGemmQ8(w, x.data(), n, nullptr, y.data(), pool); });
+      time(old, [&] { internal::PackedIntGemmQ8WithTileRows(w, x.data(), n, nullptr, y_rows.data(), pool, kRowsOnly); });
+    }
+  }
+  if (std::memcmp(y.data(), y_rows.data(), y.size() * sizeof(float)) != 0) {
+    state.SkipWithError("panel path and row kernels differ");
+    return;
+  }
+  const double ops = 2.0 * n * rows * cols;
+  state.counters["GOPS"] = ops / ours / 1e9;
+  state.counters["rows_GOPS"] = ops / old / 1e9;
+  state.counters["vs_rows"] = old / ours;
+  const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + (zp ? "z" : "") +
+                          "_a8_prefill_" + std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  AddRatio(tag + "_vs_rows", old / ours);
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (Int8PanelGemmFast() ? " (panels)" : " (rows)") + " " +
+                 tag);
+}
+void Q8PrefillShapes(benchmark::internal::Benchmark* b) {
+  const int64_t layouts[][3] = {{4, 32, 0}, {8, 32, 0}, {4, 128, 1}};
+  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+  for (const auto& l : layouts) {
+    for (const auto& rc : shapes) {
+      for (int64_t n : {16, 64, 128}) b->Args({l[0], l[1], l[2], rc[0], rc[1], n});
+    }
+  }
+}
+BENCHMARK(BM_PackedIntQ8Prefill)
+    ->ArgNames({"bits", "group", "zp", "rows", "cols", "n"})
+    ->Apply(Q8PrefillShapes)
+    ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

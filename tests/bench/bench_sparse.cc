@@ -2,7 +2,12 @@
 // and the factorized (low-rank) two-GEMM layer against the dense fp32 GEMV /
 // GEMM of the same shape, all measured in the same run, on Llama-7B layer
 // shapes [out, in] = 4096x4096 (q/k/v/o), 11008x4096 (gate/up), 4096x11008
-// (down), batch n = 1 (decode) and 8.
+// (down), batch n = 1 (decode) and 8 (SQUEEZE_SPARSE_BATCHES=1,2,4,8,16,64
+// picks others; the scalar forwards run at n = 1 and 8 only).
+//   bitmask 50% rowkernel  (AVX-512) the row kernel alone at every n, the
+//                batch path before the densified tiles: RATIO
+//                sparse_bitmask50_densified_vs_rowkernel_<shape>_n<n>
+//                (row kernel time / SparseLinear time, n > 1).
 //
 //   dense        our fp32 GEMM over the pool (GemmF32NT; n <= 32 streams W
 //                once) and Eigen's GEMM over the same pool and chunks
@@ -23,7 +28,9 @@
 // Every call reads weights from DRAM as decode does: calls cycle through
 // copies of the weights totalling >= 256 MiB per kind. Time per call is the
 // median of SQUEEZE_BENCH_REPS (default 5) rounds of one call per copy.
-// Output: a table (ms per call, weight GB/s), then one line per comparison
+// Output: a table (ms per call, weight GB/s, process CPU ms per call: all
+// threads, which discounts time slices lost to other jobs), then one line
+// per comparison (..._cpu: the same on CPU time, against our GEMM)
 //   RATIO sparse_<kind>_vs_dense_<shape>_n<n> <dense time / sparse time>
 //   RATIO lowrank_vs_dense_<shape>_n<n> <dense time / lowrank time>
 // (higher is better; > 1 = faster than dense).
@@ -32,6 +39,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <random>
@@ -94,16 +102,67 @@ MatrixRM TwoOfFour(MatrixRM w, uint64_t seed) {
 }
 
 // Median seconds of one call per copy (a call = fn(copy index)).
+double ProcessCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// The median process CPU seconds per call of the last MedianSeconds (all
+// threads; the pool's idle threads block): on a machine shared with other
+// jobs it discounts the time slices the kernels did not get.
+double g_last_cpu = 0;
+
 double MedianSeconds(int copies, int reps, const std::function<void(int)>& fn) {
   for (int c = 0; c < copies; ++c) fn(c);  // warm up
-  std::vector<double> t;
+  std::vector<double> t, cpu;
   for (int rep = 0; rep < reps; ++rep) {
     const auto t0 = Clock::now();
+    const double c0 = ProcessCpuSeconds();
     for (int c = 0; c < copies; ++c) fn(c);
     t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / copies);
+    cpu.push_back((ProcessCpuSeconds() - c0) / copies);
   }
   std::sort(t.begin(), t.end());
+  std::sort(cpu.begin(), cpu.end());
+  g_last_cpu = cpu[cpu.size() / 2];
   return t[t.size() / 2];
+}
+
+// Batch sizes: SQUEEZE_SPARSE_BATCHES, comma separated (default "1,8").
+std::vector<int64_t> Batches() {
+  const char* v = std::getenv("SQUEEZE_SPARSE_BATCHES");
+  std::vector<int64_t> out;
+  std::string s = v != nullptr ? v : "1,8";
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t comma = s.find(',', pos);
+    const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!item.empty() && std::atoll(item.c_str()) > 0) out.push_back(std::atoll(item.c_str()));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  if (out.empty()) {
+    std::fprintf(stderr, "SQUEEZE_SPARSE_BATCHES=%s: no positive batch size\n", s.c_str());
+    std::exit(2);
+  }
+  return out;
+}
+
+// The AVX-512 bitmask row kernel alone at every n (the batch path before the
+// densified tiles, kernels::internal::SparseBitmaskRowsAvx512), over the
+// same 16-row items: the "before" of RATIO sparse_bitmask50_densified_vs_rowkernel.
+void BitmaskRowKernel(const SparseLinear& layer, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const kernels::SparseBitmaskWeights w = layer.BitmaskView();
+  const int64_t items = (w.rows + kernels::kSparseRowsPerItem - 1) / kernels::kSparseRowsPerItem;
+  pool.ParallelFor(items, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i0 = 0; i0 < n; i0 += kernels::kSparseGemvMaxRows) {
+      const int64_t ni = std::min(kernels::kSparseGemvMaxRows, n - i0);
+      kernels::internal::SparseBitmaskRowsAvx512(w, x + i0 * w.cols, ni, nullptr, y + i0 * w.rows,
+                                                 b * kernels::kSparseRowsPerItem,
+                                                 std::min(w.rows, e * kernels::kSparseRowsPerItem));
+    }
+  });
 }
 
 int Copies(int64_t bytes) {
@@ -115,7 +174,7 @@ int Main() {
   const int reps = EnvInt("SQUEEZE_BENCH_REPS", 5);
   std::printf("bench_sparse: %d threads, kernels %s\n", pool.size(),
               kernels::KernelIsaName(kernels::ActiveIsa()));
-  std::printf("%-12s %2s %-22s %10s %10s\n", "shape", "n", "kind", "ms/call", "weight GB/s");
+  std::printf("%-12s %2s %-22s %10s %10s %10s\n", "shape", "n", "kind", "ms/call", "weight GB/s", "cpu ms");
   std::vector<std::pair<std::string, double>> ratios;
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (const auto& [out, in] : shapes) {
@@ -136,17 +195,18 @@ int Main() {
     for (int c = 0; c < copies; ++c) {
       lr.push_back(*FactorizedLinear::Create(RandomMatrix(out, rank, 30 + c), RandomMatrix(rank, in, 40 + c)));
     }
-    for (int64_t n : {1, 8}) {
+    for (int64_t n : Batches()) {
       const MatrixRM x = RandomMatrix(n, in, 5);
       MatrixRM y(n, out), t(n, rank);
       auto report = [&](const char* kind, double s, int64_t bytes) {
-        std::printf("%-12s %2lld %-22s %10.3f %10.1f\n", shape.c_str(), static_cast<long long>(n), kind, s * 1e3,
-                    bytes / s / 1e9);
+        std::printf("%-12s %2lld %-22s %10.3f %10.1f %10.3f\n", shape.c_str(), static_cast<long long>(n), kind,
+                    s * 1e3, bytes / s / 1e9, g_last_cpu * 1e3);
       };
       const double fast = MedianSeconds(copies, reps, [&](int c) {
         kernels::GemmF32NT(x.data(), n, in, dense[c].data(), out, y.data(), pool);
       });
       report("dense GemmF32NT", fast, dense_bytes);
+      const double fast_cpu = g_last_cpu;
       const double eigen = MedianSeconds(copies, reps, [&](int c) {
         kernels::GemmNT(x.data(), n, in, dense[c].data(), out, y.data(), pool);
       });
@@ -154,6 +214,13 @@ int Main() {
       const double base = std::min(fast, eigen);
       const double s_mask = MedianSeconds(copies, reps, [&](int c) { mask[c]->Forward(x.data(), n, y.data(), pool); });
       report("bitmask 50%", s_mask, mask[0]->StorageBytes());
+      const double mask_cpu = g_last_cpu;
+      const bool avx512 = kernels::ActiveIsa() == kernels::KernelIsa::kAvx512;
+      const double s_rowk = avx512 ? MedianSeconds(copies, reps, [&](int c) {
+        BitmaskRowKernel(*mask[c], x.data(), n, y.data(), pool);
+      }) : 0.0;
+      const double rowk_cpu = g_last_cpu;
+      if (avx512) report("bitmask 50% rowkernel", s_rowk, mask[0]->StorageBytes());
       const double s_mask70 =
           MedianSeconds(copies, reps, [&](int c) { mask70[c]->Forward(x.data(), n, y.data(), pool); });
       report("bitmask 70%", s_mask70, mask70[0]->StorageBytes());
@@ -162,12 +229,15 @@ int Main() {
       report("bitmask 90%", s_mask90, mask90[0]->StorageBytes());
       const double s_nm = MedianSeconds(copies, reps, [&](int c) { nm[c]->Forward(x.data(), n, y.data(), pool); });
       report("2:4", s_nm, nm[0]->StorageBytes());
-      const double p_mask = MedianSeconds(copies, reps, [&](int c) {
+      // The scalar forwards only at n = 1 and 8 (slow; their ratios as before).
+      const bool scalar = n == 1 || n == 8;
+      const double p_mask = scalar ? MedianSeconds(copies, reps, [&](int c) {
         mask[c]->ForwardPlain(x.data(), n, y.data(), pool);
-      });
-      report("bitmask 50% scalar", p_mask, mask[0]->StorageBytes());
-      const double p_nm = MedianSeconds(copies, reps, [&](int c) { nm[c]->ForwardPlain(x.data(), n, y.data(), pool); });
-      report("2:4 scalar", p_nm, nm[0]->StorageBytes());
+      }) : 0.0;
+      if (scalar) report("bitmask 50% scalar", p_mask, mask[0]->StorageBytes());
+      const double p_nm =
+          scalar ? MedianSeconds(copies, reps, [&](int c) { nm[c]->ForwardPlain(x.data(), n, y.data(), pool); }) : 0.0;
+      if (scalar) report("2:4 scalar", p_nm, nm[0]->StorageBytes());
       const double s_lr = MedianSeconds(copies, reps, [&](int c) { lr[c]->Forward(x.data(), n, y.data(), pool); });
       report("lowrank r=min/4", s_lr, lr[0]->StorageBytes());
       const double s_lr_eigen = MedianSeconds(copies, reps, [&](int c) {
@@ -180,8 +250,13 @@ int Main() {
       ratios.emplace_back("sparse_bitmask70_vs_dense" + suffix, base / s_mask70);
       ratios.emplace_back("sparse_bitmask90_vs_dense" + suffix, base / s_mask90);
       ratios.emplace_back("sparse_2of4_vs_dense" + suffix, base / s_nm);
-      ratios.emplace_back("sparse_bitmask50_kernel_vs_scalar" + suffix, p_mask / s_mask);
-      ratios.emplace_back("sparse_2of4_kernel_vs_scalar" + suffix, p_nm / s_nm);
+      if (scalar) ratios.emplace_back("sparse_bitmask50_kernel_vs_scalar" + suffix, p_mask / s_mask);
+      if (avx512 && n > 1) {
+        ratios.emplace_back("sparse_bitmask50_densified_vs_rowkernel" + suffix, s_rowk / s_mask);
+        ratios.emplace_back("sparse_bitmask50_densified_vs_rowkernel_cpu" + suffix, rowk_cpu / mask_cpu);
+      }
+      ratios.emplace_back("sparse_bitmask50_vs_dense_gemmf32_cpu" + suffix, fast_cpu / mask_cpu);
+      if (scalar) ratios.emplace_back("sparse_2of4_kernel_vs_scalar" + suffix, p_nm / s_nm);
       ratios.emplace_back("lowrank_vs_dense" + suffix, base / s_lr);
       ratios.emplace_back("lowrank_forward_vs_2x_eigen" + suffix, s_lr_eigen / s_lr);
     }

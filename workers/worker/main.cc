@@ -14,6 +14,7 @@
 #include <vector>
 #include <algorithm>
 
+#include "workers/engine/core/allocator_config.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -70,6 +71,7 @@ std::vector<char*> DashesToUnderscores(int argc, char** argv, std::vector<std::s
 }  // namespace
 
 int main(int argc, char** argv) {
+  squeeze::ConfigureAllocatorForInference();  // warm heap pages across forward passes
   absl::SetProgramUsageMessage("squeeze-worker --coordinator ADDR --work-dir DIR");
   std::vector<std::string> arg_storage;
   std::vector<char*> args = DashesToUnderscores(argc, argv, arg_storage);

@@ -35,6 +35,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "workers/engine/core/allocator_config.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/engine/formats/gguf_model.h"
 #include "workers/engine/formats/model_io.h"
@@ -265,6 +266,7 @@ int Run(const std::string& path, const std::string& loader, int threads, const s
 }  // namespace squeeze
 
 int main(int argc, char** argv) {
+  squeeze::ConfigureAllocatorForInference();  // warm heap pages across forward passes
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "gen" && (argc == 4 || argc == 5)) return squeeze::Gen(argv[2], argv[3], argc == 5 ? std::atoi(argv[4]) : 2);
   if (cmd == "run" && argc == 7) return squeeze::Run(argv[2], argv[3], std::atoi(argv[4]), argv[5], std::atoi(argv[6]));

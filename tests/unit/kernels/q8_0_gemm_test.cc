@@ -6,6 +6,8 @@
 #include "workers/kernels/cpu/q8_0_gemm.h"
 
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 #include "tests/unit/kernels/kernel_test_util.h"
 #include "workers/engine/core/half.h"
 #include "workers/engine/formats/ggml_blocks.h"
+#include "workers/kernels/cpu/q8_0_gemm_panel.h"
 
 namespace squeeze::kernels {
 namespace {
@@ -75,7 +78,7 @@ void ExpectAllVariantsEqualReference(GgmlBlockKind kind, int64_t rows, int64_t c
   GgmlBlockGemmReference(w, x.data(), n, b, want.data());
   for (const Variant& v : AllVariants()) {
     VariantScope scope(v);
-    for (int threads : {1, 3}) {
+    for (int threads : {1, 2, 3}) {
       ThreadPool pool(threads);
       std::vector<float> got(want.size(), -1.0f);
       GgmlBlockGemm(w, x.data(), n, b, got.data(), pool);
@@ -135,6 +138,210 @@ TEST(GgmlBlockGemm, ReferenceIsTheProductOfTheDequantizedOperands) {
         EXPECT_NEAR(y[i * rows + r], exact, 1e-6 * mag + 1e-6) << i << "," << r;
         // Activation rounding: |x - da qa| <= da / 2 (+ the fp16 rounding of da).
         EXPECT_NEAR(y[i * rows + r], fp32, 0.51 * amag + 1e-3 * mag + 1e-5) << i << "," << r;
+      }
+    }
+  }
+}
+
+// The chain definition of q8_0_gemm.h written out independently from the raw
+// block bytes (codes decoded here, not through GgmlBlockCode): per output,
+// acc = fma(fp32(p_b), fp32(d_w) * da, acc) over blocks in order, + bias.
+std::vector<float> ChainFromBytes(GgmlBlockKind kind, const std::vector<uint8_t>& blocks, int64_t rows,
+                                  int64_t cols, const Q8_0Activations& a, const float* bias) {
+  const int64_t bb = GgmlBlockBytes(kind), nb = cols / 32;
+  std::vector<float> y(static_cast<size_t>(a.n * rows));
+  for (int64_t i = 0; i < a.n; ++i) {
+    for (int64_t r = 0; r < rows; ++r) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = blocks.data() + (r * nb + b) * bb;
+        int32_t p = 0;
+        for (int c = 0; c < 32; ++c) {
+          const int32_t q = kind == GgmlBlockKind::kQ8_0 ? static_cast<int8_t>(blk[2 + c])
+                                                        : ((c < 16 ? blk[2 + c] & 0xF : blk[2 + c - 16] >> 4) - 8);
+          p += q * a.qa[i * cols + 32 * b + c];
+        }
+        const float dw = F16ToFloat(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
+        acc = std::fma(static_cast<float>(p), dw * a.da[i * nb + b], acc);
+      }
+      y[i * rows + r] = bias != nullptr ? acc + bias[r] : acc;
+    }
+  }
+  return y;
+}
+
+TEST(GgmlBlockGemm, ReferenceIsTheBlockChain) {
+  uint64_t seed = 300;
+  for (GgmlBlockKind kind : {GgmlBlockKind::kQ4_0, GgmlBlockKind::kQ8_0}) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtreme, Fill::kZeroScales}) {
+      const int64_t rows = 7, cols = 800, n = 4;  // 25 blocks
+      const std::vector<uint8_t> blocks = MakeBlocks(kind, rows, cols, fill, ++seed);
+      const GgmlBlockWeights w{kind, rows, cols, blocks.data()};
+      const std::vector<float> x = MakeActivations(n, cols, seed + 1);
+      const std::vector<float> bias = RandomFloats(static_cast<size_t>(rows), seed + 2);
+      Q8_0Activations a;
+      QuantizeActivationsQ8_0(x.data(), n, cols, &a);
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          int32_t s = 0;
+          for (int c = 0; c < 32; ++c) s += a.qa[i * cols + 32 * b + c];
+          ASSERT_EQ(a.block_sums[i * (cols / 32) + b], s) << i << "," << b;
+        }
+      }
+      for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+        std::vector<float> got(static_cast<size_t>(n * rows));
+        GgmlBlockGemmReference(w, x.data(), n, b, got.data());
+        EXPECT_TRUE(BitEqual(got, ChainFromBytes(kind, blocks, rows, cols, a, b)));
+      }
+    }
+  }
+}
+
+// Scales at the fp16 extremes: 0, -0, the smallest subnormal, the largest
+// subnormal, the largest finite (65504), and their negatives, with extreme
+// codes, against activations with an all-zero row and +-amax rows.
+std::vector<uint8_t> MakeEdgeScaleBlocks(GgmlBlockKind kind, int64_t rows, int64_t cols, uint64_t seed) {
+  std::vector<uint8_t> out = MakeBlocks(kind, rows, cols, Fill::kExtreme, seed);
+  const uint16_t edges[] = {0x0000, 0x8000, 0x0001, 0x8001, 0x03ff, 0x83ff, 0x7bff, 0xfbff, 0x3c00, 0x0400};
+  const int64_t bb = GgmlBlockBytes(kind), nb = rows * (cols / 32);
+  std::mt19937_64 rng(seed);
+  for (int64_t blk = 0; blk < nb; ++blk) {
+    const uint16_t h = edges[rng() % (sizeof(edges) / sizeof(edges[0]))];
+    out[blk * bb] = static_cast<uint8_t>(h & 0xff);
+    out[blk * bb + 1] = static_cast<uint8_t>(h >> 8);
+  }
+  return out;
+}
+
+// Every variant and pool size (1, 2, 3) equal to the reference on the
+// shapes of q8_0_gemm.h's tiers: decode (n 1..9) and prefill (16, 17, 64
+// tokens), row counts around the 4-row and 16-row blocks, and columns from
+// one block to 129 blocks (odd counts, 16-block chunks and their tails).
+TEST(GgmlBlockGemm, EveryVariantAndPoolEqualsTheChainOnTierShapes) {
+  uint64_t seed = 500;
+  const int64_t col_list[] = {32, 64, 96, 480, 512, 544, 1056, 4128};
+  const int64_t row_list[] = {1, 3, 15, 17, 40};
+  const int64_t n_list[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 64};
+  int k = 0;
+  for (GgmlBlockKind kind : {GgmlBlockKind::kQ4_0, GgmlBlockKind::kQ8_0}) {
+    for (int64_t cols : col_list) {
+      for (int64_t rows : row_list) {
+        // A rotating subset of n per (cols, rows) keeps the test fast while
+        // every n meets every cols and every rows value.
+        for (int t = 0; t < 3; ++t) {
+          const int64_t n = n_list[(k++) % 12];
+          if (cols >= 4128 && n > 17) continue;
+          const Fill fill = (k % 3 == 0) ? Fill::kExtreme : ((k % 3 == 1) ? Fill::kZeroScales : Fill::kRandom);
+          ExpectAllVariantsEqualReference(kind, rows, cols, n, fill, ++seed, k % 2 == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST(GgmlBlockGemm, EdgeScalesAndZeroActivationRowsBitEqualReference) {
+  uint64_t seed = 900;
+  for (GgmlBlockKind kind : {GgmlBlockKind::kQ4_0, GgmlBlockKind::kQ8_0}) {
+    for (int64_t n : {1, 3, 17}) {
+      for (int64_t cols : {544, 1056}) {
+        const int64_t rows = 17;
+        const std::vector<uint8_t> blocks = MakeEdgeScaleBlocks(kind, rows, cols, ++seed);
+        const GgmlBlockWeights w{kind, rows, cols, blocks.data()};
+        std::vector<float> x = MakeActivations(n, cols, seed + 3);
+        std::fill(x.begin(), x.begin() + cols, 0.0f);  // row 0 all zero too (the decode path's first row)
+        std::vector<float> want(static_cast<size_t>(n * rows));
+        GgmlBlockGemmReference(w, x.data(), n, nullptr, want.data());
+        for (const Variant& v : AllVariants()) {
+          VariantScope scope(v);
+          for (int threads : {1, 2, 3}) {
+            ThreadPool pool(threads);
+            std::vector<float> got(want.size(), -1.0f);
+            GgmlBlockGemm(w, x.data(), n, nullptr, got.data(), pool);
+            EXPECT_TRUE(BitEqual(got, want)) << v.Name() << " threads " << threads << " n " << n << " cols " << cols;
+          }
+        }
+        // All-zero activation rows give +0 exactly (the chain starts at +0).
+        for (int64_t r = 0; r < rows; ++r) {
+          EXPECT_EQ(want[r], 0.0f);
+          EXPECT_FALSE(std::signbit(want[r])) << r;
+        }
+      }
+    }
+  }
+}
+
+// The AVX-512 panel repacker writes the reference's bytes (codes, scales,
+// zero lanes past the last row) for full and ragged panels.
+TEST(GgmlBlockPanel, RepackerWritesTheReferenceBytes) {
+  uint64_t seed = 1200;
+  for (GgmlBlockKind kind : {GgmlBlockKind::kQ4_0, GgmlBlockKind::kQ8_0}) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtreme}) {
+      for (int64_t rows : {1, 3, 15, 16, 17, 40}) {
+        const int64_t cols = 288;  // 9 blocks
+        const std::vector<uint8_t> blocks = kind == GgmlBlockKind::kQ4_0 && fill == Fill::kExtreme
+                                                ? MakeEdgeScaleBlocks(kind, rows, cols, ++seed)
+                                                : MakeBlocks(kind, rows, cols, fill, ++seed);
+        const GgmlBlockWeights w{kind, rows, cols, blocks.data()};
+        for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows) {
+          Int8PanelBuffers ref_buf, buf;
+          Int8Panel ref, got;
+          RepackGgmlBlockPanelReference(w, r0, &ref_buf, &ref);
+          for (const Variant& v : AllVariants()) {
+            VariantScope scope(v);
+            RepackGgmlBlockPanel(w, r0, &buf, &got);
+            const std::string where = v.Name() + " rows " + std::to_string(rows) + " r0 " + std::to_string(r0);
+            EXPECT_EQ(got.rows, ref.rows) << where;
+            EXPECT_EQ(got.chunks, 9) << where;
+            EXPECT_EQ(got.groups, 9) << where;
+            EXPECT_EQ(got.chunks_per_group, 1) << where;
+            EXPECT_EQ(got.zo_const, kind == GgmlBlockKind::kQ4_0 ? 8 : 128) << where;
+            EXPECT_EQ(got.zo, nullptr) << where;
+            EXPECT_EQ(std::memcmp(got.codes, ref.codes, 9 * kPanelChunkBytes), 0) << where;
+            EXPECT_EQ(std::memcmp(got.scales, ref.scales, 9 * kPanelRows * sizeof(float)), 0) << where;
+          }
+          // The reference's codes are u = w_q + zo in the panel's [block][quad][lane][4] order.
+          for (int64_t l = 0; l < ref.rows; ++l) {
+            for (int64_t c = 0; c < cols; ++c) {
+              const int64_t b = c / 32, j = (c % 32) / 4, t = c % 4;
+              ASSERT_EQ(int32_t{ref.codes[((b * kPanelQuads + j) * kPanelRows + l) * 4 + t]} - ref.zo_const,
+                        GgmlBlockCode(w, r0 + l, c));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Both paths of GgmlBlockGemmQ8 at every n: the panel path forced from one
+// activation row and the row kernels forced for every n, each equal to the
+// reference for every variant and pool size.
+TEST(GgmlBlockPanel, PanelAndRowPathsEqualTheReferenceAtEveryN) {
+  uint64_t seed = 1500;
+  for (GgmlBlockKind kind : {GgmlBlockKind::kQ4_0, GgmlBlockKind::kQ8_0}) {
+    for (int64_t n : {1, 2, 3, 4, 5, 8, 13}) {
+      for (int64_t rows : {3, 17, 40}) {
+        const int64_t cols = n % 2 == 0 ? 544 : 1056;
+        const std::vector<uint8_t> blocks = MakeBlocks(kind, rows, cols, n % 3 == 0 ? Fill::kExtreme : Fill::kRandom, ++seed);
+        const GgmlBlockWeights w{kind, rows, cols, blocks.data()};
+        const std::vector<float> x = MakeActivations(n, cols, seed + 1);
+        const std::vector<float> bias = RandomFloats(static_cast<size_t>(rows), seed + 2);
+        std::vector<float> want(static_cast<size_t>(n * rows));
+        GgmlBlockGemmReference(w, x.data(), n, bias.data(), want.data());
+        Q8_0Activations a;
+        QuantizeActivationsQ8_0(x.data(), n, cols, &a);
+        for (const Variant& v : AllVariants()) {
+          VariantScope scope(v);
+          for (int threads : {1, 2, 3}) {
+            ThreadPool pool(threads);
+            for (int64_t min_rows : {int64_t{1}, int64_t{1} << 40}) {
+              std::vector<float> got(want.size(), -1.0f);
+              internal::GgmlBlockGemmQ8WithPanelRows(w, a, bias.data(), got.data(), pool, min_rows);
+              EXPECT_TRUE(BitEqual(got, want)) << v.Name() << " threads " << threads << " n " << n << " rows " << rows
+                                               << (min_rows == 1 ? " panels" : " row kernels");
+            }
+          }
+        }
       }
     }
   }

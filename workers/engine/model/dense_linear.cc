@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "workers/engine/core/half.h"
 #include "workers/kernels/cpu/gemm_f32.h"
+#include "workers/kernels/cpu/gemm_half.h"
+#include "workers/kernels/cpu/cpu_features.h"
 #include "workers/kernels/cpu/transformer_ops.h"
 
 namespace squeeze {
@@ -35,6 +37,13 @@ absl::StatusOr<std::unique_ptr<DenseLinear>> DenseLinear::Create(TensorView weig
     if (!copy.empty()) std::memcpy(copy.data(), weight.data, weight.nbytes);
     weight = OwnedF32(std::move(copy), weight.shape);
   }
+  if (weight.dtype != DType::kF32 && reinterpret_cast<uintptr_t>(weight.data) % alignof(uint16_t) != 0) {
+    // The 16-bit kernels read uint16_t; copy an odd-addressed view.
+    auto copy = std::make_shared<std::vector<uint16_t>>(static_cast<size_t>(weight.numel()));
+    if (!copy->empty()) std::memcpy(copy->data(), weight.data, weight.nbytes);
+    weight.data = copy->data();
+    weight.owner = std::move(copy);
+  }
   return std::unique_ptr<DenseLinear>(new DenseLinear(std::move(weight), std::move(bias)));
 }
 
@@ -56,18 +65,10 @@ void DenseLinear::WidenRows(int64_t row_begin, int64_t row_end, float* dst) cons
       std::memcpy(dst, src, n * sizeof(float));
       break;
     case DType::kF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = F16ToFloat(h);
-      }
-      break;
     case DType::kBF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = Bf16ToFloat(h);
-      }
+      // Exact SIMD widening (the same bits as F16ToFloat / Bf16ToFloat).
+      kernels::WidenHalf(weight_.dtype == DType::kF16 ? kernels::HalfType::kF16 : kernels::HalfType::kBF16,
+                         reinterpret_cast<const uint16_t*>(src), n, dst);
       break;
     default:
       break;  // excluded by Create
@@ -89,7 +90,22 @@ void DenseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& 
   // does not depend on the pool size or on how chunks land on threads.
   const int64_t chunk = kernels::GemmF32ChunkColumns(n_rows, out_, in_);
   const int64_t n_chunks = (out_ + chunk - 1) / chunk;
+  // F16/BF16 at up to kHalfDirectMaxRows rows with a SIMD variant: the
+  // direct kernel widens W in registers (reads 2 bytes per weight once).
+  const bool direct_half = weight_.dtype != DType::kF32 && n_rows <= kHalfDirectMaxRows &&
+                           kernels::ActiveIsa() != kernels::KernelIsa::kReference;
+  const kernels::HalfType half_type =
+      weight_.dtype == DType::kF16 ? kernels::HalfType::kF16 : kernels::HalfType::kBF16;
   pool.ParallelFor(n_chunks, 1, [&](int64_t cb, int64_t ce) {
+    if (direct_half) {
+      const auto* w16 = static_cast<const uint16_t*>(weight_.data);
+      for (int64_t c = cb; c < ce; ++c) {
+        const int64_t j0 = c * chunk, j1 = std::min(out_, j0 + chunk);
+        kernels::GemmHalfNTStrided(half_type, x, n_rows, in_, w16 + j0 * in_, j1 - j0, y + j0, out_);
+        AddBias(n_rows, j0, j1, y);
+      }
+      return;
+    }
     // F16/BF16 chunks are widened here (at most chunk * in floats, reused
     // for this range's chunks; F32 never touches it).
     std::vector<float> widened;
@@ -97,14 +113,17 @@ void DenseLinear::Forward(const float* x, int64_t n_rows, float* y, ThreadPool& 
       const int64_t j0 = c * chunk, j1 = std::min(out_, j0 + chunk);
       const float* w = RowsF32(j0, j1, widened);
       kernels::GemmF32NTStrided(x, n_rows, in_, w, j1 - j0, y + j0, out_);
-      if (!bias_.empty()) {
-        for (int64_t i = 0; i < n_rows; ++i) {
-          float* yi = y + i * out_;
-          for (int64_t j = j0; j < j1; ++j) yi[j] += bias_[j];
-        }
-      }
+      AddBias(n_rows, j0, j1, y);
     }
   });
+}
+
+void DenseLinear::AddBias(int64_t n_rows, int64_t j0, int64_t j1, float* y) const {
+  if (bias_.empty()) return;
+  for (int64_t i = 0; i < n_rows; ++i) {
+    float* yi = y + i * out_;
+    for (int64_t j = j0; j < j1; ++j) yi[j] += bias_[j];
+  }
 }
 
 void DenseLinear::ForwardReference(const float* x, int64_t n_rows, float* y, ThreadPool& pool) const {

@@ -13,6 +13,12 @@
 // independent of the pool size; they sum over `in` in different orders, so
 // they agree to |err| <= 1e-5 * sum_c |x_c w_c| (+ bias rounding), not bit for
 // bit (tests/unit/model/dense_linear_test.cc).
+//
+// F16/BF16 weights at n_rows <= kHalfDirectMaxRows (with a SIMD variant
+// active) skip the widening: kernels::GemmHalfNTStrided over the same column
+// chunks widens in registers (one fp32 FMA chain per output, so results do
+// not depend on the pool size or on which rows share the call; same
+// tolerance against the double reference).
 #pragma once
 
 #include <memory>
@@ -31,6 +37,18 @@ class DenseLinear final : public LinearLayer {
                                                              std::vector<float> bias = {});
   // Owns an fp32 copy of `weight`.
   static std::unique_ptr<DenseLinear> FromMatrix(MatrixRM weight, std::vector<float> bias = {});
+
+  // F16/BF16 weights at n_rows <= this run the direct kernel
+  // (kernels::GemmHalfNTStrided: widened in registers, each 4-row W tile
+  // read once from memory and reused from cache by every 4 x rows); more
+  // rows widen each column chunk to fp32 (kernels::WidenHalf) and run the
+  // packed fp32 GEMM. bench_kernels BM_HalfDecodeBw, 4096x4096, 1 thread,
+  // AVX-512 (Zen 4, loaded machine), direct vs SIMD-widen-then-GEMM time,
+  // two runs: F16 n=8 1.77/1.38x, 16 1.40/1.45x, 32 1.27/1.23x, 48
+  // 1.29/1.06x, 64 1.07/0.75x; BF16 n=8 1.44/1.27x, 16 1.00/1.47x, 32
+  // 1.41/1.34x, 48 1.27/1.12x, 64 0.98/0.99x. 32 is also where the fp32 GEMM
+  // switches to packing (so the F32 and 16-bit paths switch together).
+  static constexpr int64_t kHalfDirectMaxRows = 32;
 
   int64_t in_features() const override { return in_; }
   int64_t out_features() const override { return out_; }
@@ -54,6 +72,8 @@ class DenseLinear final : public LinearLayer {
   // Rows [row_begin, row_end) of W as fp32: in place for F32, else widened
   // into `scratch` (resized as needed).
   const float* RowsF32(int64_t row_begin, int64_t row_end, std::vector<float>& scratch) const;
+  // y[i, j] += bias[j] for i < n_rows, j in [j0, j1) (no-op without bias).
+  void AddBias(int64_t n_rows, int64_t j0, int64_t j1, float* y) const;
 
   TensorView weight_;
   std::vector<float> bias_;

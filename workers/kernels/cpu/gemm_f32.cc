@@ -2,6 +2,7 @@
 #include "workers/kernels/cpu/gemm_f32.h"
 
 #include <algorithm>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -48,6 +49,62 @@ void GemmF32NT(const float* x, int64_t n, int64_t k, const float* w, int64_t m, 
     for (int64_t c = cb; c < ce; ++c) {
       const int64_t j0 = c * chunk, j1 = std::min(m, j0 + chunk);
       GemmF32NTStrided(x, n, k, w + j0 * k, j1 - j0, y + j0, m);
+    }
+  });
+}
+
+namespace {
+
+// Single-threaded blocks GEMM for W rows [j_base, j_base + m).
+void BlocksStrided(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t j_base, int64_t m,
+                   float* y, int64_t ldy) {
+  if (n <= 0 || m <= 0) return;
+  switch (ActiveIsa()) {
+    case KernelIsa::kAvx512:
+      internal::GemmF32NTBlocksAvx512(x, n, k, w, j_base, m, y, ldy);
+      return;
+    case KernelIsa::kAvx2:
+      internal::GemmF32NTBlocksAvx2(x, n, k, w, j_base, m, y, ldy);
+      return;
+    case KernelIsa::kReference:
+      break;
+  }
+  // Reference: materialize 256-row slices of W (filled in the blocks the
+  // contract promises) and run the matrix GEMM on each.
+  constexpr int64_t kSlice = 256;
+  std::vector<float> slice(static_cast<size_t>(std::min(m, kSlice) * k));
+  std::vector<float> block(static_cast<size_t>(kGemmF32BlockRows * kGemmF32BlockCols));
+  for (int64_t s0 = 0; s0 < m; s0 += kSlice) {
+    const int64_t s1 = std::min(m, s0 + kSlice);
+    for (int64_t j0 = s0; j0 < s1; j0 += kGemmF32BlockRows) {
+      const int64_t nr = std::min(kGemmF32BlockRows, s1 - j0);
+      for (int64_t k0 = 0; k0 < k; k0 += kGemmF32BlockCols) {
+        const int64_t kc = std::min(kGemmF32BlockCols, k - k0);
+        w.fill(w.ctx, j_base + j0, nr, k0, kc, block.data());
+        for (int64_t jj = 0; jj < nr; ++jj) {
+          std::copy(block.begin() + jj * kc, block.begin() + (jj + 1) * kc, slice.begin() + (j0 - s0 + jj) * k + k0);
+        }
+      }
+    }
+    GemmF32NTStrided(x, n, k, slice.data(), s1 - s0, y + s0, ldy);
+  }
+}
+
+}  // namespace
+
+void GemmF32NTBlocksStrided(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t m, float* y,
+                            int64_t ldy) {
+  BlocksStrided(x, n, k, w, 0, m, y, ldy);
+}
+
+void GemmF32NTBlocks(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t m, float* y,
+                     ThreadPool& pool) {
+  const int64_t chunk = GemmF32ChunkColumns(std::max<int64_t>(n, 33), m, k);
+  const int64_t n_chunks = (m + chunk - 1) / chunk;
+  pool.ParallelFor(n_chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t j0 = c * chunk, j1 = std::min(m, j0 + chunk);
+      BlocksStrided(x, n, k, w, j0, j1 - j0, y + j0, m);
     }
   });
 }

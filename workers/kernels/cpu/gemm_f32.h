@@ -35,10 +35,41 @@ void GemmF32NTStrided(const float* x, int64_t n, int64_t k, const float* w, int6
 void GemmF32NT(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, ThreadPool& pool);
 int64_t GemmF32ChunkColumns(int64_t n, int64_t m, int64_t k);
 
+// W supplied block by block instead of as a matrix (e.g. dequantized on the
+// fly from packed integers, packed_int_gemm.h). fill(ctx, j0, nr, k0, kc, dst)
+// writes dst[jj * kc + kk] = W[j0 + jj, k0 + kk] for jj < nr, kk < kc; the
+// GEMM asks for nr <= kGemmF32BlockRows rows and kc <= kGemmF32BlockCols
+// columns with k0 a multiple of kGemmF32BlockCols, every W element exactly
+// once per call per column chunk, from the calling (pool) thread; fill must
+// be thread-safe.
+struct GemmF32WBlocks {
+  void (*fill)(const void* ctx, int64_t j0, int64_t nr, int64_t k0, int64_t kc, float* dst) = nullptr;
+  const void* ctx = nullptr;
+};
+inline constexpr int64_t kGemmF32BlockRows = 32;
+inline constexpr int64_t kGemmF32BlockCols = 256;
+
+// y = x W^T with W from blocks. Runs the packed path whatever n (the SIMD
+// versions), so for n > 32 the result equals GemmF32NTStrided on the
+// materialized W bit for bit; for n <= 32 it sums as the packed path does
+// (GemmF32NTStrided would run the dot-product kernel). The reference
+// dispatch materializes 256-row slices of W and runs Eigen.
+void GemmF32NTBlocksStrided(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t m, float* y,
+                            int64_t ldy);
+// The same over the pool: output columns in fixed chunks of
+// GemmF32ChunkColumns(max(n, 33), m, k).
+void GemmF32NTBlocks(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t m, float* y,
+                     ThreadPool& pool);
+
 namespace internal {
 // Per-ISA single-threaded bodies (gemm_f32_avx2.cc, gemm_f32_avx512.cc).
 void GemmF32NTAvx2(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, int64_t ldy);
 void GemmF32NTAvx512(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, int64_t ldy);
+// W rows [j_base, j_base + m) from blocks; y as above.
+void GemmF32NTBlocksAvx2(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t j_base, int64_t m,
+                         float* y, int64_t ldy);
+void GemmF32NTBlocksAvx512(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t j_base,
+                           int64_t m, float* y, int64_t ldy);
 }  // namespace internal
 
 }  // namespace squeeze::kernels

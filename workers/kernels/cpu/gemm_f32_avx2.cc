@@ -88,4 +88,9 @@ void GemmF32NTAvx2(const float* x, int64_t n, int64_t k, const float* w, int64_t
   GemmBody(x, n, k, w, m, y, ldy);
 }
 
+void GemmF32NTBlocksAvx2(const float* x, int64_t n, int64_t k, const GemmF32WBlocks& w, int64_t j_base, int64_t m,
+                         float* y, int64_t ldy) {
+  GemmBlocksBody(x, n, k, w, j_base, m, y, ldy);
+}
+
 }  // namespace squeeze::kernels::internal

@@ -10,7 +10,9 @@
 
 #include "workers/kernels/cpu/cpu_features.h"
 #include "workers/kernels/cpu/gemm_f32.h"
+#include "workers/kernels/cpu/packed_int_dequant_simd.h"
 #include "workers/kernels/cpu/packed_int_gemm_simd.h"
+#include "workers/kernels/cpu/packed_int_panel.h"
 
 namespace squeeze::kernels {
 namespace {
@@ -67,8 +69,46 @@ void RunRows(const PackedIntJob& job, ThreadPool& pool,
   });
 }
 
-// Dequantize 64-row tiles and multiply with the fp32 GEMM (prefill, and every
-// layout without a SIMD version).
+using DequantBlockFnPtr = void (*)(const PackedIntWeights&, int64_t, int64_t, int64_t, int64_t, float*, int64_t);
+
+// The dequantization that serves w under the active ISA.
+DequantBlockFnPtr DequantBlockFn(const PackedIntWeights& w) {
+  if (PackedIntFastPathApplies(w)) {
+    switch (ActiveIsa()) {
+      case KernelIsa::kAvx512: return internal::PackedIntDequantBlockAvx512;
+      case KernelIsa::kAvx2: return internal::PackedIntDequantBlockAvx2;
+      case KernelIsa::kReference: break;
+    }
+  }
+  return PackedIntDequantizeBlockReference;
+}
+
+// Prefill: GemmF32NTBlocks with W blocks dequantized on demand.
+struct DequantFill {
+  const PackedIntWeights* w;
+  DequantBlockFnPtr dequant;
+  static void Fill(const void* ctx, int64_t j0, int64_t nr, int64_t k0, int64_t kc, float* dst) {
+    const auto* f = static_cast<const DequantFill*>(ctx);
+    f->dequant(*f->w, j0, j0 + nr, k0, k0 + kc, dst, kc);
+  }
+};
+
+void DequantBlocksGemm(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                       ThreadPool& pool) {
+  const DequantFill fill{&w, DequantBlockFn(w)};
+  GemmF32WBlocks blocks;
+  blocks.fill = &DequantFill::Fill;
+  blocks.ctx = &fill;
+  GemmF32NTBlocks(x, n, w.cols, blocks, w.rows, y, pool);
+  if (bias != nullptr) {
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t r = 0; r < w.rows; ++r) y[i * w.rows + r] += bias[r];
+    }
+  }
+}
+
+// Dequantize 64-row tiles and multiply with the fp32 GEMM (the previous
+// prefill path; decode of layouts without a SIMD version).
 void DequantTileGemm(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
                      ThreadPool& pool) {
   const int64_t tiles = (w.rows + kDequantTileRows - 1) / kDequantTileRows;
@@ -76,7 +116,7 @@ void DequantTileGemm(const PackedIntWeights& w, const float* x, int64_t n, const
     std::vector<float> tile(static_cast<size_t>(kDequantTileRows * w.cols));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * kDequantTileRows, r1 = std::min(w.rows, r0 + kDequantTileRows);
-      PackedIntDequantizeRows(w, r0, r1, tile.data());
+      PackedIntDequantizeRowsReference(w, r0, r1, tile.data());
       // y[:, r0:r1] = x * tile^T, written with row stride w.rows.
       GemmF32NTStrided(x, n, w.cols, tile.data(), r1 - r0, y + r0, w.rows);
       if (bias != nullptr) {
@@ -126,6 +166,23 @@ float PackedIntDequant(const PackedIntWeights& w, int64_t r, int64_t c) {
 }
 
 void PackedIntDequantizeRows(const PackedIntWeights& w, int64_t r0, int64_t r1, float* dst) {
+  PackedIntDequantizeBlock(w, r0, r1, 0, w.cols, dst, w.cols);
+}
+
+void PackedIntDequantizeBlockReference(const PackedIntWeights& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                                       float* dst, int64_t ld) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* row = dst + (r - r0) * ld;
+    for (int64_t c = c0; c < c1; ++c) row[c - c0] = PackedIntDequant(w, r, c);
+  }
+}
+
+void PackedIntDequantizeBlock(const PackedIntWeights& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* dst,
+                              int64_t ld) {
+  DequantBlockFn(w)(w, r0, r1, c0, c1, dst, ld);
+}
+
+void PackedIntDequantizeRowsReference(const PackedIntWeights& w, int64_t r0, int64_t r1, float* dst) {
   for (int64_t r = r0; r < r1; ++r) {
     float* row = dst + (r - r0) * w.cols;
     for (int64_t c = 0; c < w.cols; ++c) row[c] = PackedIntDequant(w, r, c);
@@ -136,13 +193,18 @@ void PackedIntGemmReference(const PackedIntWeights& w, const float* x, int64_t n
                             float* y) {
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int64_t r = 0; r < w.rows; ++r) {
-    PackedIntDequantizeRows(w, r, r + 1, row.data());
+    PackedIntDequantizeRowsReference(w, r, r + 1, row.data());
     for (int64_t i = 0; i < n; ++i) {
       double acc = bias != nullptr ? bias[r] : 0.0;
       for (int64_t c = 0; c < w.cols; ++c) acc += double{x[i * w.cols + c]} * row[c];
       y[i * w.rows + r] = static_cast<float>(acc);
     }
   }
+}
+
+void PackedIntGemmDequantTilesReference(const PackedIntWeights& w, const float* x, int64_t n, const float* bias,
+                                        float* y, ThreadPool& pool) {
+  DequantTileGemm(w, x, n, bias, y, pool);
 }
 
 void QuantizeActivationGroups(const PackedIntWeights& w, const float* x, int64_t n, int8_t* qa, float* a,
@@ -183,7 +245,11 @@ void PackedIntGemmQ8Reference(const PackedIntWeights& w, const float* x, int64_t
 void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
                    ThreadPool& pool) {
   const KernelIsa isa = ActiveIsa();
-  if (isa == KernelIsa::kReference || !PackedIntFastPathApplies(w) || n >= kPackedIntDequantRows) {
+  if (n >= kPackedIntDequantRows) {
+    DequantBlocksGemm(w, x, n, bias, y, pool);
+    return;
+  }
+  if (isa == KernelIsa::kReference || !PackedIntFastPathApplies(w)) {
     DequantTileGemm(w, x, n, bias, y, pool);
     return;
   }
@@ -201,6 +267,17 @@ void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const f
 
 void PackedIntGemmQ8(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
                      ThreadPool& pool) {
+  internal::PackedIntGemmQ8WithTileRows(w, x, n, bias, y, pool, PackedIntTileRows(w));
+}
+
+void internal::PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const float* x, int64_t n,
+                                           const float* bias, float* y, ThreadPool& pool, int64_t min_tile_rows) {
+  // Prefill: 16-row panels repacked on the fly, every token over each panel
+  // (packed_int_panel.h); the row kernels below stay for decode.
+  if (n >= min_tile_rows && Int8PanelGemmFast() && PackedIntFastPathApplies(w)) {
+    PackedIntGemmQ8Panels(w, x, n, bias, y, pool);
+    return;
+  }
   const int64_t ng = w.groups_per_row;
   std::vector<int8_t> qa(static_cast<size_t>(n * w.cols));
   std::vector<float> a(static_cast<size_t>(n * ng));

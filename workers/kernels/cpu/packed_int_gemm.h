@@ -12,11 +12,16 @@
 //
 //  * fp32 activations (PackedIntGemm): the exact dequantized product,
 //    computed in fp32. The reference dequantizes w = float(q - z) * s and
-//    accumulates in double; the fast versions (AVX2+FMA, AVX-512) unpack the
-//    codes in registers and use fp32 FMAs per group, then scale; they match
-//    the reference within |err| <= 1e-5 * sum_c |x_c w_c| + 1e-30 (summation order only).
-//    n >= kPackedIntDequantRows rows dequantize 64-row tiles to fp32 and run
-//    the fp32 GEMM instead (prefill).
+//    accumulates in double; the fast versions (AVX2+FMA, AVX-512) form the
+//    same w in registers (int32 q - z, exact conversion, one multiply; on
+//    AVX-512 4-bit weights through a 16-entry table per group) and sum
+//    x * w with fp32 FMAs, several weight rows in flight, the chains added
+//    into the row total every 256 columns; they match the reference within
+//    |err| <= 1e-5 * sum_c |x_c w_c| + 1e-30 (summation order only).
+//    n >= kPackedIntDequantRows rows run the fp32 GEMM instead (prefill):
+//    GemmF32NTBlocks (gemm_f32.h) with each 32 x 256 block of W dequantized
+//    (SIMD, bit-identical to PackedIntDequant) just before it is packed, so
+//    the result equals GemmF32NT on the dequantized matrix bit for bit.
 //
 //  * int8 activations (PackedIntGemmQ8, as llama.cpp does on CPU): each row of
 //    x is quantized per weight group to int8 (QuantizeActivationGroups:
@@ -32,6 +37,9 @@
 //    flight (packed_int_gemm_q8_rows16_avx512.inc): decode, and for group 32
 //    every row of x. The zero point is folded in as d_g = sum_c u * qa -
 //    (z + offset) * qsum_g, qsum_g the sum of qa over the group.
+//    Prefill (n >= PackedIntTileRows(w), AVX-512 VNNI): 16-row panels are
+//    repacked on the fly and run for every row of x with weight rows in the
+//    lanes (packed_int_panel.h, core in int8_panel_gemm.h); same results.
 //
 // Fast versions cover 4- and 8-bit weights with contiguous groups whose size
 // is a multiple of 32 (or one group per row); everything else (g_idx, other
@@ -61,7 +69,9 @@ struct PackedIntWeights {
   const int32_t* g_idx = nullptr;         // [cols] group of each column, or null
 };
 
-// Rows of x from which PackedIntGemm dequantizes tiles and runs the fp32 GEMM.
+// Rows of x from which PackedIntGemm runs the fp32 GEMM on dequantized
+// blocks. Measured (AVX-512, 1 thread, 4096x4096 int4 g32 / g128): the row
+// kernel is as fast up to n = 28 and 1.1-1.25x slower from n = 31 on.
 inline constexpr int64_t kPackedIntDequantRows = 32;
 
 // True when a SIMD version handles these weights (else the reference runs).
@@ -71,13 +81,31 @@ bool PackedIntFastPathApplies(const PackedIntWeights& w);
 float PackedIntDequant(const PackedIntWeights& w, int64_t r, int64_t c);
 
 // Writes dequantized rows [r0, r1) into dst (row-major, cols wide).
+// PackedIntDequantizeRows runs a SIMD version when PackedIntFastPathApplies
+// (bit-identical: the same int32 subtraction, int -> fp32 conversion and one
+// fp32 multiply per element); the Reference is the plain loop over
+// PackedIntDequant.
 void PackedIntDequantizeRows(const PackedIntWeights& w, int64_t r0, int64_t r1, float* dst);
+void PackedIntDequantizeRowsReference(const PackedIntWeights& w, int64_t r0, int64_t r1, float* dst);
+// The block rows [r0, r1) x columns [c0, c1) into dst (row stride ld >=
+// c1 - c0), SIMD / reference as above.
+void PackedIntDequantizeBlock(const PackedIntWeights& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* dst,
+                              int64_t ld);
+void PackedIntDequantizeBlockReference(const PackedIntWeights& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                                       float* dst, int64_t ld);
 
 // fp32-activation path: y [n, rows] = x [n, cols] * W^T (+ bias [rows] if non-null).
 void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
                    ThreadPool& pool);
 void PackedIntGemmReference(const PackedIntWeights& w, const float* x, int64_t n, const float* bias,
                             float* y);
+
+// The previous prefill path, kept as the plain reference of the fused one and
+// as a benchmark baseline: scalar dequantization of 64-row tiles
+// (PackedIntDequantizeRowsReference) and GemmF32NTStrided per tile, tiles
+// split over the pool. Any n.
+void PackedIntGemmDequantTilesReference(const PackedIntWeights& w, const float* x, int64_t n, const float* bias,
+                                        float* y, ThreadPool& pool);
 
 // int8-activation path (see above). Same shapes.
 void PackedIntGemmQ8(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,

@@ -1,9 +1,9 @@
 // AVX2 + FMA row kernels of the packed-int GEMV/GEMM (compiled with -mavx2
 // -mfma; called only when the CPU has them). See packed_int_gemm.h for the
 // arithmetic and packed_int_gemm_simd.h for the activation layout.
-//   fp32 path: codes unpacked to int8 (4-bit: low / high nibbles of 16 bytes
+//   fp32 path: codes widened to int32 (4-bit: low / high nibbles of 16 bytes
 //     = even / odd columns of a 32-column unit), minus the zero point,
-//     widened to fp32 and FMA'd with x; one fp32 sum per group, scaled.
+//     converted and scaled (w exactly as PackedIntDequant), FMA'd with x.
 //   int8 path: _mm256_maddubs_epi16 (u8 codes x s8 activations; for 8-bit
 //     codes |q| x sign-adjusted activations, so pair sums stay < 2^15),
 //     exact int32 group dots, then the reference's fp32 fma per group.
@@ -35,103 +35,122 @@ inline int32_t U4(const uint8_t* row, int64_t c) { return (row[c >> 1] >> ((c & 
 
 // ---------------------------------------------------------------- fp32 path
 
-// NT rows of x (from i0) against weight rows [r0, r1).
-template <int NT, int BITS>
-void F32Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+// As the AVX-512 kernel: whole-row dequantized weights w = float(u - zu) * s
+// (zu = z + 2^(bits-1), int32 arithmetic, exactly PackedIntDequant), fp32
+// FMAs with x in two chains, added into the row total every kF32BlockUnits
+// units. 4-bit: low / high nibbles of 16 bytes = even / odd columns.
+constexpr int64_t kF32BlockUnits = 8;
+
+// NT rows of x (from i0) against weight rows [r, r + RB).
+template <int NT, int RB, int BITS>
+inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
   const PackedIntWeights& w = j.w;
   const int64_t cols = w.cols, ng = w.groups_per_row, G = ng == 1 ? cols : w.group_size;
+  const int64_t cu = cols / kUnit * kUnit;
+  constexpr int32_t kOff = 1 << (BITS - 1);
   const __m128i m4 = _mm_set1_epi8(0x0f);
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(w.packed + r * w.words_per_row);
-    __m256 tot[NT];
-    float tail[NT];
-    #pragma GCC unroll 16
-    for (int t = 0; t < NT; ++t) {
-      tot[t] = _mm256_setzero_ps();
-      tail[t] = 0.0f;
+  const int32_t zero = 0;
+  const int32_t* zp[RB];
+  const float* sc[RB];
+  const uint8_t* row[RB];
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    row[b] = reinterpret_cast<const uint8_t*>(w.packed + (r + b) * w.words_per_row);
+    zp[b] = w.zero_points != nullptr ? w.zero_points + (r + b) * ng : nullptr;
+    sc[b] = w.scales + (r + b) * ng;
+  }
+  __m256 tot[RB][NT], acc[RB][NT][2];
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) tot[b][t] = acc[b][t][0] = acc[b][t][1] = _mm256_setzero_ps();
+  }
+  int64_t units = 0;
+  for (int64_t g = 0; g < ng; ++g) {
+    const int64_t c0 = g * G, c1 = MinI(c0 + G, cu);
+    __m256 sv[RB];
+    __m256i zl[RB];
+    #pragma GCC unroll 8
+    for (int b = 0; b < RB; ++b) {
+      zl[b] = _mm256_add_epi32(_mm256_set1_epi32(zp[b] != nullptr ? zp[b][g] : zero), _mm256_set1_epi32(kOff));
+      sv[b] = _mm256_set1_ps(sc[b][g]);
     }
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t c0 = g * G, c1 = MinI(c0 + G, cols), cf = c0 + ((c1 - c0) / kUnit) * kUnit;
-      const int32_t zu = (w.zero_points != nullptr ? w.zero_points[r * ng + g] : 0) + (1 << (BITS - 1));
-      const float s = w.scales[r * ng + g];
-      // NT == 1: four independent FMA chains hide the FMA latency.
-      constexpr int A = NT == 1 ? 4 : 2;
-      __m256 acc[NT][A];
-      #pragma GCC unroll 16
-      for (int t = 0; t < NT; ++t) {
-        #pragma GCC unroll 16
-        for (int q = 0; q < A; ++q) acc[t][q] = _mm256_setzero_ps();
-      }
-      if (BITS == 4) {
-        const __m128i z8 = _mm_set1_epi8(static_cast<char>(zu));
-        for (int64_t c = c0; c < cf; c += kUnit) {
-          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2));
-          const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, m4), z8);
-          const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), z8);
-          const __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
-          const __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-          const __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
-          const __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
-          #pragma GCC unroll 16
+    for (int64_t c = c0; c < c1; c += kUnit) {
+      #pragma GCC unroll 8
+      for (int b = 0; b < RB; ++b) {
+        __m128i q8[4];  // 8 codes each (low 8 bytes), in the x layout's order
+        if (BITS == 4) {
+          const __m128i by = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c / 2));
+          const __m128i lo = _mm_and_si128(by, m4), hi = _mm_and_si128(_mm_srli_epi16(by, 4), m4);
+          q8[0] = lo;
+          q8[1] = _mm_srli_si128(lo, 8);
+          q8[2] = hi;
+          q8[3] = _mm_srli_si128(hi, 8);
+        } else {
+          #pragma GCC unroll 4
+          for (int q = 0; q < 4; ++q) q8[q] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row[b] + c + 8 * q));
+        }
+        #pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+          const __m256 wq = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(q8[q]), zl[b])), sv[b]);
+          #pragma GCC unroll 8
           for (int t = 0; t < NT; ++t) {
-            const float* xp = j.xp + (i0 + t) * cols + c;
-            acc[t][0] = _mm256_fmadd_ps(f0, _mm256_loadu_ps(xp), acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(f1, _mm256_loadu_ps(xp + 8), acc[t][1]);
-            acc[t][2 % A] = _mm256_fmadd_ps(f2, _mm256_loadu_ps(xp + 16), acc[t][2 % A]);
-            acc[t][3 % A] = _mm256_fmadd_ps(f3, _mm256_loadu_ps(xp + 24), acc[t][3 % A]);
+            acc[b][t][q & 1] = _mm256_fmadd_ps(wq, _mm256_loadu_ps(j.xp + (i0 + t) * cols + c + 8 * q), acc[b][t][q & 1]);
           }
         }
-        for (int64_t c = cf; c < c1; ++c) {
-          const float wv = static_cast<float>(U4(row, c) - zu);
-          #pragma GCC unroll 16
-          for (int t = 0; t < NT; ++t) tail[t] += wv * s * j.xp[(i0 + t) * cols + c];
-        }
-      } else {
-        const __m256i z32 = _mm256_set1_epi32(zu);
-        for (int64_t c = c0; c < cf; c += kUnit) {
-          __m256 f[4];
-          #pragma GCC unroll 16
-          for (int q = 0; q < 4; ++q) {
-            const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + c + 8 * q));
-            f[q] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), z32));
-          }
-          #pragma GCC unroll 16
+      }
+      if (++units == kF32BlockUnits) {
+        units = 0;
+        #pragma GCC unroll 8
+        for (int b = 0; b < RB; ++b) {
+          #pragma GCC unroll 8
           for (int t = 0; t < NT; ++t) {
-            const float* xp = j.xp + (i0 + t) * cols + c;
-            acc[t][0] = _mm256_fmadd_ps(f[0], _mm256_loadu_ps(xp), acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(f[1], _mm256_loadu_ps(xp + 8), acc[t][1]);
-            acc[t][2 % A] = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(xp + 16), acc[t][2 % A]);
-            acc[t][3 % A] = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xp + 24), acc[t][3 % A]);
+            tot[b][t] = _mm256_add_ps(tot[b][t], _mm256_add_ps(acc[b][t][0], acc[b][t][1]));
+            acc[b][t][0] = acc[b][t][1] = _mm256_setzero_ps();
           }
         }
-        for (int64_t c = cf; c < c1; ++c) {
-          const float wv = static_cast<float>(int32_t{row[c]} - zu);
-          #pragma GCC unroll 16
-          for (int t = 0; t < NT; ++t) tail[t] += wv * s * j.xp[(i0 + t) * cols + c];
-        }
       }
-      const __m256 sv = _mm256_set1_ps(s);
-      #pragma GCC unroll 16
-      for (int t = 0; t < NT; ++t) {
-        __m256 sum = _mm256_add_ps(acc[t][0], acc[t][1]);
-        if (A == 4) sum = _mm256_add_ps(sum, _mm256_add_ps(acc[t][2 % A], acc[t][3 % A]));
-        tot[t] = _mm256_fmadd_ps(sum, sv, tot[t]);
-      }
-    }
-    #pragma GCC unroll 16
-    for (int t = 0; t < NT; ++t) {
-      const float b = j.bias != nullptr ? j.bias[r] : 0.0f;
-      j.y[(i0 + t) * w.rows + r] = HsumF(tot[t]) + tail[t] + b;
     }
   }
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    float tail[NT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) tail[t] = 0.0f;
+    if (cu < cols) {
+      const int32_t z = zp[b] != nullptr ? zp[b][ng - 1] : 0;
+      const float s = sc[b][ng - 1];
+      for (int64_t c = cu; c < cols; ++c) {
+        const int32_t u = BITS == 4 ? U4(row[b], c) : int32_t{row[b][c]};
+        const float wv = static_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(u) - kOff -
+                                                                 static_cast<uint32_t>(z))) * s;
+        #pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) tail[t] += wv * j.xp[(i0 + t) * cols + c];
+      }
+    }
+    const float bias = j.bias != nullptr ? j.bias[r + b] : 0.0f;
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      j.y[(i0 + t) * w.rows + r + b] = HsumF(_mm256_add_ps(tot[b][t], _mm256_add_ps(acc[b][t][0], acc[b][t][1]))) +
+                                       tail[t] + bias;
+    }
+  }
+}
+
+// x rows [i0, i0 + NT) against weight rows [r0, r1), RB rows at a time.
+template <int NT, int RB, int BITS>
+void F32Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + RB <= r1; r += RB) F32Tile<NT, RB, BITS>(j, i0, r);
+  for (; r < r1; ++r) F32Tile<NT, 1, BITS>(j, i0, r);
 }
 
 template <int BITS>
 void F32AllRows(const PackedIntJob& j, int64_t r0, int64_t r1) {
   int64_t i = 0;
-  for (; i + 4 <= j.n; i += 4) F32Rows<4, BITS>(j, i, r0, r1);
-  for (; i + 2 <= j.n; i += 2) F32Rows<2, BITS>(j, i, r0, r1);
-  for (; i < j.n; ++i) F32Rows<1, BITS>(j, i, r0, r1);
+  for (; i + 4 <= j.n; i += 4) F32Rows<4, 1, BITS>(j, i, r0, r1);
+  for (; i + 2 <= j.n; i += 2) F32Rows<2, 1, BITS>(j, i, r0, r1);
+  for (; i < j.n; ++i) F32Rows<1, 2, BITS>(j, i, r0, r1);
 }
 
 // ---------------------------------------------------------------- int8 path

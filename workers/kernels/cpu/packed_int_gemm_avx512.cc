@@ -14,84 +14,139 @@ inline int32_t U4(const uint8_t* row, int64_t c) { return (row[c >> 1] >> ((c & 
 
 // ---------------------------------------------------------------- fp32 path
 
-template <int NT, int BITS>
-void F32Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+// Whole-row dequantized weights, fp32 FMAs: w_c = float(q - z) * s exactly as
+// PackedIntDequant, so every product x_c * w_c is the reference's; only the
+// summation differs (fp32, in column blocks of kF32BlockUnits units: each
+// block's two FMA chains are added into the row total, which bounds the
+// chain length on long rows). 4-bit: the group's 16 possible weights are a
+// table (one register, built as float(u - 8 - z) * s for u = 0..15) indexed
+// by the nibbles with vpermps, which reads the low 4 bits of each index
+// lane. 8-bit: codes widened, minus (z + 128), converted, times s. The zero
+// point and the scale are broadcast from memory (load-port operations).
+constexpr int64_t kF32BlockUnits = 8;
+constexpr int64_t kF32PrefetchBytes = 2048;
+
+// NT rows of x (from i0) against weight rows [r, r + RB).
+template <int NT, int RB, int BITS>
+inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
   const PackedIntWeights& w = j.w;
   const int64_t cols = w.cols, ng = w.groups_per_row, G = ng == 1 ? cols : w.group_size;
-  const __m128i m4 = _mm_set1_epi8(0x0f);
-  constexpr int A = NT == 1 ? 4 : 2;  // independent FMA chains per x row
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(w.packed + r * w.words_per_row);
-    __m512 tot[NT];
-    float tail[NT];
-    #pragma GCC unroll 16
-    for (int t = 0; t < NT; ++t) {
-      tot[t] = _mm512_setzero_ps();
-      tail[t] = 0.0f;
+  const int64_t cu = cols / kUnit * kUnit;  // columns in full units; the rest is in the last group
+  constexpr int32_t kOff = 1 << (BITS - 1);
+  // FMA chains per (weight row, x row): two unless RB * NT >= 8 chains
+  // already hide the FMA latency (then one, to save registers).
+  constexpr int kChains = RB * NT >= 8 ? 1 : 2;
+  // u - kOff for the table lanes u = 0..15 (4-bit), or -kOff (8-bit).
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lanes = _mm512_sub_epi32(iota, _mm512_set1_epi32(kOff));
+  const int32_t zero = 0;
+  const int32_t* zp[RB];
+  const float* sc[RB];
+  const uint8_t* row[RB];
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    row[b] = reinterpret_cast<const uint8_t*>(w.packed + (r + b) * w.words_per_row);
+    zp[b] = w.zero_points != nullptr ? w.zero_points + (r + b) * ng : nullptr;
+    sc[b] = w.scales + (r + b) * ng;
+  }
+  __m512 tot[RB][NT], acc[RB][NT][2];
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) tot[b][t] = acc[b][t][0] = acc[b][t][1] = _mm512_setzero_ps();
+  }
+  int64_t units = 0;
+  for (int64_t g = 0; g < ng; ++g) {
+    const int64_t c0 = g * G, c1 = MinI(c0 + G, cu);
+    __m512 table[RB], sv[RB];
+    __m512i zv[RB];
+    #pragma GCC unroll 8
+    for (int b = 0; b < RB; ++b) {
+      zv[b] = _mm512_set1_epi32(zp[b] != nullptr ? zp[b][g] : zero);
+      sv[b] = _mm512_set1_ps(sc[b][g]);
+      if (BITS == 4) table[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lanes, zv[b])), sv[b]);
     }
-    for (int64_t g = 0; g < ng; ++g) {
-      const int64_t c0 = g * G, c1 = MinI(c0 + G, cols), cf = c0 + ((c1 - c0) / kUnit) * kUnit;
-      const int32_t zu = (w.zero_points != nullptr ? w.zero_points[r * ng + g] : 0) + (1 << (BITS - 1));
-      const float s = w.scales[r * ng + g];
-      __m512 acc[NT][A];
-      #pragma GCC unroll 16
-      for (int t = 0; t < NT; ++t) {
-        #pragma GCC unroll 16
-        for (int q = 0; q < A; ++q) acc[t][q] = _mm512_setzero_ps();
-      }
-      int par = 0;  // alternates the chains between units when A == 4
-      for (int64_t c = c0; c < cf; c += kUnit, par ^= 2) {
-        __m512 f0, f1;
+    for (int64_t c = c0; c < c1; c += kUnit) {
+      __m512 w0[RB], w1[RB];
+      #pragma GCC unroll 8
+      for (int b = 0; b < RB; ++b) {
         if (BITS == 4) {
-          const __m128i z8 = _mm_set1_epi8(static_cast<char>(zu));
-          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c / 2));
-          const __m128i lo = _mm_sub_epi8(_mm_and_si128(b, m4), z8);
-          const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), z8);
-          f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo));  // even columns
-          f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi));  // odd columns
+          if ((c & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + c / 2 + kF32PrefetchBytes), _MM_HINT_T0);
+          const __m512i u = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c / 2)));
+          w0[b] = _mm512_permutexvar_ps(u, table[b]);                         // even columns
+          w1[b] = _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), table[b]);  // odd columns
         } else {
-          const __m512i z32 = _mm512_set1_epi32(zu);
-          const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c));
-          const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c + 16));
-          f0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b0), z32));
-          f1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b1), z32));
-        }
-        const int k0 = A == 4 ? par : 0;
-        #pragma GCC unroll 16
-        for (int t = 0; t < NT; ++t) {
-          const float* xp = j.xp + (i0 + t) * cols + c;
-          acc[t][k0] = _mm512_fmadd_ps(f0, _mm512_loadu_ps(xp), acc[t][k0]);
-          acc[t][k0 + 1] = _mm512_fmadd_ps(f1, _mm512_loadu_ps(xp + 16), acc[t][k0 + 1]);
+          if ((c & 63) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + c + kF32PrefetchBytes), _MM_HINT_T0);
+          const __m512i u0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c)));
+          const __m512i u1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c + 16)));
+          const __m512i zl = _mm512_add_epi32(zv[b], _mm512_set1_epi32(kOff));
+          w0[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u0, zl)), sv[b]);
+          w1[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u1, zl)), sv[b]);
         }
       }
-      for (int64_t c = cf; c < c1; ++c) {
-        const int32_t u = BITS == 4 ? U4(row, c) : int32_t{row[c]};
-        const float wv = static_cast<float>(u - zu);
-        #pragma GCC unroll 16
-        for (int t = 0; t < NT; ++t) tail[t] += wv * s * j.xp[(i0 + t) * cols + c];
-      }
-      const __m512 sv = _mm512_set1_ps(s);
-      #pragma GCC unroll 16
+      #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
-        __m512 sum = _mm512_add_ps(acc[t][0], acc[t][1]);
-        if (A == 4) sum = _mm512_add_ps(sum, _mm512_add_ps(acc[t][2 % A], acc[t][3 % A]));
-        tot[t] = _mm512_fmadd_ps(sum, sv, tot[t]);
+        const float* xp = j.xp + (i0 + t) * cols + c;
+        const __m512 x0 = _mm512_loadu_ps(xp), x1 = _mm512_loadu_ps(xp + 16);
+        #pragma GCC unroll 8
+        for (int b = 0; b < RB; ++b) {
+          acc[b][t][0] = _mm512_fmadd_ps(w0[b], x0, acc[b][t][0]);
+          acc[b][t][kChains - 1] = _mm512_fmadd_ps(w1[b], x1, acc[b][t][kChains - 1]);
+        }
       }
-    }
-    #pragma GCC unroll 16
-    for (int t = 0; t < NT; ++t) {
-      const float b = j.bias != nullptr ? j.bias[r] : 0.0f;
-      j.y[(i0 + t) * w.rows + r] = _mm512_reduce_add_ps(tot[t]) + tail[t] + b;
+      if (++units == kF32BlockUnits) {
+        units = 0;
+        #pragma GCC unroll 8
+        for (int b = 0; b < RB; ++b) {
+          #pragma GCC unroll 8
+          for (int t = 0; t < NT; ++t) {
+            tot[b][t] = _mm512_add_ps(tot[b][t], _mm512_add_ps(acc[b][t][0], acc[b][t][1]));
+            acc[b][t][0] = acc[b][t][1] = _mm512_setzero_ps();
+          }
+        }
+      }
     }
   }
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    // Columns after the last full unit (last group): w exactly as PackedIntDequant.
+    float tail[NT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) tail[t] = 0.0f;
+    if (cu < cols) {
+      const int32_t z = zp[b] != nullptr ? zp[b][ng - 1] : 0;
+      const float s = sc[b][ng - 1];
+      for (int64_t c = cu; c < cols; ++c) {
+        const int32_t u = BITS == 4 ? U4(row[b], c) : int32_t{row[b][c]};
+        const float wv = static_cast<float>(static_cast<int32_t>(static_cast<uint32_t>(u) - kOff -
+                                                                 static_cast<uint32_t>(z))) * s;
+        #pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) tail[t] += wv * j.xp[(i0 + t) * cols + c];
+      }
+    }
+    const float bias = j.bias != nullptr ? j.bias[r + b] : 0.0f;
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m512 sum = _mm512_add_ps(tot[b][t], _mm512_add_ps(acc[b][t][0], acc[b][t][1]));
+      j.y[(i0 + t) * w.rows + r + b] = _mm512_reduce_add_ps(sum) + tail[t] + bias;
+    }
+  }
+}
+
+// x rows [i0, i0 + NT) against weight rows [r0, r1), RB rows at a time.
+template <int NT, int RB, int BITS>
+void F32Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + RB <= r1; r += RB) F32Tile<NT, RB, BITS>(j, i0, r);
+  for (; r < r1; ++r) F32Tile<NT, 1, BITS>(j, i0, r);
 }
 
 template <int BITS>
 void F32AllRows(const PackedIntJob& j, int64_t r0, int64_t r1) {
   int64_t i = 0;
-  for (; i + 4 <= j.n; i += 4) F32Rows<4, BITS>(j, i, r0, r1);
-  for (; i + 2 <= j.n; i += 2) F32Rows<2, BITS>(j, i, r0, r1);
-  for (; i < j.n; ++i) F32Rows<1, BITS>(j, i, r0, r1);
+  for (; i + 4 <= j.n; i += 4) F32Rows<4, 2, BITS>(j, i, r0, r1);
+  for (; i + 2 <= j.n; i += 2) F32Rows<2, 2, BITS>(j, i, r0, r1);
+  for (; i < j.n; ++i) F32Rows<1, 4, BITS>(j, i, r0, r1);
 }
 
 #define SQ_Q8_VNNI 0

@@ -10,6 +10,7 @@
 
 #include "workers/engine/core/half.h"
 #include "workers/kernels/cpu/cpu_features.h"
+#include "workers/kernels/cpu/q8_0_gemm_panel.h"
 #include "workers/kernels/cpu/q8_0_gemm_simd.h"
 
 namespace squeeze::kernels {
@@ -31,25 +32,15 @@ void ReferenceRows(const GgmlBlockWeights& w, const Q8_0Activations& a, const fl
   for (int64_t i = i0; i < i1; ++i) {
     const int8_t* qa = a.qa.data() + i * w.cols;
     for (int64_t r = r0; r < r1; ++r) {
-      float lanes[16];
-      std::fill(lanes, lanes + 16, 0.0f);
+      float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
-        const float s = GgmlBlockScale(w, r, b) * a.da[i * nb + b];
-        for (int k = 0; k < 8; ++k) {
-          int32_t p = 0;
-          for (int j = 0; j < 4; ++j) {
-            const int64_t c = b * kGgmlBlockCols + 4 * k + j;
-            p += GgmlBlockCode(w, r, c) * int32_t{qa[c]};
-          }
-          float& lane = lanes[8 * (b % 2) + k];
-          lane = std::fma(static_cast<float>(p), s, lane);
+        int32_t p = 0;
+        for (int64_t c = b * kGgmlBlockCols; c < (b + 1) * kGgmlBlockCols; ++c) {
+          p += GgmlBlockCode(w, r, c) * int32_t{qa[c]};
         }
+        const float s = GgmlBlockScale(w, r, b) * a.da[i * nb + b];
+        acc = std::fma(static_cast<float>(p), s, acc);
       }
-      float t[8];
-      for (int k = 0; k < 8; ++k) t[k] = lanes[k] + lanes[k + 8];
-      for (int k = 0; k < 4; ++k) t[k] += t[k + 4];
-      for (int k = 0; k < 2; ++k) t[k] += t[k + 2];
-      const float acc = t[0] + t[1];
       y[i * w.rows + r] = bias != nullptr ? acc + bias[r] : acc;
     }
   }
@@ -64,6 +55,7 @@ void QuantizeActivationsQ8_0(const float* x, int64_t n, int64_t cols, Q8_0Activa
   out->qa.resize(static_cast<size_t>(n * cols));
   out->da.resize(static_cast<size_t>(n * nb));
   out->quad_sums.resize(static_cast<size_t>(n * cols / 4));
+  out->block_sums.resize(static_cast<size_t>(n * nb));
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t b = 0; b < nb; ++b) {
       const float* xb = x + i * cols + b * kGgmlBlockCols;
@@ -83,8 +75,31 @@ void QuantizeActivationsQ8_0(const float* x, int64_t n, int64_t cols, Q8_0Activa
     for (int64_t k = 0; k < cols / 4; ++k) {
       qs[k] = int32_t{qa[4 * k]} + qa[4 * k + 1] + qa[4 * k + 2] + qa[4 * k + 3];
     }
+    int32_t* bs = out->block_sums.data() + i * nb;
+    for (int64_t b = 0; b < nb; ++b) bs[b] = qs[8 * b] + qs[8 * b + 1] + qs[8 * b + 2] + qs[8 * b + 3] +
+                                             qs[8 * b + 4] + qs[8 * b + 5] + qs[8 * b + 6] + qs[8 * b + 7];
   }
 }
+
+namespace internal {
+
+void PermuteQ4Activations(const Q8_0Activations& a, std::vector<int8_t>* out) {
+  const int64_t cols = a.cols, full = cols / 128 * 128;
+  out->resize(a.qa.size());
+  for (int64_t i = 0; i < a.n; ++i) {
+    const int8_t* src = a.qa.data() + i * cols;
+    int8_t* dst = out->data() + i * cols;
+    for (int64_t g = 0; g < full; g += 128) {
+      for (int64_t k = 0; k < 4; ++k) {
+        std::memcpy(dst + g + 16 * k, src + g + 32 * k, 16);
+        std::memcpy(dst + g + 64 + 16 * k, src + g + 32 * k + 16, 16);
+      }
+    }
+    std::memcpy(dst + full, src + full, static_cast<size_t>(cols - full));
+  }
+}
+
+}  // namespace internal
 
 int32_t GgmlBlockCode(const GgmlBlockWeights& w, int64_t r, int64_t c) {
   const uint8_t* blk = BlockPtr(w, r, c / kGgmlBlockCols);
@@ -116,6 +131,15 @@ void GgmlBlockGemmReference(const GgmlBlockWeights& w, const float* x, int64_t n
 
 void GgmlBlockGemmQ8(const GgmlBlockWeights& w, const Q8_0Activations& a, const float* bias, float* y,
                      ThreadPool& pool) {
+  internal::GgmlBlockGemmQ8WithPanelRows(w, a, bias, y, pool, kGgmlBlockPanelRows);
+}
+
+void internal::GgmlBlockGemmQ8WithPanelRows(const GgmlBlockWeights& w, const Q8_0Activations& a, const float* bias,
+                                            float* y, ThreadPool& pool, int64_t min_panel_rows) {
+  if (a.n >= min_panel_rows && Int8PanelGemmFast()) {
+    internal::GgmlBlockGemmQ8Panels(w, a, bias, y, pool);
+    return;
+  }
   const KernelIsa isa = ActiveIsa();
   internal::GgmlBlockJob job;
   job.q4 = w.kind == GgmlBlockKind::kQ4_0;
@@ -127,8 +151,14 @@ void GgmlBlockGemmQ8(const GgmlBlockWeights& w, const Q8_0Activations& a, const 
   job.qa = a.qa.data();
   job.da = a.da.data();
   job.quad_sums = a.quad_sums.data();
+  job.block_sums = a.block_sums.data();
   job.bias = bias;
   job.y = y;
+  std::vector<int8_t> qa_q4;
+  if (job.q4 && isa == KernelIsa::kAvx512) {
+    internal::PermuteQ4Activations(a, &qa_q4);
+    job.qa_q4 = qa_q4.data();
+  }
   void (*rows_fn)(const internal::GgmlBlockJob&, int64_t, int64_t, int64_t, int64_t) = nullptr;
   if (isa == KernelIsa::kAvx512) {
     rows_fn = UseAvx512Vnni() ? internal::GgmlBlockRowsAvx512Vnni : internal::GgmlBlockRowsAvx512;

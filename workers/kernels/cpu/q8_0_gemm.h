@@ -19,23 +19,27 @@
 // the product is da = fp32(fp16(d)) (llama.cpp stores d as fp16).
 //
 // Arithmetic (every version computes exactly this, so the results are
-// bit-identical to the reference for any thread count):
-//   for block b of a row: s_b = fp32(d_w,b) * da_b (one fp32 product), and
-//   the 8 exact int32 partial dots p_b[k] = sum_{j<4} w_q[32b+4k+j] * qa[32b+4k+j]
-//   (w_q the integer code: qs for Q8_0, nibble - 8 for Q4_0);
-//   16 fp32 lanes L, initially +0: lane 8*(b % 2) + k += p_b[k] * s_b
-//   as one fused multiply-add (blocks in increasing order);
-//   y = tree(L) (+ bias) with tree: t[i] = L[i] + L[i+8] (i < 8), then
-//   t[i] += t[i+4] (i < 4), t[i] += t[i+2] (i < 2), y = t[0] + t[1].
-// That lane order is what a 512-bit register holding two blocks (or two
-// 256-bit registers, one per block parity) accumulates, so SIMD needs no
-// per-block horizontal sums. Partial dots are small (|p| <= 4 * 128 * 127),
-// so int32 never overflows and fp32(p) is exact.
+// bit-identical to the reference for any thread count and any tiling):
+//   for each output y[i, r], blocks b = 0, 1, ..., nb - 1 in increasing order:
+//     p_b = sum_{c < 32} w_q[32b + c] * qa[32b + c]   (exact int32; w_q the
+//           integer code: qs for Q8_0, nibble - 8 for Q4_0),
+//     s_b = fp32(d_w,b) * da_b                        (one fp32 product),
+//     acc = fma(fp32(p_b), s_b, acc)                  (one fused multiply-add),
+//   with acc starting at +0; y = acc (+ bias[r], one fp32 add).
+// One fp32 chain per output, the same as the int8-activation chain of the
+// packed int layers (packed_int_gemm.h): a SIMD version may put 16 blocks of
+// one row in a register (decode) or 16 weight rows in the lanes (prefill),
+// as long as each output's fma chain runs block after block. |p_b| <=
+// 32 * 128 * 127 < 2^20, so int32 never overflows and fp32(p_b) is exact.
 //
-// Versions: plain reference; AVX2 (maddubs); AVX-512 BW (maddubs on 512 bits)
-// and AVX-512 VNNI (vpdpbusd) when the CPU has it; dispatched at runtime
-// (cpu_features.h). Work is split over the ThreadPool in fixed blocks of
-// weight rows.
+// Versions: plain reference; row kernels for AVX2 (maddubs, 8 block dots per
+// register) and AVX-512 BW (maddubs) / VNNI (vpdpbusd) (16 block dots of one
+// weight row reduced into one register, 4 rows' chains interleaved, next rows
+// prefetched: the decode GEMV), dispatched at runtime (cpu_features.h); from
+// kGgmlBlockPanelRows activation rows on AVX-512 VNNI, the prefill path of
+// q8_0_gemm_panel.h (16 weight rows in the lanes of the int8 panel core).
+// Work is split over the ThreadPool in fixed blocks of weight rows; results
+// never depend on the pool size or on which path ran.
 #pragma once
 
 #include <cstdint>
@@ -65,13 +69,14 @@ struct GgmlBlockWeights {
 };
 
 // Activations quantized to Q8_0 blocks (see above), plus the sums of every 4
-// consecutive codes (the SIMD versions fold the Q4_0 offset -8 and the Q8_0
-// +128 bias of vpdpbusd into them).
+// consecutive codes and of every block (the SIMD versions fold the Q4_0
+// offset -8 and the Q8_0 +128 bias of vpdpbusd into them).
 struct Q8_0Activations {
   int64_t n = 0, cols = 0;
-  std::vector<int8_t> qa;         // [n, cols]
-  std::vector<float> da;          // [n, cols / 32] block scales, fp16-rounded
-  std::vector<int32_t> quad_sums; // [n, cols / 4]: sum of qa[4k .. 4k+3]
+  std::vector<int8_t> qa;          // [n, cols]
+  std::vector<float> da;           // [n, cols / 32] block scales, fp16-rounded
+  std::vector<int32_t> quad_sums;  // [n, cols / 4]: sum of qa[4k .. 4k+3]
+  std::vector<int32_t> block_sums; // [n, cols / 32]: sum of qa[32b .. 32b+31]
 };
 
 // Quantizes x [n, cols] (cols % 32 == 0) into `out` (resized).

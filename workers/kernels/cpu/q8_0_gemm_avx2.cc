@@ -1,9 +1,10 @@
 // AVX2 row kernel of the Q4_0 / Q8_0 block GEMV/GEMM (compiled with -mavx2
-// -mfma -mf16c). One 256-bit register per block: the 8 int32 lanes of
-// _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), 1) are the partial dots
-// p_b[k] of q8_0_gemm.h; blocks of even / odd index accumulate into two
-// registers (lanes 0-7 / 8-15 of the reference).
-//   Q4_0: u = the nibbles (0..15), p = u.a - 8 * (sum of the 4 codes).
+// -mfma -mf16c); computes the chain of q8_0_gemm.h bit for bit.
+// Per weight row, 8 blocks at a time: one 256-bit register of 4-byte partial
+// dots per block (_mm256_madd_epi16(_mm256_maddubs_epi16(u, a), 1)), reduced
+// by hadd into one register holding the 8 block dots; then the fp32 chain,
+// one fma per block, for 4 weight rows interleaved.
+//   Q4_0: u = the nibbles (0..15), p = u.a - 8 * block_sum(a).
 //   Q8_0: u = |w|, a sign-adjusted by w (_mm256_sign_epi8), so pair sums
 //         stay <= 2 * 128 * 127 < 2^15.
 #include <immintrin.h>
@@ -17,91 +18,84 @@ inline float Half(const uint8_t* p) {
   return _cvtsh_ss(static_cast<unsigned short>(p[0] | (p[1] << 8)));
 }
 
-template <bool Q4, int R, int NT>
-void Tile(const GgmlBlockJob& j, int64_t i0, int64_t r0) {
-  const int64_t nb = j.blocks_per_row, cols = j.cols, rb = j.row_bytes;
-  constexpr int64_t bb = Q4 ? 18 : 34;
+// The 8 partial dots of one block (blk) against its 32 activation codes.
+template <bool Q4>
+inline __m256i BlockPartials(const uint8_t* blk, const int8_t* qa) {
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa));
   const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  __m256 acc[R][NT][2];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
+  if (Q4) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), ones);
   }
-  const uint8_t* wrow[R];
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) wrow[r] = j.w + (r0 + r) * rb;
+  const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(a, wq)), ones);
+}
 
-  auto step = [&](int64_t b, int par) __attribute__((always_inline)) {
-    __m256i av[NT], off[NT];
-    float da[NT];
+// Lane k < nblk: sum u * qa over block b0 + k of one row (blk at block b0,
+// qa at column 32 * b0); lanes >= nblk are 0. nblk in [1, 8].
+template <bool Q4>
+inline __m256i BlockDots8(const uint8_t* blk, const int8_t* qa, int nblk) {
+  constexpr int64_t bb = Q4 ? 18 : 34;
+  __m256i P[8];
+  if (nblk == 8) {
     #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) {
-      av[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.qa + (i0 + t) * cols + 32 * b));
-      if (Q4) {
-        off[t] = _mm256_slli_epi32(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(j.quad_sums + (i0 + t) * (cols / 4) + 8 * b)), 3);
-      }
-      da[t] = j.da[(i0 + t) * nb + b];
-    }
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* blk = wrow[r] + b * bb;
-      const float dw = Half(blk);
-      __m256i u, wq;
-      if (Q4) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-        u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-        wq = u;
-      } else {
-        wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-        u = _mm256_sign_epi8(wq, wq);
-      }
-      #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) {
-        __m256i p;
-        if (Q4) {
-          p = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u, av[t]), ones), off[t]);
-        } else {
-          p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(av[t], wq)), ones);
-        }
-        const float s = dw * da[t];
-        acc[r][t][par] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc[r][t][par]);
-      }
-    }
-  };
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    step(b, 0);
-    step(b + 1, 1);
+    for (int k = 0; k < 8; ++k) P[k] = BlockPartials<Q4>(blk + k * bb, qa + 32 * k);
+  } else {
+    for (int k = 0; k < 8; ++k) P[k] = k < nblk ? BlockPartials<Q4>(blk + k * bb, qa + 32 * k) : _mm256_setzero_si256();
   }
-  if (b < nb) step(b, 0);
+  // h = [P0(l0-3) P1(l0-3) P2(l0-3) P3(l0-3) | P0(l4-7) P1(l4-7) P2(l4-7) P3(l4-7)], g the same for P4-P7.
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(P[0], P[1]), _mm256_hadd_epi32(P[2], P[3]));
+  const __m256i g = _mm256_hadd_epi32(_mm256_hadd_epi32(P[4], P[5]), _mm256_hadd_epi32(P[6], P[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(h, g, 0x20), _mm256_permute2x128_si256(h, g, 0x31));
+}
 
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) {
-      const __m256 v = _mm256_add_ps(acc[r][t][0], acc[r][t][1]);
-      __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-      h = _mm_add_ss(h, _mm_movehdup_ps(h));
-      const float y = _mm_cvtss_f32(h);
-      j.y[(i0 + t) * j.rows + r0 + r] = j.bias != nullptr ? y + j.bias[r0 + r] : y;
+// y[i, r .. r + RB) for activation row i.
+template <bool Q4, int RB>
+void RowBlock(const GgmlBlockJob& j, int64_t i, int64_t r) {
+  constexpr int64_t bb = Q4 ? 18 : 34;
+  const int64_t nb = j.blocks_per_row, rb = j.row_bytes;
+  const int8_t* qa = j.qa + i * j.cols;
+  const float* da = j.da + i * nb;
+  const int32_t* bsum = j.block_sums + i * nb;
+  float tot[RB];
+  #pragma GCC unroll 4
+  for (int rr = 0; rr < RB; ++rr) tot[rr] = 0.0f;
+  alignas(32) float df[RB][8];
+  alignas(32) int32_t off[8];
+  for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+    const int nblk = static_cast<int>(nb - b0 < 8 ? nb - b0 : 8);
+    for (int k = 0; k < 8; ++k) off[k] = Q4 && k < nblk ? 8 * bsum[b0 + k] : 0;
+    const __m256i offv = _mm256_load_si256(reinterpret_cast<const __m256i*>(off));
+    #pragma GCC unroll 4
+    for (int rr = 0; rr < RB; ++rr) {
+      const uint8_t* blk = j.w + (r + rr) * rb + b0 * bb;
+      const __m256i d = _mm256_sub_epi32(BlockDots8<Q4>(blk, qa + 32 * b0, nblk), offv);
+      _mm256_store_ps(df[rr], _mm256_cvtepi32_ps(d));
     }
+    // The reference's chain, block after block; RB chains side by side.
+    for (int q = 0; q < nblk; ++q) {
+      #pragma GCC unroll 4
+      for (int rr = 0; rr < RB; ++rr) {
+        const float s = Half(j.w + (r + rr) * rb + (b0 + q) * bb) * da[b0 + q];
+        tot[rr] = __builtin_fmaf(df[rr][q], s, tot[rr]);
+      }
+    }
+  }
+  #pragma GCC unroll 4
+  for (int rr = 0; rr < RB; ++rr) {
+    j.y[i * j.rows + r + rr] = j.bias != nullptr ? tot[rr] + j.bias[r + rr] : tot[rr];
   }
 }
 
 template <bool Q4>
 void Rows(const GgmlBlockJob& j, int64_t i0, int64_t i1, int64_t r0, int64_t r1) {
-  int64_t i = i0;
-  for (; i + 4 <= i1; i += 4) {
-    for (int64_t r = r0; r < r1; ++r) Tile<Q4, 1, 4>(j, i, r);
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    for (int64_t i = i0; i < i1; ++i) RowBlock<Q4, 4>(j, i, r);
   }
-  for (; i < i1; ++i) {
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) Tile<Q4, 4, 1>(j, i, r);
-    for (; r < r1; ++r) Tile<Q4, 1, 1>(j, i, r);
+  for (; r < r1; ++r) {
+    for (int64_t i = i0; i < i1; ++i) RowBlock<Q4, 1>(j, i, r);
   }
 }
 

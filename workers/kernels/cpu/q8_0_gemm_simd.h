@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "workers/kernels/cpu/q8_0_gemm.h"
 
@@ -23,9 +24,18 @@ struct GgmlBlockJob {
   const int8_t* qa = nullptr;         // [n, cols] activation codes
   const float* da = nullptr;          // [n, blocks_per_row] activation scales
   const int32_t* quad_sums = nullptr; // [n, cols / 4]
+  const int32_t* block_sums = nullptr;// [n, blocks_per_row]
+  // Q4_0 only, optional: qa with every 4 blocks (128 columns) permuted to
+  // [32 * k + c for k < 4, c < 16] then [32 * k + 16 + c ...] (the order of
+  // the low, then the high nibbles of 4 blocks' bytes); a partial group of 4
+  // at the row end stays natural. [n, cols]. See PermuteQ4Activations.
+  const int8_t* qa_q4 = nullptr;
   const float* bias = nullptr;        // [rows] or null
   float* y = nullptr;                 // [n, rows]
 };
+
+// Fills out [a.n, a.cols] with a.qa in the qa_q4 order above (plain C++).
+void PermuteQ4Activations(const Q8_0Activations& a, std::vector<int8_t>* out);
 
 void GgmlBlockRowsAvx2(const GgmlBlockJob& job, int64_t i0, int64_t i1, int64_t r0, int64_t r1);
 void GgmlBlockRowsAvx512(const GgmlBlockJob& job, int64_t i0, int64_t i1, int64_t r0, int64_t r1);

@@ -158,7 +158,11 @@ void SparseBitmaskGemm(const SparseBitmaskWeights& w, const float* x, int64_t n,
     return;
   }
   const KernelIsa isa = ActiveIsa();
-  if (isa == KernelIsa::kAvx512) {
+  if (isa == KernelIsa::kAvx512 && n >= kSparseBitmaskDensifyMinRows) {
+    RunRowBlocks(w.rows, pool, [&](int64_t r0, int64_t r1) {
+      internal::SparseBitmaskRowsDensifiedAvx512(w, x, n, bias, y, r0, r1);
+    });
+  } else if (isa == KernelIsa::kAvx512) {
     RunRowBlocks(w.rows, pool,
                  [&](int64_t r0, int64_t r1) { internal::SparseBitmaskRowsAvx512(w, x, n, bias, y, r0, r1); });
   } else if (isa == KernelIsa::kAvx2) {

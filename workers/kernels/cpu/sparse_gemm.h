@@ -26,6 +26,14 @@
 //    of 4).
 //    AVX2: per 8 inputs, a 256-entry permutation table does the expand
 //    (masked load of popcount values), with the same prefetch.
+//    AVX-512 batches (3 <= n <= kSparseGemvMaxRows): the weight rows are
+//    densified once per call and the row kernel's FMAs run on the dense
+//    copy in register tiles (SparseBitmaskRowsDensifiedAvx512; same bits).
+//    Process CPU time, 1 thread, 4096x4096 at 50%, ms (dense GemmF32NT /
+//    row kernel / densified): n=2 3.43/2.93/2.52, 4 3.32/4.85/3.01,
+//    8 4.38/6.86/3.94, 16 7.17/11.35/6.06; 11008x4096: n=2 9.07/8.04/6.59,
+//    8 11.55/17.18/10.95, 16 19.70/29.84/16.75 (n=1 keeps the row kernel:
+//    1.33 vs densified 2.29).
 //
 // Arithmetic: every output is an fp32 FMA sum over the row in a fixed order
 // (steps alternate between two accumulators, summed at the end; AVX-512
@@ -74,6 +82,14 @@ struct SparseBitmaskWeights {
 // Most rows of x the sparse kernels take; more run densified tiles + GEMM.
 inline constexpr int64_t kSparseGemvMaxRows = 16;
 inline constexpr int64_t kSparseRowsPerItem = 16;
+// AVX-512 bitmask, kSparseBitmaskDensifyMinRows <= n <= kSparseGemvMaxRows:
+// each item's weight rows are densified once into a per-thread scratch and
+// every x row runs the same FMAs on it (bit-identical to the row kernel;
+// faster once the expand would otherwise be repeated per 4 x rows). At
+// n = 2 the two measured within noise of each other (process CPU time,
+// densified / row kernel 0.67-1.28 over 10 runs and shapes), at n = 3..16
+// the densified tiles won 1.07-1.9x; so n = 2 keeps the row kernel.
+inline constexpr int64_t kSparseBitmaskDensifyMinRows = 3;
 
 // Whether `isa` has a SIMD version for this N:M layout (bitmask: every layout).
 bool SparseNMFastPathApplies(const SparseNMWeights& w, KernelIsa isa);
@@ -107,6 +123,15 @@ void SparseBitmaskRowsAvx2(const SparseBitmaskWeights& w, const float* x, int64_
 void SparseBitmaskDensifyRowsAvx512(const SparseBitmaskWeights& w, int64_t r0, int64_t r1, float* dst);
 void SparseBitmaskRowsAvx512(const SparseBitmaskWeights& w, const float* x, int64_t n, const float* bias,
                              float* y, int64_t r0, int64_t r1);
+// The same outputs, bit for bit, for n >= 2 x rows: 16 (cols <= 4096) or 4
+// weight rows at a time are densified into a per-thread scratch and every
+// x row runs BitmaskRows' FMAs on it (4 weight rows x 4 x rows per register
+// tile, k in blocks of 512 inputs), so each packed value is expanded once
+// per call instead of once per 4 x rows. (Densifying 4 rows x 512 inputs at
+// a time into an L1 buffer instead measured 1.0-1.4x slower in process CPU
+// time at n = 1..16 on Zen 4.)
+void SparseBitmaskRowsDensifiedAvx512(const SparseBitmaskWeights& w, const float* x, int64_t n,
+                                      const float* bias, float* y, int64_t r0, int64_t r1);
 }  // namespace internal
 
 }  // namespace squeeze::kernels

@@ -1,0 +1,102 @@
+// Plain reference, buffers, dispatch and the pool driver of the int8 panel
+// GEMM core; see int8_panel_gemm.h for the layout and the arithmetic.
+#include "workers/kernels/cpu/int8_panel_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "workers/kernels/cpu/cpu_features.h"
+
+namespace squeeze::kernels {
+
+void Int8PanelBuffers::Reserve(int64_t chunks, int64_t groups) {
+  const auto grow = [](std::vector<uint8_t>& v, int64_t bytes) {
+    if (static_cast<int64_t>(v.size()) < bytes + 64) v.resize(static_cast<size_t>(bytes + 64));
+  };
+  grow(codes_, chunks * kPanelChunkBytes);
+  grow(scales_, groups * kPanelRows * static_cast<int64_t>(sizeof(float)));
+  grow(zo_, groups * kPanelRows * static_cast<int64_t>(sizeof(int32_t)));
+}
+
+uint8_t* Int8PanelBuffers::Align(std::vector<uint8_t>& v) {
+  const uintptr_t p = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((64 - (p & 63)) & 63);
+}
+
+void Int8PanelGemmReference(const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y,
+                            int64_t ldy) {
+  for (int64_t l = 0; l < p.rows; ++l) {
+    for (int64_t t = 0; t < x.n; ++t) {
+      const int8_t* qa = x.qa + t * x.qa_stride;
+      float acc = 0.0f;
+      for (int64_t g = 0; g < p.groups; ++g) {
+        const int64_t k0 = g * p.chunks_per_group, k1 = std::min(p.chunks, k0 + p.chunks_per_group);
+        const int32_t zo = p.zo != nullptr ? p.zo[g * kPanelRows + l] : p.zo_const;
+        // Unsigned arithmetic: intermediate sums may wrap; the final d is
+        // exact whenever it fits in int32 (two's complement).
+        uint32_t d = 0u - static_cast<uint32_t>(zo) * static_cast<uint32_t>(x.qsum[t * x.group_stride + g]);
+        for (int64_t k = k0; k < k1; ++k) {
+          for (int64_t j = 0; j < kPanelQuads; ++j) {
+            const uint8_t* u = p.codes + ((k * kPanelQuads + j) * kPanelRows + l) * 4;
+            const int8_t* a = qa + k * kPanelChunkCols + j * 4;
+            for (int b = 0; b < 4; ++b) d += static_cast<uint32_t>(int32_t{u[b]} * int32_t{a[b]});
+          }
+        }
+        const float scale = p.scales[g * kPanelRows + l] * x.a[t * x.group_stride + g];
+        acc = std::fma(static_cast<float>(static_cast<int32_t>(d)), scale, acc);
+      }
+      y[t * ldy + l] = bias != nullptr ? acc + bias[l] : acc;
+    }
+  }
+}
+
+bool Int8PanelGemmFast() { return UseAvx512Vnni(); }
+
+void Int8PanelGemm(const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y, int64_t ldy) {
+  if (Int8PanelGemmFast()) {
+    internal::Int8PanelGemmAvx512Vnni(p, x, bias, y, ldy);
+  } else {
+    Int8PanelGemmReference(p, x, bias, y, ldy);
+  }
+}
+
+void Int8PanelGemmPair(const Int8Panel& p0, const Int8Panel& p1, const Int8PanelActivations& x, const float* bias,
+                       float* y, int64_t ldy) {
+  if (Int8PanelGemmFast()) {
+    internal::Int8PanelGemmPairAvx512Vnni(p0, p1, x, bias, y, ldy);
+  } else {
+    Int8PanelGemmReference(p0, x, bias, y, ldy);
+    Int8PanelGemmReference(p1, x, bias != nullptr ? bias + kPanelRows : nullptr, y + kPanelRows, ldy);
+  }
+}
+
+void Int8PanelGemmRun(int64_t rows, const Int8PanelActivations& x, const float* bias, float* y, int64_t ldy,
+                      ThreadPool& pool, const Int8PanelFill& fill) {
+  const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
+  const int64_t pairs = (panels + 1) / 2;
+  const bool fast = Int8PanelGemmFast();  // read once: every panel runs the same version
+  pool.ParallelFor(pairs, 1, [&](int64_t b, int64_t e) {
+    // Per-thread scratch, reused across calls (one panel's codes: 512 bytes
+    // per 32 columns, e.g. 64 KiB for 4096 columns).
+    thread_local Int8PanelBuffers buffers[2];
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t r0 = 2 * i * kPanelRows;
+      const bool two = r0 + kPanelRows < rows;
+      Int8Panel p0, p1;
+      fill(r0, &buffers[0], &p0);
+      if (two) fill(r0 + kPanelRows, &buffers[1], &p1);
+      const float* pb = bias != nullptr ? bias + r0 : nullptr;
+      if (fast && two) {
+        internal::Int8PanelGemmPairAvx512Vnni(p0, p1, x, pb, y + r0, ldy);
+      } else if (fast) {
+        internal::Int8PanelGemmAvx512Vnni(p0, x, pb, y + r0, ldy);
+      } else {
+        Int8PanelGemmReference(p0, x, pb, y + r0, ldy);
+        if (two) Int8PanelGemmReference(p1, x, pb != nullptr ? pb + kPanelRows : nullptr, y + r0 + kPanelRows, ldy);
+      }
+    }
+  });
+}
+
+}  // namespace squeeze::kernels
