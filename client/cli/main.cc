@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "workers/engine/core/allocator_config.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/command.h"
+#include "workers/engine/core/allocator_config.h"
 
 namespace squeeze::cli {
 

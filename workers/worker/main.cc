@@ -14,7 +14,6 @@
 #include <vector>
 #include <algorithm>
 
-#include "workers/engine/core/allocator_config.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -22,6 +21,7 @@
 #include "client/lib/service_client.h"
 #include "server/http/metrics_endpoint.h"
 #include "server/metrics/process_metrics.h"
+#include "workers/engine/core/allocator_config.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/eval/task_files.h"
 #include "workers/worker/worker.h"

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "workers/engine/core/allocator_config.h"
 #include "workers/engine/eval/task_files.h"
 #include "workers/engine/core/file_util.h"
 #include "workers/engine/core/status_macros.h"
@@ -454,6 +455,10 @@ absl::StatusOr<Worker::Exit> Worker::RunTask(const v1::Task& task) {
     fs::remove_all(run.output_dir, ec);  // a previous attempt's partial output
     return RunRecipe(recipe, run, sink, control);
   }();
+  // The job's model and buffers are freed: give their pages back so an idle
+  // worker does not keep them (ConfigureAllocatorForInference keeps freed
+  // memory in the heap for the speed of repeated forward passes).
+  ReleaseFreedMemory();
   // A graceful stop uploads its checkpoint before releasing the lease: the
   // heartbeats go on meanwhile, so a slow upload does not let the lease
   // expire (which would requeue the job, charge an attempt and drop the

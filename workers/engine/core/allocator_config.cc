@@ -25,4 +25,12 @@ bool ConfigureAllocatorForInference() {
 #endif
 }
 
+bool ReleaseFreedMemory() {
+#if defined(__GLIBC__)
+  return malloc_trim(0) == 1;
+#else
+  return false;
+#endif
+}
+
 }  // namespace squeeze

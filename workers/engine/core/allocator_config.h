@@ -32,4 +32,10 @@ inline constexpr int64_t kTopPadBytes = int64_t{64} << 20;         // 64 MiB
 // when nothing was changed (not glibc, or the environment sets them).
 bool ConfigureAllocatorForInference();
 
+// Returns freed heap memory to the system (glibc malloc_trim): for a
+// long-lived process between runs (the worker after each job), since the
+// settings above keep up to kTrimThresholdBytes of freed memory otherwise.
+// Returns true when some memory was released.
+bool ReleaseFreedMemory();
+
 }  // namespace squeeze
