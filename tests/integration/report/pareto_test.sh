@@ -35,7 +35,8 @@ MODEL=$(sq upload "$MODEL_DIR" --json | json_field digest)
 [ -n "$MODEL" ] || fail "upload printed no digest"
 common=(--model "$MODEL" --eval-text "$T/eval.txt" --tasks copa --task-limit 20 --task-seed 5 --no-agreement --json)
 J_W4=$(sq submit --recipe "$T/w4.yaml" "${common[@]}" | json_field job_id)
-J_W8=$(sq submit --recipe "$T/w8.yaml" "${common[@]}" | json_field job_id)
+# W8 is evaluated with int8 activations in its packed layers (as llama.cpp would serve it).
+J_W8=$(sq submit --recipe "$T/w8.yaml" "${common[@]}" --packed-activations int8 | json_field job_id)
 J_MAG=$(sq submit --recipe "$T/mag.yaml" "${common[@]}" --no-latency | json_field job_id)
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
 head -c 400000 "$SHARED_DIR/data/tinystories/train.txt" >"$T/train.txt"
@@ -113,10 +114,16 @@ const s = r.scores;
 if (!s.pareto.store || s.pareto.store.variants.length !== 5) { console.error("no scores.pareto.store"); process.exit(1); }
 if (!s.elue.store || s.elue.store.references.length !== 4) { console.error("no scores.elue.store"); process.exit(1); }
 if (JSON.stringify(r.quality.evaluation.tasks) !== "[\"copa\"]" || r.quality.evaluation.task_limit !== 20 ||
-    r.quality.evaluation.task_seed !== 5) { console.error("quality.evaluation"); process.exit(1); }
+    r.quality.evaluation.task_seed !== 5 || r.quality.evaluation.packed_activations !== "fp32") {
+  console.error("quality.evaluation"); process.exit(1);
+}
 if (!/^[0-9a-f]{64}$/.test(r.quality.task_samples.copa.subset_sha256)) { console.error("subset hash"); process.exit(1); }
 for (const st of r.stages) if (st.gpu_s !== 0 || st.device !== "cpu") { console.error("stage gpu"); process.exit(1); }
 ' "$T/report.json" || fail "report JSON checks"
+sq report "$J_W8" --json | grep -Eq '"packed_activations": ?"int8"' || fail "W8's report does not say int8 activations"
+sq get "$J_W8" | grep -q "agreement off, int8 activations" || fail "get shows no int8 activations for W8"
+out=$(sq submit --recipe "$T/w8.yaml" "${common[@]}" --packed-activations int4 2>&1) && fail "--packed-activations int4 was accepted"
+echo "$out" | grep -q -- "--packed-activations" || fail "a bad --packed-activations does not name the flag: $out"
 sq report "$J_W4" --svg "$T/store.svg" >"$T/report.md" || fail "report --svg"
 grep -q "## Pareto front over the store" "$T/report.md" || fail "report.md lacks the store front"
 grep -q "## Evaluation" "$T/report.md" || fail "report.md lacks the evaluation options"
@@ -124,6 +131,6 @@ grep -q "0 (no GPU used)" "$T/report.md" || fail "report.md lacks the GPU second
 n=$(grep -c 'class="point" data-panel="bytes"' "$T/store.svg")
 [ "$n" = 5 ] || fail "the store plot has $n points on the bytes panel (want 5)"
 sq get "$J_W4" | grep -q "eval       tasks copa, limit 20, seed 5, latency on, agreement off" || fail "get shows no eval options"
-sq get "$J_MAG" --json | grep -q '"eval":{"agreement":false,"latency":false,"task_limit":20,"task_seed":5,"tasks":\["copa"\]}' \
+sq get "$J_MAG" --json | grep -q '"eval":{"agreement":false,"latency":false,"packed_activations":"fp32","task_limit":20,"task_seed":5,"tasks":\["copa"\]}' \
   || fail "get --json shows no eval options: $(sq get "$J_MAG" --json)"
 log "PASS"
