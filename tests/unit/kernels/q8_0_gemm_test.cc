@@ -376,8 +376,10 @@ TEST(GgmlBlockGemm, ActivationQuantizationFollowsQ8_0) {
     EXPECT_LE(std::fabs(x[c] - a.qa[c] * (6.0f / 127.0f)), 0.5f * 6.0f / 127.0f + 1e-6f) << c;
   }
   for (int64_t c = 32; c < cols; ++c) EXPECT_EQ(a.qa[c], 0);
-  for (int64_t k = 0; k < cols / 4; ++k) {
-    EXPECT_EQ(a.quad_sums[k], a.qa[4 * k] + a.qa[4 * k + 1] + a.qa[4 * k + 2] + a.qa[4 * k + 3]);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    int32_t sum = 0;
+    for (int64_t c = 0; c < 32; ++c) sum += a.qa[32 * b + c];
+    EXPECT_EQ(a.block_sums[b], sum) << b;
   }
 }
 

@@ -54,7 +54,6 @@ void QuantizeActivationsQ8_0(const float* x, int64_t n, int64_t cols, Q8_0Activa
   out->cols = cols;
   out->qa.resize(static_cast<size_t>(n * cols));
   out->da.resize(static_cast<size_t>(n * nb));
-  out->quad_sums.resize(static_cast<size_t>(n * cols / 4));
   out->block_sums.resize(static_cast<size_t>(n * nb));
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t b = 0; b < nb; ++b) {
@@ -71,13 +70,12 @@ void QuantizeActivationsQ8_0(const float* x, int64_t n, int64_t cols, Q8_0Activa
       }
     }
     const int8_t* qa = out->qa.data() + i * cols;
-    int32_t* qs = out->quad_sums.data() + i * cols / 4;
-    for (int64_t k = 0; k < cols / 4; ++k) {
-      qs[k] = int32_t{qa[4 * k]} + qa[4 * k + 1] + qa[4 * k + 2] + qa[4 * k + 3];
-    }
     int32_t* bs = out->block_sums.data() + i * nb;
-    for (int64_t b = 0; b < nb; ++b) bs[b] = qs[8 * b] + qs[8 * b + 1] + qs[8 * b + 2] + qs[8 * b + 3] +
-                                             qs[8 * b + 4] + qs[8 * b + 5] + qs[8 * b + 6] + qs[8 * b + 7];
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int64_t c = 0; c < kGgmlBlockCols; ++c) sum += qa[b * kGgmlBlockCols + c];
+      bs[b] = sum;
+    }
   }
 }
 
@@ -150,7 +148,6 @@ void internal::GgmlBlockGemmQ8WithPanelRows(const GgmlBlockWeights& w, const Q8_
   job.w = w.data;
   job.qa = a.qa.data();
   job.da = a.da.data();
-  job.quad_sums = a.quad_sums.data();
   job.block_sums = a.block_sums.data();
   job.bias = bias;
   job.y = y;

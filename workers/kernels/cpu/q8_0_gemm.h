@@ -68,14 +68,13 @@ struct GgmlBlockWeights {
   int64_t RowBytes() const { return blocks_per_row() * GgmlBlockBytes(kind); }
 };
 
-// Activations quantized to Q8_0 blocks (see above), plus the sums of every 4
-// consecutive codes and of every block (the SIMD versions fold the Q4_0
-// offset -8 and the Q8_0 +128 bias of vpdpbusd into them).
+// Activations quantized to Q8_0 blocks (see above), plus the sum of every
+// block's codes (the SIMD versions fold the Q4_0 offset -8 and the Q8_0 +128
+// bias of vpdpbusd into them).
 struct Q8_0Activations {
   int64_t n = 0, cols = 0;
   std::vector<int8_t> qa;          // [n, cols]
   std::vector<float> da;           // [n, cols / 32] block scales, fp16-rounded
-  std::vector<int32_t> quad_sums;  // [n, cols / 4]: sum of qa[4k .. 4k+3]
   std::vector<int32_t> block_sums; // [n, cols / 32]: sum of qa[32b .. 32b+31]
 };
 

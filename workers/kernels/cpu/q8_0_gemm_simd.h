@@ -23,7 +23,6 @@ struct GgmlBlockJob {
   const uint8_t* w = nullptr;         // weight blocks
   const int8_t* qa = nullptr;         // [n, cols] activation codes
   const float* da = nullptr;          // [n, blocks_per_row] activation scales
-  const int32_t* quad_sums = nullptr; // [n, cols / 4]
   const int32_t* block_sums = nullptr;// [n, blocks_per_row]
   // Q4_0 only, optional: qa with every 4 blocks (128 columns) permuted to
   // [32 * k + c for k < 4, c < 16] then [32 * k + 16 + c ...] (the order of
