@@ -12,8 +12,33 @@
 #include <gtest/gtest.h>
 
 #include "workers/kernels/cpu/cpu_features.h"
+#include "workers/kernels/cpu/packed_int_gemm.h"
 
 namespace squeeze::kernels::testing {
+
+// Packed int weights owned by a test and the PackedIntWeights view of them:
+// fill the arrays (zero_points / g_idx empty = none), then PointView. Moving
+// keeps the view valid (vector buffers move); copying does not.
+struct PackedTestWeights {
+  std::vector<uint32_t> packed;   // [rows, words_per_row]
+  std::vector<float> scales;      // [rows, groups]
+  std::vector<int32_t> zero_points, g_idx;
+  PackedIntWeights view;
+
+  void PointView(int bits, int64_t rows, int64_t cols, int64_t group) {
+    const int64_t per_word = 32 / bits;
+    view.num_bits = bits;
+    view.rows = rows;
+    view.cols = cols;
+    view.words_per_row = (cols + per_word - 1) / per_word;
+    view.packed = packed.data();
+    view.groups_per_row = (cols + group - 1) / group;
+    view.group_size = group;
+    view.scales = scales.data();
+    view.zero_points = zero_points.empty() ? nullptr : zero_points.data();
+    view.g_idx = g_idx.empty() ? nullptr : g_idx.data();
+  }
+};
 
 inline std::vector<float> RandomFloats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937_64 rng(seed);

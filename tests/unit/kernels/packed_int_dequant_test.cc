@@ -38,12 +38,7 @@ using testing::VariantScope;
 enum class Codes { kRandom, kExtreme, kMin, kMax };
 enum class Zeros { kNone, kInRange, kFar };  // kFar: |z| far outside the code range
 
-struct Weights {
-  std::vector<uint32_t> packed;
-  std::vector<float> scales;
-  std::vector<int32_t> zero_points, g_idx;
-  PackedIntWeights view;
-};
+using Weights = testing::PackedTestWeights;
 
 Weights Make(int bits, int64_t rows, int64_t cols, int64_t group, Zeros zeros, Codes codes, uint64_t seed,
              bool with_g_idx = false) {
@@ -81,17 +76,7 @@ Weights Make(int bits, int64_t rows, int64_t cols, int64_t group, Zeros zeros, C
     for (int64_t c = 0; c < cols; ++c) t.g_idx[c] = static_cast<int32_t>(c / group);
     std::shuffle(t.g_idx.begin(), t.g_idx.end(), rng);
   }
-  PackedIntWeights& v = t.view;
-  v.num_bits = bits;
-  v.rows = rows;
-  v.cols = cols;
-  v.words_per_row = wpr;
-  v.packed = t.packed.data();
-  v.groups_per_row = groups;
-  v.group_size = group;
-  v.scales = t.scales.data();
-  v.zero_points = zeros != Zeros::kNone ? t.zero_points.data() : nullptr;
-  v.g_idx = with_g_idx ? t.g_idx.data() : nullptr;
+  t.PointView(bits, rows, cols, group);
   return t;
 }
 

@@ -23,13 +23,8 @@ using testing::RandomFloats;
 
 enum class Codes { kRandom, kExtreme, kMin, kMax };
 
-// Owns packed weights built with PackedIntLinear's own PackRow.
-struct TestWeights {
-  std::vector<uint32_t> packed;
-  std::vector<float> scales;
-  std::vector<int32_t> zero_points, g_idx;
-  PackedIntWeights view;
-};
+// Packed weights built with PackedIntLinear's own PackRow.
+using TestWeights = testing::PackedTestWeights;
 
 TestWeights MakeWeights(int bits, int64_t rows, int64_t cols, int64_t group, bool asym, Codes codes,
                         uint64_t seed, bool zero_scales = false, bool with_g_idx = false) {
@@ -67,17 +62,7 @@ TestWeights MakeWeights(int bits, int64_t rows, int64_t cols, int64_t group, boo
     for (int64_t c = 0; c < cols; ++c) t.g_idx[c] = static_cast<int32_t>(c / group);
     std::shuffle(t.g_idx.begin(), t.g_idx.end(), rng);
   }
-  PackedIntWeights& v = t.view;
-  v.num_bits = bits;
-  v.rows = rows;
-  v.cols = cols;
-  v.words_per_row = wpr;
-  v.packed = t.packed.data();
-  v.groups_per_row = groups;
-  v.group_size = group;
-  v.scales = t.scales.data();
-  v.zero_points = asym ? t.zero_points.data() : nullptr;
-  v.g_idx = with_g_idx ? t.g_idx.data() : nullptr;
+  t.PointView(bits, rows, cols, group);
   return t;
 }
 

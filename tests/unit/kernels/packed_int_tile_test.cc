@@ -176,12 +176,7 @@ TEST(Int8PanelCore, ReferenceComputesTheDocumentedChain) {
 
 // ------------------------------------------------------ packed-int panel path
 
-struct TestWeights {
-  std::vector<uint32_t> packed;
-  std::vector<float> scales;
-  std::vector<int32_t> zero_points;
-  PackedIntWeights view;
-};
+using TestWeights = testing::PackedTestWeights;
 
 enum class Zp { kNone, kRandom, kExtreme };
 
@@ -209,16 +204,7 @@ TestWeights MakeWeights(int bits, int64_t rows, int64_t cols, int64_t group, Zp 
     t.zero_points.resize(rows * groups);
     for (int32_t& z : t.zero_points) z = zp == Zp::kExtreme ? (rng() % 2 ? qmin : qmax) : code(rng);
   }
-  PackedIntWeights& v = t.view;
-  v.num_bits = bits;
-  v.rows = rows;
-  v.cols = cols;
-  v.words_per_row = wpr;
-  v.packed = t.packed.data();
-  v.groups_per_row = groups;
-  v.group_size = group;
-  v.scales = t.scales.data();
-  v.zero_points = zp != Zp::kNone ? t.zero_points.data() : nullptr;
+  t.PointView(bits, rows, cols, group);
   return t;
 }
 
