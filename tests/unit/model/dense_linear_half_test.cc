@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/model/dense_reference.h"
 #include "workers/engine/core/half.h"
 #include "workers/engine/model/dense_linear.h"
 
@@ -42,26 +43,11 @@ TensorView HalfView(const std::vector<float>& w, int64_t out, int64_t in, DType 
   return v;
 }
 
-// Double x W^T + b (W as the layer stores it) and the bound's magnitudes.
+// The double reference on the layer's stored weight and bias.
 void DoubleForward(const DenseLinear& layer, const std::vector<float>& x, int64_t n, std::vector<float>& y,
                    std::vector<double>& mag) {
-  const MatrixRM w = layer.DenseWeight();
-  const int64_t out = w.rows(), in = w.cols();
   const absl::Span<const float> b = layer.bias();
-  y.assign(n * out, 0.0f);
-  mag.assign(n * out, 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < out; ++j) {
-      double s = b.empty() ? 0.0 : b[j], a = b.empty() ? 0.0 : std::fabs(b[j]);
-      for (int64_t c = 0; c < in; ++c) {
-        const double p = double{x[i * in + c]} * w(j, c);
-        s += p;
-        a += std::fabs(p);
-      }
-      y[i * out + j] = static_cast<float>(s);
-      mag[i * out + j] = a;
-    }
-  }
+  test_inputs::DoubleReference(x, layer.DenseWeight(), std::vector<float>(b.begin(), b.end()), n, y, mag);
 }
 
 TEST(DenseLinearHalf, DirectAndWidenPathsMatchTheDoubleReference) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/model/dense_reference.h"
 #include "workers/engine/core/half.h"
 
 namespace squeeze {
@@ -28,6 +29,7 @@ using kernels::testing::Near;
 using kernels::testing::RandomFloats;
 using kernels::testing::Variant;
 using kernels::testing::VariantScope;
+using test_inputs::DoubleReference;
 
 // A [out, in] weight view of `dtype` holding `w` rounded to that dtype.
 TensorView WeightView(const std::vector<float>& w, int64_t out, int64_t in, DType dtype) {
@@ -46,27 +48,6 @@ TensorView WeightView(const std::vector<float>& w, int64_t out, int64_t in, DTyp
 struct Case {
   int64_t n, in, out;
 };
-
-// y_double = x W^T + b in double (W as the layer stores it), and the bound's
-// magnitude sum_c |x_c w_c| + |b| per output.
-void DoubleReference(const std::vector<float>& x, const MatrixRM& w, const std::vector<float>& bias, int64_t n,
-                     std::vector<float>& y, std::vector<double>& mag) {
-  const int64_t out = w.rows(), in = w.cols();
-  y.assign(n * out, 0.0f);
-  mag.assign(n * out, 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < out; ++j) {
-      double s = bias.empty() ? 0.0 : bias[j], a = bias.empty() ? 0.0 : std::fabs(bias[j]);
-      for (int64_t c = 0; c < in; ++c) {
-        const double p = double{x[i * in + c]} * w(j, c);
-        s += p;
-        a += std::fabs(p);
-      }
-      y[i * out + j] = static_cast<float>(s);
-      mag[i * out + j] = a;
-    }
-  }
-}
 
 std::vector<Case> OddCases() {
   std::vector<Case> cases;
