@@ -92,8 +92,9 @@ void ExpectAllVariantsEqualReference(GgmlBlockKind kind, int64_t rows, int64_t c
 TEST(GgmlBlockGemm, RandomShapesBitEqualReference) {
   uint64_t seed = 1;
   for (GgmlBlockKind kind : {GgmlBlockKind::kQ4_0, GgmlBlockKind::kQ8_0}) {
-    // cols: one block, an odd number of blocks (the 256-bit tail), even.
-    for (int64_t cols : {32, 96, 160, 512}) {
+    // cols: one block, an odd number of blocks (the 256-bit tail), even, and
+    // 16 blocks then a partial chunk of 9 (the decode kernel's 4-row chain).
+    for (int64_t cols : {32, 96, 160, 512, 800}) {
       for (int64_t rows : {1, 3, 17, 38}) {
         for (int64_t n : {1, 2, 5, 9}) ExpectAllVariantsEqualReference(kind, rows, cols, n, Fill::kRandom, ++seed, n % 2);
       }

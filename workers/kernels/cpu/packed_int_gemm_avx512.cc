@@ -24,7 +24,6 @@ inline int32_t U4(const uint8_t* row, int64_t c) { return (row[c >> 1] >> ((c & 
 // lane. 8-bit: codes widened, minus (z + 128), converted, times s. The zero
 // point and the scale are broadcast from memory (load-port operations).
 constexpr int64_t kF32BlockUnits = 8;
-constexpr int64_t kF32PrefetchBytes = 2048;
 
 // NT rows of x (from i0) against weight rows [r, r + RB).
 template <int NT, int RB, int BITS>
@@ -55,6 +54,12 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
     #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) tot[b][t] = acc[b][t][0] = acc[b][t][1] = _mm512_setzero_ps();
   }
+  // Prefetch: the same columns (and the same groups' scales and zero points)
+  // of the next block of RB weight rows, RB rows ahead. The hardware
+  // prefetchers do not keep up with RB code streams plus RB scale streams
+  // (4-bit g32 4096x4096 decode, 1 thread: 14-15 -> 16-18 GB/s with this,
+  // as fast as with the whole matrix in L3: the kernel is compute-bound now).
+  const int64_t ahead_bytes = RB * w.words_per_row * 4;
   int64_t units = 0;
   for (int64_t g = 0; g < ng; ++g) {
     const int64_t c0 = g * G, c1 = MinI(c0 + G, cu);
@@ -62,6 +67,14 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
     __m512i zv[RB];
     #pragma GCC unroll 8
     for (int b = 0; b < RB; ++b) {
+      if ((g & 15) == 0) {  // prefetches never fault, so past the last row is harmless
+        _mm_prefetch(reinterpret_cast<const char*>(sc[b] + RB * ng + g), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sc[b] + RB * ng + g + 15), _MM_HINT_T0);
+        if (zp[b] != nullptr) {
+          _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g + 15), _MM_HINT_T0);
+        }
+      }
       zv[b] = _mm512_set1_epi32(zp[b] != nullptr ? zp[b][g] : zero);
       sv[b] = _mm512_set1_ps(sc[b][g]);
       if (BITS == 4) table[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lanes, zv[b])), sv[b]);
@@ -71,12 +84,12 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
       #pragma GCC unroll 8
       for (int b = 0; b < RB; ++b) {
         if (BITS == 4) {
-          if ((c & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + c / 2 + kF32PrefetchBytes), _MM_HINT_T0);
+          if ((c & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + ahead_bytes + c / 2), _MM_HINT_T0);
           const __m512i u = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c / 2)));
           w0[b] = _mm512_permutexvar_ps(u, table[b]);                         // even columns
           w1[b] = _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), table[b]);  // odd columns
         } else {
-          if ((c & 63) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + c + kF32PrefetchBytes), _MM_HINT_T0);
+          if ((c & 63) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + ahead_bytes + c), _MM_HINT_T0);
           const __m512i u0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c)));
           const __m512i u1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c + 16)));
           const __m512i zl = _mm512_add_epi32(zv[b], _mm512_set1_epi32(kOff));
