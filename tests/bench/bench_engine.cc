@@ -43,6 +43,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/bench/bench_model.h"
+#include "tests/bench/bench_util.h"
 #include "workers/engine/core/allocator_config.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/dense_linear.h"
@@ -54,29 +56,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// RATIO lines printed after all benchmarks, in insertion order; a name seen
-// again (Google Benchmark's estimation runs) keeps the last, measured value.
-std::vector<std::pair<std::string, double>>& Ratios() {
-  static auto* r = new std::vector<std::pair<std::string, double>>;
-  return *r;
-}
-void AddRatio(const std::string& name, double v) {
-  for (auto& [n, value] : Ratios()) {
-    if (n == name) {
-      value = v;
-      return;
-    }
-  }
-  Ratios().emplace_back(name, v);
-}
+// RATIO lines printed after all benchmarks (bench_util.h).
+using bench::AddRatio;
 
-MatrixRM RandomMatrix(int64_t r, int64_t c, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  MatrixRM m(r, c);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+constexpr auto RandomMatrix = bench::RandomUniformMatrix;
 
 // Seconds per call of Eigen's single-call GEMM y = x W^T, averaged over reps.
 double EigenGemmSeconds(const MatrixRM& x, const MatrixRM& w, int reps) {
@@ -160,15 +143,8 @@ BenchModel& Stories() {
 BenchModel& Llama7BShapes() {
   static BenchModel* bm = [] {
     auto* b = new BenchModel;
-    ModelConfig c;
-    c.dim = 4096;
-    c.hidden_dim = 11008;
-    c.n_layers = 1;
-    c.n_heads = 32;
-    c.n_kv_heads = 32;
-    c.head_dim = 128;
+    ModelConfig c = bench::Llama7BLayerShapes(1, 2048);
     c.vocab_size = 32000;
-    c.max_seq_len = 2048;
     c.tie_word_embeddings = false;
     b->model = MakeRandomModel(c, 7);
     b->ok = true;
@@ -371,6 +347,6 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  for (const auto& [name, v] : squeeze::Ratios()) std::printf("RATIO %s %.3f\n", name.c_str(), v);
+  squeeze::bench::PrintRatios();
   return 0;
 }

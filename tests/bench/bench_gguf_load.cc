@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/bench/bench_util.h"
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/gguf.h"
 #include "workers/engine/formats/gguf_model.h"
@@ -48,14 +49,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-double PeakRssMiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
-  }
-  return -1.0;
-}
+using bench::PeakRssMiB;
 
 // Child: one load, one line "LOADED <seconds> <peak MiB> <linear bytes> <first kind>".
 int LoadOnce(const std::string& loader, const std::string& path) {

@@ -33,6 +33,8 @@
 
 #include <Eigen/Core>
 
+#include "tests/bench/bench_model.h"
+#include "tests/bench/bench_util.h"
 #include "workers/engine/calib/activation_stats.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/synthetic_model.h"
@@ -41,42 +43,10 @@
 namespace squeeze {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-int EnvInt(const char* name, int def) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : def;
-}
-
-double PeakRssMiB() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
-  }
-  return -1.0;
-}
-
-// Accumulates each linear's input (q/k/v and gate/up once) and times it.
-class StatsObserver final : public BlockObserver {
- public:
-  explicit StatsObserver(ThreadPool& pool) : pool_(pool) {}
-  void OnLinearInput(int, BlockLinear which, const float* x, int64_t rows, int64_t cols) override {
-    if (which == BlockLinear::kK || which == BlockLinear::kV || which == BlockLinear::kUp) return;
-    auto& st = stats[static_cast<int>(which)];
-    if (!st) st = std::make_unique<ActivationStats>(cols, true);
-    const auto t0 = Clock::now();
-    st->Add(x, rows, pool_);
-    add_seconds += Since(t0);
-  }
-  std::array<std::unique_ptr<ActivationStats>, kNumBlockLinears> stats;
-  double add_seconds = 0.0;
-
- private:
-  ThreadPool& pool_;
-};
+using bench::Clock;
+using bench::EnvInt;
+using bench::PeakRssMiB;
+using bench::Since;
 
 // Seconds of Eigen's fp32 X^T X for X [n, in].
 double EigenXtxSeconds(int64_t n, int64_t in) {
@@ -105,17 +75,7 @@ int Main() {
   const int layers = EnvInt("SQUEEZE_BENCH_LAYERS", 1);
   const int seqs = EnvInt("SQUEEZE_BENCH_SEQS", 2);
   const int seq_len = EnvInt("SQUEEZE_BENCH_SEQ_LEN", 256);
-  ModelConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = layers;
-  c.n_heads = 32;
-  c.n_kv_heads = 32;
-  c.head_dim = 128;
-  c.vocab_size = 256;  // no head is run; keeps the embedding small
-  c.max_seq_len = seq_len;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = true;
+  const ModelConfig c = bench::Llama7BLayerShapes(layers, seq_len);
   ThreadPool& pool = ThreadPool::Default();
   std::printf("bench_gptq: %d layer(s) of Llama-7B shapes, %d x %d calibration tokens\n", layers, seqs, seq_len);
   auto t0 = Clock::now();
@@ -140,7 +100,7 @@ int Main() {
   double flops_hessian = 0.0, flops_chol = 0.0, flops_update = 0.0, eigen_xtx_s = 0.0;
   const int64_t n = static_cast<int64_t>(seqs) * seq_len;
   for (int l = 0; l < layers; ++l) {
-    StatsObserver obs(pool);
+    bench::TimedStatsObserver obs(pool);
     t0 = Clock::now();
     for (int s = 0; s < seqs; ++s) {
       if (!RunBlock(m, l, hidden[s], 0, nullptr, &obs, pool).ok()) return 1;
@@ -154,7 +114,7 @@ int Main() {
     }
     std::vector<LinearSlot> slots = m.BlockLinears(l);
     for (int i = 0; i < kNumBlockLinears; ++i) {
-      const int src = (i == 1 || i == 2) ? 0 : (i == 5 ? 4 : i);
+      const int src = bench::StatsIndexOf(i);
       const MatrixRM w = (*slots[i].slot)->DenseWeight();
       const int64_t in = w.cols(), out = w.rows();
       t0 = Clock::now();

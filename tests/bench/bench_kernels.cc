@@ -69,7 +69,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <map>
 #include <random>
 #include <string>
@@ -77,6 +76,7 @@
 
 #include <Eigen/Core>
 
+#include "tests/bench/bench_util.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/kernels/cpu/cpu_features.h"
 #include "workers/engine/core/half.h"
@@ -90,25 +90,12 @@
 namespace squeeze::kernels {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::AlternateBestOf;
+using bench::BestTime;
+using bench::Clock;
 using MatRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// RATIO lines printed after all benchmarks, in insertion order.
-std::vector<std::pair<std::string, double>>& Ratios() {
-  static auto* r = new std::vector<std::pair<std::string, double>>;
-  return *r;
-}
-// Google Benchmark calls a benchmark more than once (a short estimation run
-// first): the last call, the measured one, wins.
-void AddRatio(const std::string& name, double v) {
-  for (auto& [n, value] : Ratios()) {
-    if (n == name) {
-      value = v;
-      return;
-    }
-  }
-  Ratios().emplace_back(name, v);
-}
+using bench::AddRatio;
 
 double g_copy_gbps = 0;  // set by BM_CopyBandwidth (registered first)
 
@@ -117,7 +104,24 @@ double SecondsPerCall(F&& f, int reps) {
   f();  // warm up
   const auto t0 = Clock::now();
   for (int i = 0; i < reps; ++i) f();
-  return std::chrono::duration<double>(Clock::now() - t0).count() / reps;
+  return bench::Since(t0) / reps;
+}
+
+// Wall seconds per iteration of the benchmark's own loop, each iteration one
+// call of f, after one warm-up call (Google Benchmark picks the count).
+template <typename F>
+double SecondsPerIteration(benchmark::State& state, F&& f) {
+  f();  // warm up
+  const auto t0 = Clock::now();
+  for (auto _ : state) f();
+  return bench::Since(t0) / state.iterations();
+}
+
+// How many copies of a weight matrix of `bytes_per_copy` bytes (at least
+// `at_least`) fill 256 MiB: calls cycling through them stream the weights
+// from DRAM, as decoding a whole model does, not from the L3.
+int64_t WeightCopiesFor(int64_t bytes_per_copy, int64_t at_least) {
+  return std::max<int64_t>(at_least, ((int64_t{256} << 20) + bytes_per_copy - 1) / bytes_per_copy);
 }
 
 std::vector<float> Random(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
@@ -145,25 +149,37 @@ void EigenGemm(const float* x, int64_t n, int64_t k, const float* w, int64_t m, 
 
 // ---------------------------------------------------------------- copy
 
-void BM_CopyBandwidth(benchmark::State& state) {
-  const size_t bytes = size_t{256} << 20;
-  std::vector<char> src(bytes, 1), dst(bytes, 0);
-  ThreadPool& pool = ThreadPool::Default();
-  const int64_t chunks = 256;
-  const size_t per = bytes / chunks;
-  auto copy = [&] {
-    pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
-      for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
+// A STREAM-like copy: `bytes` (a multiple of 256) memcpy-ed in 256 chunks
+// spread over a pool, the memory-bandwidth yardstick the decode benchmarks
+// divide by. GBps counts the bytes read + written.
+class CopyPass {
+ public:
+  CopyPass(ThreadPool& pool, size_t bytes) : pool_(pool), src_(bytes, 1), dst_(bytes, 0) {}
+  // One pass over the whole buffer (const: callable through absl::FunctionRef).
+  void operator()() const {
+    const size_t per = src_.size() / kChunks;
+    pool_.ParallelFor(kChunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c) std::memcpy(dst_.data() + c * per, src_.data() + c * per, per);
     });
-  };
-  copy();
-  const auto t0 = Clock::now();
-  for (auto _ : state) {
-    copy();
-    benchmark::DoNotOptimize(dst.data());
+    benchmark::DoNotOptimize(dst_.data());
   }
-  const double s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
-  g_copy_gbps = 2.0 * bytes / s / 1e9;
+  // GB/s of a pass that took `seconds`.
+  double GBps(double seconds) const { return 2.0 * static_cast<double>(src_.size()) / seconds / 1e9; }
+
+ private:
+  static constexpr int64_t kChunks = 256;
+  ThreadPool& pool_;
+  std::vector<char> src_;
+  mutable std::vector<char> dst_;
+};
+
+// The copy of the decode-bandwidth benchmarks (alternating with their GEMVs).
+constexpr size_t kDecodeCopyBytes = size_t{128} << 20;
+
+void BM_CopyBandwidth(benchmark::State& state) {
+  ThreadPool& pool = ThreadPool::Default();
+  CopyPass copy(pool, size_t{256} << 20);
+  g_copy_gbps = copy.GBps(SecondsPerIteration(state, copy));
   state.counters["GBps"] = g_copy_gbps;
   state.counters["threads"] = pool.size();
 }
@@ -178,23 +194,44 @@ struct Packed {
   int64_t Bytes() const { return static_cast<int64_t>(words.size() * 4 + scales.size() * 4); }
 };
 
-Packed MakePacked(int bits, int64_t rows, int64_t cols, uint64_t seed) {
+// Random codes, symmetric (no zero points), scales in [0.001, 0.02], groups
+// of `group` contiguous columns.
+Packed MakePackedGroup(int bits, int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
   Packed p;
-  const int64_t group = 128, per_word = 32 / bits, wpr = (cols + per_word - 1) / per_word;
+  const int64_t per_word = 32 / bits, wpr = (cols + per_word - 1) / per_word, ng = (cols + group - 1) / group;
   std::mt19937_64 rng(seed);
   p.words.resize(rows * wpr);
   for (uint32_t& w : p.words) w = static_cast<uint32_t>(rng());
-  p.scales = Random(rows * ((cols + group - 1) / group), seed + 1, 0.001f, 0.02f);
+  p.scales = Random(rows * ng, seed + 1, 0.001f, 0.02f);
   PackedIntWeights& v = p.view;
   v.num_bits = bits;
   v.rows = rows;
   v.cols = cols;
   v.words_per_row = wpr;
   v.packed = p.words.data();
-  v.groups_per_row = (cols + group - 1) / group;
+  v.groups_per_row = ng;
   v.group_size = group;
   v.scales = p.scales.data();
   return p;
+}
+
+// Counters and RATIO lines of the GEMV benchmarks (BM_PackedIntGemv,
+// BM_GgmlBlockGemv): `bytes` of weights read per call, seconds per call of
+// ours, of Eigen's fp32 GEMM on the dequantized matrix and (n = 1 only) of
+// the plain reference. GB/s and bw_frac are against BM_CopyBandwidth.
+void ReportGemv(benchmark::State& state, const std::string& tag, int64_t bytes, int64_t n, double ours_s,
+                double eigen_s, double ref_s) {
+  const double gbps = bytes / ours_s / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["bw_frac"] = g_copy_gbps > 0 ? gbps / g_copy_gbps : 0;
+  state.counters["vs_eigen"] = eigen_s / ours_s;
+  state.counters["tok_per_s"] = n / ours_s;
+  if (n == 1) {
+    state.counters["vs_ref"] = ref_s / ours_s;
+    AddRatio(tag + "_vs_reference", ref_s / ours_s);
+    AddRatio(tag + "_bw_vs_copy", g_copy_gbps > 0 ? gbps / g_copy_gbps : 0);
+  }
+  AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
 }
 
 // args: bits, rows, cols, n, path (0 fp32 activations, 1 int8 activations)
@@ -202,12 +239,10 @@ void BM_PackedIntGemv(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
   const bool q8 = state.range(4) == 1;
-  // Enough copies of the weights (>= 256 MiB in all) that each call streams
-  // its matrix from DRAM, as decoding a whole model does, not from the L3.
   std::vector<Packed> copies;
-  copies.push_back(MakePacked(bits, rows, cols, 5));
-  const int64_t n_copies = std::max<int64_t>(1, ((int64_t{256} << 20) + copies[0].Bytes() - 1) / copies[0].Bytes());
-  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePacked(bits, rows, cols, 5 + 2 * c));
+  copies.push_back(MakePackedGroup(bits, rows, cols, 128, 5));
+  const int64_t n_copies = WeightCopiesFor(copies[0].Bytes(), 1);
+  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedGroup(bits, rows, cols, 128, 5 + 2 * c));
   const Packed& p = copies[0];
   size_t next = 0;
   const auto x = Random(n * cols, 6);
@@ -223,26 +258,19 @@ void BM_PackedIntGemv(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(y.data());
   };
-  ours();
-  const auto t0 = Clock::now();
-  for (auto _ : state) ours();
-  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const double ours_s = SecondsPerIteration(state, ours);
   // Eigen fp32 on the dequantized matrix (what an fp32 model reads).
   std::vector<float> dense(rows * cols);
   PackedIntDequantizeRows(p.view, 0, rows, dense.data());
   const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); },
                                         std::max<int>(3, std::min<int>(20, state.iterations())));
   dense = {};
-  const double gbps = p.Bytes() / ours_s / 1e9;
-  state.counters["GBps"] = gbps;
-  state.counters["bw_frac"] = g_copy_gbps > 0 ? gbps / g_copy_gbps : 0;
-  state.counters["vs_eigen"] = eigen_s / ours_s;
-  state.counters["tok_per_s"] = n / ours_s;
   const std::string tag = "int" + std::to_string(bits) + (q8 ? "_q8act" : "_f32act") + "_" + std::to_string(rows) +
                           "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  double ref_s = 0;
   if (n == 1) {
     std::vector<float> yr(n * rows);
-    const double ref_s = SecondsPerCall(
+    ref_s = SecondsPerCall(
         [&] {
           if (q8) {
             PackedIntGemmQ8Reference(p.view, x.data(), n, nullptr, yr.data());
@@ -251,11 +279,8 @@ void BM_PackedIntGemv(benchmark::State& state) {
           }
         },
         1);
-    state.counters["vs_ref"] = ref_s / ours_s;
-    AddRatio(tag + "_vs_reference", ref_s / ours_s);
-    AddRatio(tag + "_bw_vs_copy", g_copy_gbps > 0 ? gbps / g_copy_gbps : 0);
   }
-  AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
+  ReportGemv(state, tag, p.Bytes(), n, ours_s, eigen_s, ref_s);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
 }
 BENCHMARK(BM_PackedIntGemv)
@@ -283,29 +308,26 @@ BENCHMARK(BM_PackedIntGemv)
 // slices the kernel did not get (memory contention from others remains).
 constexpr int kDecodeBwReps = 5;
 
-double ProcessCpuSeconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-Packed MakePackedGroup(int bits, int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
-  Packed p;
-  const int64_t per_word = 32 / bits, wpr = (cols + per_word - 1) / per_word, ng = (cols + group - 1) / group;
-  std::mt19937_64 rng(seed);
-  p.words.resize(rows * wpr);
-  for (uint32_t& w : p.words) w = static_cast<uint32_t>(rng());
-  p.scales = Random(rows * ng, seed + 1, 0.001f, 0.02f);
-  PackedIntWeights& v = p.view;
-  v.num_bits = bits;
-  v.rows = rows;
-  v.cols = cols;
-  v.words_per_row = wpr;
-  v.packed = p.words.data();
-  v.groups_per_row = ng;
-  v.group_size = group;
-  v.scales = p.scales.data();
-  return p;
+// Counters and RATIO lines of a decode-bandwidth benchmark whose GEMV pass
+// (`calls` one-token calls reading `bytes` each) alternated with `copy` on a
+// pool of `threads` threads; copy_t / pass_t: their fastest rounds. RATIO
+// <tag> = GEMV GB/s / copy GB/s on the wall clock, <tag>_cpu the same on
+// process CPU time divided by the thread count.
+void ReportDecodeBw(benchmark::State& state, const std::string& tag, int64_t bytes, const CopyPass& copy,
+                    const BestTime& copy_t, const BestTime& pass_t, int64_t calls, int threads) {
+  const double call_s = pass_t.wall / static_cast<double>(calls);
+  const double call_cpu_s = pass_t.cpu / threads / static_cast<double>(calls);
+  const double copy_gbps = copy.GBps(copy_t.wall), copy_cpu_gbps = copy.GBps(copy_t.cpu / threads);
+  const double gbps = bytes / call_s / 1e9, cpu_gbps = bytes / call_cpu_s / 1e9;
+  state.counters["GBps"] = gbps;
+  state.counters["copy_GBps"] = copy_gbps;
+  state.counters["bw_frac"] = gbps / copy_gbps;
+  state.counters["cpu_GBps"] = cpu_gbps;
+  state.counters["copy_cpu_GBps"] = copy_cpu_gbps;
+  state.counters["cpu_bw_frac"] = cpu_gbps / copy_cpu_gbps;
+  state.counters["tok_per_s"] = 1.0 / call_s;
+  AddRatio(tag, gbps / copy_gbps);
+  AddRatio(tag + "_cpu", cpu_gbps / copy_cpu_gbps);
 }
 
 // args: bits, rows, cols, group, threads
@@ -317,51 +339,23 @@ void BM_PackedIntDecodeBw(benchmark::State& state) {
   std::vector<Packed> copies;
   copies.push_back(MakePackedGroup(bits, rows, cols, group, 31));
   const int64_t per_copy = copies[0].Bytes();
-  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
   for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedGroup(bits, rows, cols, group, 31 + 2 * c));
-  const size_t copy_bytes = size_t{128} << 20;
-  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
-  const int64_t chunks = 256;
-  const size_t per = copy_bytes / chunks;
+  CopyPass copy(pool, kDecodeCopyBytes);
   const auto x = Random(cols, 6, -2.0f, 2.0f);
   std::vector<float> y(rows);
-  double best_copy = 1e30, best_gemv = 1e30, best_copy_cpu = 1e30, best_gemv_cpu = 1e30;
+  BestTime copy_t, gemv_t;
   for (auto _ : state) {
-    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
-      auto t0 = Clock::now();
-      double c0 = ProcessCpuSeconds();
-      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
-      });
-      benchmark::DoNotOptimize(dst.data());
-      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
-      best_copy_cpu = std::min(best_copy_cpu, (ProcessCpuSeconds() - c0) / threads);
-      t0 = Clock::now();
-      c0 = ProcessCpuSeconds();
-      for (const Packed& p : copies) {
-        PackedIntGemmQ8(p.view, x.data(), 1, nullptr, y.data(), pool);
-        benchmark::DoNotOptimize(y.data());
-      }
-      const double calls = static_cast<double>(copies.size());
-      best_gemv = std::min(best_gemv, std::chrono::duration<double>(Clock::now() - t0).count() / calls);
-      best_gemv_cpu = std::min(best_gemv_cpu, (ProcessCpuSeconds() - c0) / threads / calls);
-    }
+    AlternateBestOf(kDecodeBwReps, {{&copy_t, copy}, {&gemv_t, [&] {
+                                                        for (const Packed& p : copies) {
+                                                          PackedIntGemmQ8(p.view, x.data(), 1, nullptr, y.data(), pool);
+                                                          benchmark::DoNotOptimize(y.data());
+                                                        }
+                                                      }}});
   }
-  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
-  const double gbps = per_copy / best_gemv / 1e9;
-  const double copy_cpu_gbps = 2.0 * copy_bytes / best_copy_cpu / 1e9;
-  const double cpu_gbps = per_copy / best_gemv_cpu / 1e9;
-  state.counters["GBps"] = gbps;
-  state.counters["copy_GBps"] = copy_gbps;
-  state.counters["bw_frac"] = gbps / copy_gbps;
-  state.counters["cpu_GBps"] = cpu_gbps;
-  state.counters["copy_cpu_GBps"] = copy_cpu_gbps;
-  state.counters["cpu_bw_frac"] = cpu_gbps / copy_cpu_gbps;
-  state.counters["tok_per_s"] = 1.0 / best_gemv;
   const std::string tag = "int" + std::to_string(bits) + "_a8_g" + std::to_string(group) + "_decode_bw_" +
                           std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
-  AddRatio(tag, gbps / copy_gbps);
-  AddRatio(tag + "_cpu", cpu_gbps / copy_cpu_gbps);
+  ReportDecodeBw(state, tag, per_copy, copy, copy_t, gemv_t, n_copies, threads);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
 }
 void DecodeBwShapes(benchmark::internal::Benchmark* b) {
@@ -427,36 +421,35 @@ void BM_PackedIntF32Prefill(benchmark::State& state) {
   // Fastest round of each, on the wall clock and on process CPU time (the
   // pool's idle threads block, so CPU time discounts time slices lost to
   // other processes on a shared machine).
-  double ours = 1e30, f32 = 1e30, old = 1e30, ours_cpu = 1e30, f32_cpu = 1e30, old_cpu = 1e30;
-  auto time = [&](double& best, double& best_cpu, auto&& f) {
-    const auto t0 = Clock::now();
-    const double c0 = ProcessCpuSeconds();
-    f();
-    benchmark::DoNotOptimize(y.data());
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-    best_cpu = std::min(best_cpu, ProcessCpuSeconds() - c0);
-  };
+  BestTime ours, f32, old;
   PackedIntGemm(w, x.data(), n, nullptr, y.data(), pool);  // warm up
   for (auto _ : state) {
-    for (int rep = 0; rep < kF32ActReps; ++rep) {
-      time(ours, ours_cpu, [&] { PackedIntGemm(w, x.data(), n, nullptr, y.data(), pool); });
-      time(f32, f32_cpu, [&] { GemmF32NT(x.data(), n, cols, dense.data(), rows, y.data(), pool); });
-      time(old, old_cpu, [&] { PackedIntGemmDequantTilesReference(w, x.data(), n, nullptr, y.data(), pool); });
-    }
+    AlternateBestOf(kF32ActReps, {{&ours, [&] {
+                                     PackedIntGemm(w, x.data(), n, nullptr, y.data(), pool);
+                                     benchmark::DoNotOptimize(y.data());
+                                   }},
+                                  {&f32, [&] {
+                                     GemmF32NT(x.data(), n, cols, dense.data(), rows, y.data(), pool);
+                                     benchmark::DoNotOptimize(y.data());
+                                   }},
+                                  {&old, [&] {
+                                     PackedIntGemmDequantTilesReference(w, x.data(), n, nullptr, y.data(), pool);
+                                     benchmark::DoNotOptimize(y.data());
+                                   }}});
   }
   const double flop = 2.0 * n * rows * cols;
-  state.counters["GFLOPs"] = flop / ours / 1e9;
-  state.counters["f32_GFLOPs"] = flop / f32 / 1e9;
-  state.counters["old_GFLOPs"] = flop / old / 1e9;
-  state.counters["vs_f32gemm"] = f32 / ours;
-  state.counters["vs_old"] = old / ours;
+  state.counters["GFLOPs"] = flop / ours.wall / 1e9;
+  state.counters["f32_GFLOPs"] = flop / f32.wall / 1e9;
+  state.counters["old_GFLOPs"] = flop / old.wall / 1e9;
+  state.counters["vs_f32gemm"] = f32.wall / ours.wall;
+  state.counters["vs_old"] = old.wall / ours.wall;
   const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_prefill_" +
                           std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
-  state.counters["vs_f32gemm_cpu"] = f32_cpu / ours_cpu;
-  state.counters["vs_old_cpu"] = old_cpu / ours_cpu;
-  AddRatio(tag + "_vs_f32gemm", f32 / ours);
-  AddRatio(tag + "_vs_f32gemm_cpu", f32_cpu / ours_cpu);
-  AddRatio(tag + "_vs_old", old / ours);
+  state.counters["vs_f32gemm_cpu"] = f32.cpu / ours.cpu;
+  state.counters["vs_old_cpu"] = old.cpu / ours.cpu;
+  AddRatio(tag + "_vs_f32gemm", f32.wall / ours.wall);
+  AddRatio(tag + "_vs_f32gemm_cpu", f32.cpu / ours.cpu);
+  AddRatio(tag + "_vs_old", old.wall / ours.wall);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
 }
 void F32ActPrefillShapes(benchmark::internal::Benchmark* b) {
@@ -493,56 +486,34 @@ void BM_PackedIntF32DecodeBw(benchmark::State& state) {
   std::vector<PackedZ> copies;
   copies.push_back(MakePackedZ(bits, rows, cols, group, 51));
   const int64_t per_copy = copies[0].Bytes();
-  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
   for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedZ(bits, rows, cols, group, 51 + 2 * c));
   std::vector<float> dense(rows * cols);
   PackedIntDequantizeRows(copies[0].p.view, 0, rows, dense.data());
-  const size_t copy_bytes = size_t{128} << 20;
-  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
-  const int64_t chunks = 256;
-  const size_t per = copy_bytes / chunks;
+  CopyPass copy(pool, kDecodeCopyBytes);
   const auto x = Random(cols, 6, -2.0f, 2.0f);
   std::vector<float> y(rows);
-  double best_copy = 1e30, best_gemv = 1e30, best_f32 = 1e30, best_copy_cpu = 1e30, best_gemv_cpu = 1e30;
+  BestTime copy_t, gemv_t, f32_t;
   for (auto _ : state) {
-    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
-      auto t0 = Clock::now();
-      double c0 = ProcessCpuSeconds();
-      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
-      });
-      benchmark::DoNotOptimize(dst.data());
-      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
-      best_copy_cpu = std::min(best_copy_cpu, (ProcessCpuSeconds() - c0) / threads);
-      t0 = Clock::now();
-      c0 = ProcessCpuSeconds();
-      for (const PackedZ& p : copies) {
-        PackedIntGemm(p.p.view, x.data(), 1, nullptr, y.data(), pool);
-        benchmark::DoNotOptimize(y.data());
-      }
-      best_gemv = std::min(best_gemv, std::chrono::duration<double>(Clock::now() - t0).count() / copies.size());
-      best_gemv_cpu = std::min(best_gemv_cpu, (ProcessCpuSeconds() - c0) / threads / copies.size());
-      t0 = Clock::now();
-      GemmF32NT(x.data(), 1, cols, dense.data(), rows, y.data(), pool);
-      benchmark::DoNotOptimize(y.data());
-      best_f32 = std::min(best_f32, std::chrono::duration<double>(Clock::now() - t0).count());
-    }
+    AlternateBestOf(kDecodeBwReps, {{&copy_t, copy},
+                                    {&gemv_t, [&] {
+                                       for (const PackedZ& p : copies) {
+                                         PackedIntGemm(p.p.view, x.data(), 1, nullptr, y.data(), pool);
+                                         benchmark::DoNotOptimize(y.data());
+                                       }
+                                     }},
+                                    {&f32_t, [&] {
+                                       GemmF32NT(x.data(), 1, cols, dense.data(), rows, y.data(), pool);
+                                       benchmark::DoNotOptimize(y.data());
+                                     }}});
   }
-  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
-  const double gbps = per_copy / best_gemv / 1e9;
-  state.counters["GBps"] = gbps;
-  state.counters["copy_GBps"] = copy_gbps;
-  state.counters["bw_frac"] = gbps / copy_gbps;
-  state.counters["f32_GBps"] = rows * cols * 4.0 / best_f32 / 1e9;
-  state.counters["vs_f32gemv"] = best_f32 / best_gemv;
-  state.counters["tok_per_s"] = 1.0 / best_gemv;
   const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_decode_bw_" +
                           std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
-  const double cpu_frac = (per_copy / best_gemv_cpu) / (2.0 * copy_bytes / best_copy_cpu);
-  state.counters["cpu_bw_frac"] = cpu_frac;
-  AddRatio(tag, gbps / copy_gbps);
-  AddRatio(tag + "_cpu", cpu_frac);
-  AddRatio(tag + "_vs_f32gemv", best_f32 / best_gemv);
+  ReportDecodeBw(state, tag, per_copy, copy, copy_t, gemv_t, n_copies, threads);
+  const double gemv_s = gemv_t.wall / static_cast<double>(n_copies);
+  state.counters["f32_GBps"] = rows * cols * 4.0 / f32_t.wall / 1e9;
+  state.counters["vs_f32gemv"] = f32_t.wall / gemv_s;
+  AddRatio(tag + "_vs_f32gemv", f32_t.wall / gemv_s);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
 }
 void F32ActDecodeShapes(benchmark::internal::Benchmark* b) {
@@ -583,7 +554,7 @@ void BM_GgmlBlockGemv(benchmark::State& state) {
   const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
   const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
   const int64_t bytes = rows * cols / kGgmlBlockCols * GgmlBlockBytes(kind);
-  const int64_t n_copies = std::max<int64_t>(1, ((int64_t{256} << 20) + bytes - 1) / bytes);
+  const int64_t n_copies = WeightCopiesFor(bytes, 1);
   std::vector<std::vector<uint8_t>> copies;
   for (int64_t c = 0; c < n_copies; ++c) copies.push_back(MakeGgmlBlocks(kind, rows, cols, 21 + c));
   size_t next = 0;
@@ -596,32 +567,21 @@ void BM_GgmlBlockGemv(benchmark::State& state) {
     GgmlBlockGemm(w, x.data(), n, nullptr, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   };
-  ours();
-  const auto t0 = Clock::now();
-  for (auto _ : state) ours();
-  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const double ours_s = SecondsPerIteration(state, ours);
   const GgmlBlockWeights w0{kind, rows, cols, copies[0].data()};
   std::vector<float> dense(rows * cols);
   GgmlBlockDequantizeRows(w0, 0, rows, dense.data());
   const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); },
                                         std::max<int>(3, std::min<int>(20, state.iterations())));
   dense = {};
-  const double gbps = bytes / ours_s / 1e9;
-  state.counters["GBps"] = gbps;
-  state.counters["bw_frac"] = g_copy_gbps > 0 ? gbps / g_copy_gbps : 0;
-  state.counters["vs_eigen"] = eigen_s / ours_s;
-  state.counters["tok_per_s"] = n / ours_s;
   const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_" +
                           std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  double ref_s = 0;
   if (n == 1) {
     std::vector<float> yr(n * rows);
-    const double ref_s =
-        SecondsPerCall([&] { GgmlBlockGemmReference(w0, x.data(), n, nullptr, yr.data()); }, 1);
-    state.counters["vs_ref"] = ref_s / ours_s;
-    AddRatio(tag + "_vs_reference", ref_s / ours_s);
-    AddRatio(tag + "_bw_vs_copy", g_copy_gbps > 0 ? gbps / g_copy_gbps : 0);
+    ref_s = SecondsPerCall([&] { GgmlBlockGemmReference(w0, x.data(), n, nullptr, yr.data()); }, 1);
   }
-  AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
+  ReportGemv(state, tag, bytes, n, ours_s, eigen_s, ref_s);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
 }
 BENCHMARK(BM_GgmlBlockGemv)
@@ -642,51 +602,25 @@ void BM_GgmlBlockDecodeBw(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(3));
   ThreadPool pool(threads);
   const int64_t per_copy = rows * cols / kGgmlBlockCols * GgmlBlockBytes(kind);
-  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
   std::vector<std::vector<uint8_t>> copies;
   for (int64_t c = 0; c < n_copies; ++c) copies.push_back(MakeGgmlBlocks(kind, rows, cols, 41 + c));
-  const size_t copy_bytes = size_t{128} << 20;
-  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
-  const int64_t chunks = 256;
-  const size_t per = copy_bytes / chunks;
+  CopyPass copy(pool, kDecodeCopyBytes);
   const auto x = Random(cols, 6, -2.0f, 2.0f);
   std::vector<float> y(rows);
-  double best_copy = 1e30, best_gemv = 1e30, best_copy_cpu = 1e30, best_gemv_cpu = 1e30;
+  BestTime copy_t, gemv_t;
   for (auto _ : state) {
-    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
-      auto t0 = Clock::now();
-      double c0 = ProcessCpuSeconds();
-      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
-      });
-      benchmark::DoNotOptimize(dst.data());
-      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
-      best_copy_cpu = std::min(best_copy_cpu, (ProcessCpuSeconds() - c0) / threads);
-      t0 = Clock::now();
-      c0 = ProcessCpuSeconds();
-      for (const auto& blocks : copies) {
-        GgmlBlockGemm(GgmlBlockWeights{kind, rows, cols, blocks.data()}, x.data(), 1, nullptr, y.data(), pool);
-        benchmark::DoNotOptimize(y.data());
-      }
-      const double calls = static_cast<double>(copies.size());
-      best_gemv = std::min(best_gemv, std::chrono::duration<double>(Clock::now() - t0).count() / calls);
-      best_gemv_cpu = std::min(best_gemv_cpu, (ProcessCpuSeconds() - c0) / threads / calls);
-    }
+    AlternateBestOf(kDecodeBwReps, {{&copy_t, copy}, {&gemv_t, [&] {
+                                                        for (const auto& blocks : copies) {
+                                                          GgmlBlockGemm(GgmlBlockWeights{kind, rows, cols, blocks.data()},
+                                                                        x.data(), 1, nullptr, y.data(), pool);
+                                                          benchmark::DoNotOptimize(y.data());
+                                                        }
+                                                      }}});
   }
-  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
-  const double gbps = per_copy / best_gemv / 1e9;
-  const double copy_cpu_gbps = 2.0 * copy_bytes / best_copy_cpu / 1e9;
-  const double cpu_gbps = per_copy / best_gemv_cpu / 1e9;
-  state.counters["GBps"] = gbps;
-  state.counters["copy_GBps"] = copy_gbps;
-  state.counters["bw_frac"] = gbps / copy_gbps;
-  state.counters["cpu_GBps"] = cpu_gbps;
-  state.counters["cpu_bw_frac"] = cpu_gbps / copy_cpu_gbps;
-  state.counters["tok_per_s"] = 1.0 / best_gemv;
   const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_decode_bw_" +
                           std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
-  AddRatio(tag, gbps / copy_gbps);
-  AddRatio(tag + "_cpu", cpu_gbps / copy_cpu_gbps);
+  ReportDecodeBw(state, tag, per_copy, copy, copy_t, gemv_t, n_copies, threads);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
 }
 BENCHMARK(BM_GgmlBlockDecodeBw)
@@ -716,25 +650,19 @@ void BM_GgmlBlockPrefill(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   };
   ours();
-  double best = 1e30, best_cpu = 1e30;
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
-    const double c0 = ProcessCpuSeconds();
-    ours();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-    best_cpu = std::min(best_cpu, ProcessCpuSeconds() - c0);
-  }
+  BestTime best;
+  for (auto _ : state) best.Time(ours);
   std::vector<float> dense(rows * cols);
   GgmlBlockDequantizeRows(w, 0, rows, dense.data());
   const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); }, 3);
   const double ops = 2.0 * n * rows * cols;
-  state.counters["GOPS"] = ops / best / 1e9;
-  state.counters["GOPS_cpu"] = ops / best_cpu / 1e9;
-  state.counters["tok_per_s"] = n / best;
-  state.counters["vs_eigen"] = eigen_s / best;
+  state.counters["GOPS"] = ops / best.wall / 1e9;
+  state.counters["GOPS_cpu"] = ops / best.cpu / 1e9;
+  state.counters["tok_per_s"] = n / best.wall;
+  state.counters["vs_eigen"] = eigen_s / best.wall;
   const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_prefill_" +
                           std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
-  AddRatio(tag + "_vs_eigen_f32", eigen_s / best);
+  AddRatio(tag + "_vs_eigen_f32", eigen_s / best.wall);
   state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
 }
 BENCHMARK(BM_GgmlBlockPrefill)
@@ -761,10 +689,7 @@ void BM_Int8Gemm(benchmark::State& state) {
     Int8GemmNT(a.data(), m, k, as.data(), w.data(), n, ws.data(), nullptr, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   };
-  ours();
-  const auto t0 = Clock::now();
-  for (auto _ : state) ours();
-  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const double ours_s = SecondsPerIteration(state, ours);
   const auto xf = Random(m * k, 10), wf = Random(n * k, 11);
   const double eigen_s = SecondsPerCall([&] { EigenGemm(xf.data(), m, k, wf.data(), n, y.data(), pool); },
                                         std::max<int>(2, std::min<int>(10, state.iterations())));
@@ -800,10 +725,7 @@ void BM_GemmF32(benchmark::State& state) {
     GemmF32NT(x.data(), n, k, w.data(), m, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   };
-  ours();
-  const auto t0 = Clock::now();
-  for (auto _ : state) ours();
-  const double ours_s = std::chrono::duration<double>(Clock::now() - t0).count() / state.iterations();
+  const double ours_s = SecondsPerIteration(state, ours);
   const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, k, w.data(), m, y.data(), pool); },
                                         std::max<int>(2, std::min<int>(10, state.iterations())));
   state.counters["GFLOPs"] = 2.0 * n * m * k / ours_s / 1e9;
@@ -874,7 +796,7 @@ void BM_HalfDecodeBw(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(4));
   ThreadPool pool(threads);
   const int64_t per_copy = m * k * 2;
-  const int64_t n_copies = std::max<int64_t>(2, ((int64_t{256} << 20) + per_copy - 1) / per_copy);
+  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
   std::vector<std::vector<uint16_t>> copies(n_copies);
   {
     const std::vector<float> w = Random(m * k, 41);
@@ -886,41 +808,34 @@ void BM_HalfDecodeBw(benchmark::State& state) {
       }
     }
   }
-  const size_t copy_bytes = size_t{128} << 20;
-  std::vector<char> src(copy_bytes, 1), dst(copy_bytes, 0);
-  const int64_t chunks = 256;
-  const size_t per = copy_bytes / chunks;
+  CopyPass copy(pool, kDecodeCopyBytes);
   const auto x = Random(n * k, 7, -2.0f, 2.0f);
   std::vector<float> y(n * m);
-  double best_copy = 1e30, best_direct = 1e30, best_widen = 1e30, best_widen_simd = 1e30;
+  // One pass: fn on every weight copy in turn.
   auto pass = [&](auto&& fn) {
-    const auto t0 = Clock::now();
-    for (const auto& w : copies) {
-      fn(w.data());
-      benchmark::DoNotOptimize(y.data());
-    }
-    return std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(copies.size());
+    return [&, fn] {
+      for (const auto& w : copies) {
+        fn(w.data());
+        benchmark::DoNotOptimize(y.data());
+      }
+    };
   };
+  BestTime copy_t, direct_t, widen_t, widen_simd_t;
   for (auto _ : state) {
-    for (int rep = 0; rep < kDecodeBwReps; ++rep) {
-      const auto t0 = Clock::now();
-      pool.ParallelFor(chunks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) std::memcpy(dst.data() + c * per, src.data() + c * per, per);
-      });
-      benchmark::DoNotOptimize(dst.data());
-      best_copy = std::min(best_copy, std::chrono::duration<double>(Clock::now() - t0).count());
-      best_direct = std::min(best_direct, pass([&](const uint16_t* w) {
-        DirectHalf(type, x.data(), n, k, w, m, y.data(), pool);
-      }));
-      best_widen = std::min(best_widen, pass([&](const uint16_t* w) {
-        WidenThenGemm(type, x.data(), n, k, w, m, y.data(), pool, false);
-      }));
-      best_widen_simd = std::min(best_widen_simd, pass([&](const uint16_t* w) {
-        WidenThenGemm(type, x.data(), n, k, w, m, y.data(), pool, true);
-      }));
-    }
+    AlternateBestOf(kDecodeBwReps,
+                    {{&copy_t, copy},
+                     {&direct_t, pass([&](const uint16_t* w) { DirectHalf(type, x.data(), n, k, w, m, y.data(), pool); })},
+                     {&widen_t, pass([&](const uint16_t* w) {
+                        WidenThenGemm(type, x.data(), n, k, w, m, y.data(), pool, false);
+                      })},
+                     {&widen_simd_t, pass([&](const uint16_t* w) {
+                        WidenThenGemm(type, x.data(), n, k, w, m, y.data(), pool, true);
+                      })}});
   }
-  const double copy_gbps = 2.0 * copy_bytes / best_copy / 1e9;
+  const double calls = static_cast<double>(copies.size());
+  const double best_direct = direct_t.wall / calls, best_widen = widen_t.wall / calls;
+  const double best_widen_simd = widen_simd_t.wall / calls;
+  const double copy_gbps = copy.GBps(copy_t.wall);
   const double gbps = per_copy / best_direct / 1e9;
   state.counters["GBps"] = gbps;
   state.counters["widen_GBps"] = per_copy / best_widen / 1e9;
@@ -992,20 +907,20 @@ void BM_PackedIntQ8Prefill(benchmark::State& state) {
   std::vector<float> y(n * rows), y_rows(n * rows);
   ThreadPool& pool = ThreadPool::Default();
   constexpr int64_t kRowsOnly = int64_t{1} << 40;
-  double ours = 1e30, old = 1e30;
-  auto time = [&](double& best, auto&& f) {
-    const auto t0 = Clock::now();
-    f();
-    benchmark::DoNotOptimize(y.data());
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  };
+  BestTime ours_t, old_t;
   PackedIntGemmQ8(w, x.data(), n, nullptr, y.data(), pool);  // warm up (and the scratch)
   for (auto _ : state) {
-    for (int rep = 0; rep < kQ8PrefillReps; ++rep) {
-      time(ours, [&] { PackedIntGemmQ8(w, x.data(), n, nullptr, y.data(), pool); });
-      time(old, [&] { internal::PackedIntGemmQ8WithTileRows(w, x.data(), n, nullptr, y_rows.data(), pool, kRowsOnly); });
-    }
+    AlternateBestOf(kQ8PrefillReps, {{&ours_t, [&] {
+                                        PackedIntGemmQ8(w, x.data(), n, nullptr, y.data(), pool);
+                                        benchmark::DoNotOptimize(y.data());
+                                      }},
+                                     {&old_t, [&] {
+                                        internal::PackedIntGemmQ8WithTileRows(w, x.data(), n, nullptr, y_rows.data(),
+                                                                              pool, kRowsOnly);
+                                        benchmark::DoNotOptimize(y_rows.data());
+                                      }}});
   }
+  const double ours = ours_t.wall, old = old_t.wall;
   if (std::memcmp(y.data(), y_rows.data(), y.size() * sizeof(float)) != 0) {
     state.SkipWithError("panel path and row kernels differ");
     return;
@@ -1046,6 +961,6 @@ int main(int argc, char** argv) {
   benchmark::Shutdown();
   std::printf("kernel variant: %s (SQUEEZE_KERNELS caps it)\n",
               squeeze::kernels::KernelIsaName(squeeze::kernels::ActiveIsa()));
-  for (const auto& [name, v] : squeeze::kernels::Ratios()) std::printf("RATIO %s %.3f\n", name.c_str(), v);
+  squeeze::bench::PrintRatios();
   return 0;
 }

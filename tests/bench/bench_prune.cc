@@ -47,6 +47,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/bench/bench_model.h"
+#include "tests/bench/bench_util.h"
 #include "workers/engine/calib/activation_stats.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/engine/model/forward.h"
@@ -64,51 +66,11 @@
 namespace squeeze {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-int EnvInt(const char* name, int def) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : def;
-}
-
-double StatusMiB(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::string k = key;
-  while (std::getline(in, line)) {
-    if (line.rfind(k, 0) == 0) return std::stod(line.substr(k.size())) / 1024.0;  // kB
-  }
-  return -1.0;
-}
-
-// Resets VmHWM to the current RSS; false when not allowed.
-bool ResetPeak() {
-  std::ofstream f("/proc/self/clear_refs");
-  if (!f) return false;
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-
-class StatsObserver final : public BlockObserver {
- public:
-  explicit StatsObserver(ThreadPool& pool) : pool_(pool) {}
-  void OnLinearInput(int, BlockLinear which, const float* x, int64_t rows, int64_t cols) override {
-    if (which == BlockLinear::kK || which == BlockLinear::kV || which == BlockLinear::kUp) return;
-    auto& st = stats[static_cast<int>(which)];
-    if (!st) st = std::make_unique<ActivationStats>(cols, true);
-    const auto t0 = Clock::now();
-    st->Add(x, rows, pool_);
-    add_seconds += Since(t0);
-  }
-  std::array<std::unique_ptr<ActivationStats>, kNumBlockLinears> stats;
-  double add_seconds = 0.0;
-
- private:
-  ThreadPool& pool_;
-};
+using bench::Clock;
+using bench::EnvInt;
+using bench::Since;
+using bench::StatusMiB;
+constexpr auto ResetPeak = bench::ResetPeakRss;
 
 struct MethodFigure {
   double seconds = 0.0;
@@ -124,8 +86,7 @@ double MedianSeconds(int reps, const std::function<void()>& f) {
     f();
     s.push_back(Since(t0));
   }
-  std::sort(s.begin(), s.end());
-  return s[s.size() / 2];
+  return bench::Median(std::move(s));
 }
 
 MatrixRM RandomMatrix(int64_t rows, int64_t cols, uint64_t seed, float scale) {
@@ -143,16 +104,7 @@ int Main() {
   const int seq_len = EnvInt("SQUEEZE_BENCH_SEQ_LEN", 256);
   const bool lowrank_all = EnvInt("SQUEEZE_BENCH_LOWRANK_ALL", 0) != 0;
   const int reps = std::max(1, EnvInt("SQUEEZE_BENCH_REPS", 7));
-  ModelConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = layers;
-  c.n_heads = 32;
-  c.n_kv_heads = 32;
-  c.head_dim = 128;
-  c.vocab_size = 256;  // keeps the embedding / head small
-  c.max_seq_len = seq_len;
-  c.tie_word_embeddings = true;
+  const ModelConfig c = bench::Llama7BLayerShapes(layers, seq_len);
   ThreadPool& pool = ThreadPool::Default();
   const bool can_reset = ResetPeak();
   std::printf("bench_prune: %d layer(s) of Llama-7B shapes, %d x %d calibration tokens, %d threads%s\n", layers, seqs,
@@ -186,7 +138,7 @@ int Main() {
     return true;
   };
   for (int l = 0; l < layers; ++l) {
-    StatsObserver obs(pool);
+    bench::TimedStatsObserver obs(pool);
     t0 = Clock::now();
     for (int s = 0; s < seqs; ++s) {
       if (!RunBlock(m, l, hidden[s], 0, nullptr, &obs, pool).ok()) return 1;
@@ -195,7 +147,7 @@ int Main() {
     accum_s += obs.add_seconds;
     std::vector<LinearSlot> slots = m.BlockLinears(l);
     for (int i = 0; i < kNumBlockLinears; ++i) {
-      const int src = (i == 1 || i == 2) ? 0 : (i == 5 ? 4 : i);
+      const int src = bench::StatsIndexOf(i);
       const ActivationStats& st = *obs.stats[src];
       const MatrixRM w = (*slots[i].slot)->DenseWeight();
       const std::vector<double> norms = st.ChannelNorms();

@@ -47,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/bench/bench_model.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/kernels/cpu/cpu_features.h"
 #include "workers/kernels/cpu/gemm_f32.h"
@@ -65,13 +66,7 @@ int EnvInt(const char* name, int dflt) {
   return v != nullptr ? std::atoi(v) : dflt;
 }
 
-MatrixRM RandomMatrix(int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  MatrixRM m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+constexpr auto RandomMatrix = bench::RandomUniformMatrix;
 
 // `percent`% of each row zeroed (exactly that many of every row, random places).
 MatrixRM SparsePerRow(MatrixRM w, int percent, uint64_t seed) {

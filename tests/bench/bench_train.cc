@@ -30,6 +30,7 @@
 
 #include <Eigen/Core>
 
+#include "tests/bench/bench_util.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/engine/train/losses.h"
 #include "workers/engine/train/train_model.h"
@@ -37,16 +38,10 @@
 namespace squeeze {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-int EnvInt(const char* name, int def) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : def;
-}
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::Clock;
+using bench::EnvInt;
+using bench::Median;
+using bench::Since;
 
 // Seconds of the three training GEMMs of one [out x in] linear at N rows.
 double LinearGemmSeconds(int n, int in, int out, int reps) {

@@ -37,6 +37,7 @@
 
 #include "workers/engine/core/allocator_config.h"
 #include "workers/engine/core/thread_pool.h"
+#include "tests/bench/bench_model.h"
 #include "workers/engine/formats/gguf_model.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
@@ -59,15 +60,8 @@ int Fail(const absl::Status& s, const std::string& what) {
 }
 
 ModelConfig Llama7BShapes(int layers) {
-  ModelConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = layers;
-  c.n_heads = 32;
-  c.n_kv_heads = 32;
-  c.head_dim = 128;
-  c.vocab_size = 32000;
-  c.max_seq_len = 4096;
+  ModelConfig c = bench::Llama7BLayerShapes(layers, 4096);
+  c.vocab_size = 32000;  // Llama's vocabulary: the head is part of each token's time
   c.norm_eps = 1e-5f;
   c.tie_word_embeddings = false;
   return c;

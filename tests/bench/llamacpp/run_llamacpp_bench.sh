@@ -94,9 +94,11 @@ for t in f32 q8_0 q8_0_blocks int8a8 q4_0 q4_0_blocks int4a8; do
   printf '%-12s %14s %14s %14s %14s\n' "$t" "$(field prefill_tps "${OURS[$t]}")" "$(field prefill_tps "${THEIRS[$t]}")" \
     "$(field decode_tps "${OURS[$t]}")" "$(field decode_tps "${THEIRS[$t]}")"
 done
-copy=$(field copy_gbs "${OURS[q4_0]}")
+# Each row's bandwidth against the copy measured in its own process (the
+# machine's bandwidth drifts between runs when it is shared).
 for t in q4_0 q4_0_blocks int4a8; do
-  awk -v b="$(field weight_bytes "${OURS[$t]}")" -v tps="$(field decode_tps "${OURS[$t]}")" -v c="$copy" -v t="$t" \
+  awk -v b="$(field weight_bytes "${OURS[$t]}")" -v tps="$(field decode_tps "${OURS[$t]}")" \
+    -v c="$(field copy_gbs "${OURS[$t]}")" -v t="$t" \
     'BEGIN { printf "%s decode: %.2f GB/s of weights (%.1f MB per token), copy bandwidth %.2f GB/s\n", t, b * tps / 1e9, b / 1e6, c }'
 done
 for t in f32 q8_0 q4_0 q8_0_blocks q4_0_blocks int8a8 int4a8; do
@@ -105,9 +107,10 @@ for t in f32 q8_0 q4_0 q8_0_blocks q4_0_blocks int8a8 int4a8; do
       'BEGIN { printf "RATIO %s %.3f\n", n, o / l }'
   done
 done
-awk -v b="$(field weight_bytes "${OURS[q4_0]}")" -v tps="$(field decode_tps "${OURS[q4_0]}")" -v c="$copy" \
-  'BEGIN { printf "RATIO int4_decode_bw_fraction %.3f\n", b * tps / 1e9 / c }'
-awk -v b="$(field weight_bytes "${OURS[q4_0_blocks]}")" -v tps="$(field decode_tps "${OURS[q4_0_blocks]}")" -v c="$copy" \
-  'BEGIN { printf "RATIO q4_0_blocks_decode_bw_fraction %.3f\n", b * tps / 1e9 / c }'
-awk -v b="$(field weight_bytes "${OURS[int4a8]}")" -v tps="$(field decode_tps "${OURS[int4a8]}")" -v c="$copy" \
-  'BEGIN { printf "RATIO int4a8_decode_bw_fraction %.3f\n", b * tps / 1e9 / c }'
+bw_ratio() {  # RATIO name, row
+  awk -v b="$(field weight_bytes "${OURS[$2]}")" -v tps="$(field decode_tps "${OURS[$2]}")" \
+    -v c="$(field copy_gbs "${OURS[$2]}")" -v n="$1" 'BEGIN { printf "RATIO %s %.3f\n", n, b * tps / 1e9 / c }'
+}
+bw_ratio int4_decode_bw_fraction q4_0
+bw_ratio q4_0_blocks_decode_bw_fraction q4_0_blocks
+bw_ratio int4a8_decode_bw_fraction int4a8

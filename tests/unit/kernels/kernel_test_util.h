@@ -56,7 +56,8 @@ inline std::vector<int8_t> RandomInt8(size_t n, uint64_t seed, int lo = -128, in
   return v;
 }
 
-// One kernel variant: an ISA level, and for AVX-512 whether VNNI is used.
+// One kernel variant: an ISA level, and whether VNNI is used (AVX-512 VNNI, or
+// AVX-VNNI for AVX2).
 struct Variant {
   KernelIsa isa;
   bool vnni;
@@ -64,11 +65,14 @@ struct Variant {
 };
 
 // Every variant runnable here, reference dispatch first: AVX-512 appears
-// once without VNNI and, when the CPU has it, once with.
+// once without VNNI and, when the CPU has it, once with; AVX2 likewise with
+// AVX-VNNI.
 inline std::vector<Variant> AllVariants() {
   std::vector<Variant> v;
   for (KernelIsa isa : SupportedIsas()) v.push_back({isa, false});
   if (CpuHasAvx512Vnni()) v.push_back({KernelIsa::kAvx512, true});
+  // AVX2 with AVX-VNNI (the AVX2 int8 panel core's vpdpbusd variant).
+  if (CpuHasAvxVnni()) v.push_back({KernelIsa::kAvx2, true});
   return v;
 }
 

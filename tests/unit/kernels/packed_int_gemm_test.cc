@@ -161,7 +161,8 @@ TEST(PackedIntGemm, SixteenGroupKernelShapes) {
   // multiple of 64, >= 16 groups): full blocks, leftover groups, a short last
   // group, weight rows not a multiple of its 4-row blocks, extreme codes and
   // zero points, zero scales; every x row count (it serves decode and, for
-  // group 32, every row).
+  // group 32, every row). The same shapes serve the AVX2 kernel that reduces
+  // 8 groups at a time (packed_int_gemm_q8_rows8_avx2.inc).
   struct R16Case {
     int bits;
     int64_t rows, cols, group;
@@ -176,6 +177,11 @@ TEST(PackedIntGemm, SixteenGroupKernelShapes) {
       {8, 9, 512, 32, false, Codes::kRandom},    {8, 6, 1056, 32, true, Codes::kExtreme},
       {8, 5, 1100, 32, true, Codes::kRandom},    {8, 7, 1024 + 40, 64, true, Codes::kRandom},
       {8, 3, 2048 + 96, 128, false, Codes::kMax}, {8, 4, 1024, 64, true, Codes::kExtreme},
+      // The AVX2 decode kernel (8 groups at a time, any group size that is a
+      // multiple of 32): group 96 (4-bit: one 64-column step and one unit
+      // per group), 9 full groups + a 20-column one; exactly 8 groups.
+      {4, 6, 96 * 9 + 20, 96, true, Codes::kRandom}, {8, 6, 96 * 9 + 20, 96, true, Codes::kExtreme},
+      {4, 5, 256, 32, true, Codes::kExtreme},  {8, 5, 256, 32, false, Codes::kRandom},
   };
   uint64_t seed = 300;
   for (const R16Case& c : cases) {

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/common/run_helpers.h"
+#include "tests/unit/methods/example_recipes.h"
 #include "tests/unit/methods/method_test_util.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/kv_cache.h"
@@ -258,23 +259,7 @@ TEST(AwqModifier, RecipeErrorsNameTheField) {
 }
 
 TEST(AwqModifier, ExampleRecipesParseAndRoundTrip) {
-  const std::string dir = std::string(SQUEEZE_SOURCE_DIR) + "/deploy/examples";
-  int n = 0;
-  for (const auto& de : fs::directory_iterator(dir)) {
-    const std::string name = de.path().filename().string();
-    if (name.rfind("awq-", 0) != 0 || de.path().extension() != ".yaml") continue;
-    std::ifstream in(de.path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto r = ParseRecipe(ss.str());
-    ASSERT_TRUE(r.ok()) << name << ": " << r.status();
-    ASSERT_EQ(r->stages.size(), 1u);
-    EXPECT_EQ(r->stages[0].modifiers[0].type, "AWQModifier") << name;
-    auto back = ParseRecipe(SerializeRecipe(*r));
-    ASSERT_TRUE(back.ok()) << name << ": " << back.status();
-    EXPECT_TRUE(*back == *r) << name;
-    ++n;
-  }
+  const int n = test_util::ExpectExampleRecipesRoundTrip("awq-", "AWQModifier");
   EXPECT_GE(n, 2);
 }
 

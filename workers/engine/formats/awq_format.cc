@@ -92,17 +92,12 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
     std::vector<int32_t> qweight =
         PackAwq(w.in, w.out, [&](int64_t j, int64_t c) { return w.q[j * w.in + c] + w.offset(); });
     std::vector<int32_t> qzeros = PackAwq(ng, w.out, [&](int64_t j, int64_t g) { return w.Zero(j, g) + w.offset(); });
-    std::vector<float> scales(static_cast<size_t>(ng * w.out));
-    for (int64_t g = 0; g < ng; ++g) {
-      for (int64_t j = 0; j < w.out; ++j) scales[g * w.out + j] = w.Scale(j, g);
-    }
+    std::vector<float> scales = ScalesGroupMajor(w);
     entries.push_back(StoredAs(m + ".qweight", OwnedI32(std::move(qweight), {w.in, w.out / 8})));
     entries.push_back(StoredAs(m + ".qzeros", OwnedI32(std::move(qzeros), {ng, w.out / 8})));
     entries.push_back(StoredAs(m + ".scales", OwnedF32(std::move(scales), {ng, w.out}), options.scale_dtype));
     if (!w.bias.empty()) entries.push_back(StoredAs(m + ".bias", OwnedF32(w.bias, {w.out}), options.dense_dtype));
-    IntWeight written = w;
-    for (float& s : written.scales) s = RoundTo(options.scale_dtype, s);
-    rep.rel_error = WrittenRelativeError(written.Dequantize(), reference);
+    rep.rel_error = PackedWrittenRelativeError(w, options.scale_dtype, reference);
     rep.how = rep.rel_error == 0.0 ? "exact" : absl::StrCat("scales rounded to ", DTypeName(options.scale_dtype));
     result.layers.push_back(std::move(rep));
     ++quantized;

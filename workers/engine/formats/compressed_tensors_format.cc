@@ -183,9 +183,7 @@ absl::StatusOr<QuantizedExportResult> ExportCompressedTensors(const Model& model
       if (!w.bias.empty()) {
         entries.push_back(StoredAs(m + ".bias", OwnedF32(w.bias, {w.out}), options.dense_dtype));
       }
-      IntWeight written = w;
-      for (float& s : written.scales) s = RoundTo(options.scale_dtype, s);
-      rep.rel_error = WrittenRelativeError(written.Dequantize(), reference);
+      rep.rel_error = PackedWrittenRelativeError(w, options.scale_dtype, reference);
       if (options.scale_dtype != DType::kF32 && rep.rel_error > 0) {
         rep.how = absl::StrCat("scales rounded to ", DTypeName(options.scale_dtype));
       }

@@ -110,10 +110,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
         qzeros[g * (w.out / p) + k] = static_cast<int32_t>(word);
       }
     }
-    std::vector<float> scales(static_cast<size_t>(ng * w.out));
-    for (int64_t g = 0; g < ng; ++g) {
-      for (int64_t j = 0; j < w.out; ++j) scales[g * w.out + j] = w.Scale(j, g);
-    }
+    std::vector<float> scales = ScalesGroupMajor(w);
     std::vector<int32_t> g_idx(static_cast<size_t>(w.in));
     for (int64_t c = 0; c < w.in; ++c) g_idx[c] = static_cast<int32_t>(w.GroupOf(c));
     entries.push_back(StoredAs(m + ".qweight", OwnedI32(std::move(qweight), {w.in / p, w.out})));
@@ -121,9 +118,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
     entries.push_back(StoredAs(m + ".scales", OwnedF32(std::move(scales), {ng, w.out}), options.scale_dtype));
     entries.push_back(StoredAs(m + ".g_idx", OwnedI32(std::move(g_idx), {w.in})));
     if (!w.bias.empty()) entries.push_back(StoredAs(m + ".bias", OwnedF32(w.bias, {w.out}), options.dense_dtype));
-    IntWeight written = w;
-    for (float& s : written.scales) s = RoundTo(options.scale_dtype, s);
-    rep.rel_error = WrittenRelativeError(written.Dequantize(), reference);
+    rep.rel_error = PackedWrittenRelativeError(w, options.scale_dtype, reference);
     rep.how = rep.rel_error == 0.0 ? "exact" : absl::StrCat("scales rounded to ", DTypeName(options.scale_dtype));
     result.layers.push_back(std::move(rep));
     ++quantized;

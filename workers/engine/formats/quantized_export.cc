@@ -13,6 +13,7 @@
 #include "workers/engine/core/status_macros.h"
 #include "workers/engine/formats/hf_checkpoint.h"
 #include "workers/engine/formats/hf_config.h"
+#include "workers/engine/formats/int_weight.h"
 
 namespace squeeze {
 namespace {
@@ -44,6 +45,21 @@ float RoundTo(DType dtype, float v) {
     case DType::kBF16: return Bf16ToFloat(FloatToBf16(v));
     default: return v;
   }
+}
+
+double PackedWrittenRelativeError(const IntWeight& w, DType scale_dtype, const MatrixRM& reference) {
+  IntWeight written = w;
+  for (float& s : written.scales) s = RoundTo(scale_dtype, s);
+  return WrittenRelativeError(written.Dequantize(), reference);
+}
+
+std::vector<float> ScalesGroupMajor(const IntWeight& w) {
+  const int64_t ng = w.groups();
+  std::vector<float> scales(static_cast<size_t>(ng * w.out));
+  for (int64_t g = 0; g < ng; ++g) {
+    for (int64_t j = 0; j < w.out; ++j) scales[g * w.out + j] = w.Scale(j, g);
+  }
+  return scales;
 }
 
 double WrittenRelativeError(const MatrixRM& a, const MatrixRM& b) {

@@ -70,6 +70,17 @@ double WrittenRelativeError(const MatrixRM& a, const MatrixRM& b);
 // rounded to nearest even).
 float RoundTo(DType dtype, float v);
 
+struct IntWeight;  // int_weight.h
+
+// WrittenRelativeError of a packed-int layer as a reader gets it back: `w`
+// with its scales rounded to `scale_dtype` (how the file stores them),
+// dequantized, against `reference` (the layer's DenseWeight()).
+double PackedWrittenRelativeError(const IntWeight& w, DType scale_dtype, const MatrixRM& reference);
+
+// w's scales laid out [groups, out] (row g holds group g of every output),
+// the "<module>.scales" tensor of GPTQ and AWQ checkpoints.
+std::vector<float> ScalesGroupMajor(const IntWeight& w);
+
 // Writes the directory described above. `linear_entries` are the tensors of
 // every linear layer (already in the format's layout); the embeddings, norms
 // (and nothing else) are added here. `quantization_config_json` is a JSON

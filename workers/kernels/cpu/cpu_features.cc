@@ -24,9 +24,9 @@ KernelIsa FromEnv() {
     const char* e = std::getenv("SQUEEZE_KERNELS");
     if (e == nullptr || *e == '\0') return BestSupportedIsa();
     if (std::strcmp(e, "reference") == 0) return KernelIsa::kReference;
-    if (std::strcmp(e, "avx2") == 0) return Clamp(KernelIsa::kAvx2);
+    if (std::strcmp(e, "avx2") == 0 || std::strcmp(e, "avx2novnni") == 0) return Clamp(KernelIsa::kAvx2);
     if (std::strcmp(e, "avx512") == 0 || std::strcmp(e, "avx512novnni") == 0) return Clamp(KernelIsa::kAvx512);
-    std::fprintf(stderr, "SQUEEZE_KERNELS=%s is not reference|avx2|avx512|avx512novnni; using %s\n", e,
+    std::fprintf(stderr, "SQUEEZE_KERNELS=%s is not reference|avx2|avx2novnni|avx512|avx512novnni; using %s\n", e,
                  KernelIsaName(BestSupportedIsa()));
     return BestSupportedIsa();
   }();
@@ -68,6 +68,16 @@ bool CpuHasAvx512Vnni() {
   return v;
 }
 
+// AVX-VNNI through CPUID leaf 7 sub-leaf 1 (EAX bit 4): older compilers'
+// __builtin_cpu_supports does not know "avxvnni".
+bool CpuHasAvxVnni() {
+  static const bool v = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return CpuHasAvx2Fma() && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
+  }();
+  return v;
+}
+
 KernelIsa BestSupportedIsa() {
   if (CpuHasAvx512()) return KernelIsa::kAvx512;
   if (CpuHasAvx2Fma()) return KernelIsa::kAvx2;
@@ -93,6 +103,17 @@ bool UseAvx512Vnni() {
   static const bool env_off = [] {
     const char* e = std::getenv("SQUEEZE_KERNELS");
     return e != nullptr && std::strcmp(e, "avx512novnni") == 0;
+  }();
+  return !env_off;
+}
+
+bool UseAvxVnni() {
+  if (ActiveIsa() != KernelIsa::kAvx2 || !CpuHasAvxVnni()) return false;
+  const int o = g_vnni_override.load(std::memory_order_relaxed);
+  if (o >= 0) return o == 1;
+  static const bool env_off = [] {
+    const char* e = std::getenv("SQUEEZE_KERNELS");
+    return e != nullptr && std::strcmp(e, "avx2novnni") == 0;
   }();
   return !env_off;
 }

@@ -9,10 +9,11 @@
 // flags (see CMakeLists.txt), so the default build stays portable and each
 // call runs the best variant this CPU supports.
 //
-// SQUEEZE_KERNELS=reference|avx2|avx512|avx512novnni (read once) caps the
-// variant for tests and benchmarks; a request above what the CPU supports is
-// lowered to the best supported one. Tests iterate variants with
-// ScopedKernelIsa.
+// SQUEEZE_KERNELS=reference|avx2|avx2novnni|avx512|avx512novnni (read once)
+// caps the variant for tests and benchmarks; a request above what the CPU
+// supports is lowered to the best supported one. "...novnni" turns off the
+// VNNI instructions of that level (AVX-512 VNNI, or AVX-VNNI for avx2). Tests
+// iterate variants with ScopedKernelIsa.
 #pragma once
 
 #include <vector>
@@ -27,6 +28,7 @@ const char* KernelIsaName(KernelIsa isa);  // "reference" | "avx2" | "avx512"
 bool CpuHasAvx2Fma();     // avx2, fma, f16c
 bool CpuHasAvx512();      // avx512 f, bw, vl, dq
 bool CpuHasAvx512Vnni();  // CpuHasAvx512() and avx512vnni
+bool CpuHasAvxVnni();     // CpuHasAvx2Fma() and avx_vnni (VEX vpdpbusd on ymm: Alder Lake+, Zen 5)
 KernelIsa BestSupportedIsa();
 
 // Every variant runnable here, reference first.
@@ -40,6 +42,12 @@ KernelIsa ActiveIsa();
 // has VNNI, and neither SQUEEZE_KERNELS=avx512novnni nor a ScopedKernelIsa
 // with allow_vnni = false turned it off.
 bool UseAvx512Vnni();
+
+// Whether AVX2 int8 kernels use AVX-VNNI (VEX vpdpbusd) now: ActiveIsa() is
+// kAvx2, the CPU has AVX-VNNI, and neither SQUEEZE_KERNELS=avx2novnni nor a
+// ScopedKernelIsa with allow_vnni = false turned it off. (An AVX-512 variant
+// never reports it: those kernels use their own VNNI.)
+bool UseAvxVnni();
 
 // Forces a variant (clamped to what the CPU supports) for the lifetime of the
 // object; process-wide, for tests and benchmarks (not thread-safe to nest

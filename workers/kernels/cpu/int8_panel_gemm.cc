@@ -51,31 +51,66 @@ void Int8PanelGemmReference(const Int8Panel& p, const Int8PanelActivations& x, c
   }
 }
 
-bool Int8PanelGemmFast() { return UseAvx512Vnni(); }
+Int8PanelCore ActiveInt8PanelCore() {
+  if (UseAvx512Vnni()) return Int8PanelCore::kAvx512Vnni;
+  if (ActiveIsa() == KernelIsa::kAvx2) return UseAvxVnni() ? Int8PanelCore::kAvxVnni : Int8PanelCore::kAvx2;
+  return Int8PanelCore::kReference;
+}
+
+const char* Int8PanelCoreName(Int8PanelCore core) {
+  switch (core) {
+    case Int8PanelCore::kReference: return "reference";
+    case Int8PanelCore::kAvx2: return "avx2";
+    case Int8PanelCore::kAvxVnni: return "avxvnni";
+    case Int8PanelCore::kAvx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+bool Int8PanelGemmFast() { return ActiveInt8PanelCore() != Int8PanelCore::kReference; }
+
+namespace {
+
+// One panel through `core`.
+void RunOne(Int8PanelCore core, const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y,
+            int64_t ldy) {
+  switch (core) {
+    case Int8PanelCore::kAvx512Vnni: internal::Int8PanelGemmAvx512Vnni(p, x, bias, y, ldy); return;
+    case Int8PanelCore::kAvxVnni: internal::Int8PanelGemmAvxVnni(p, x, bias, y, ldy); return;
+    case Int8PanelCore::kAvx2: internal::Int8PanelGemmAvx2(p, x, bias, y, ldy); return;
+    case Int8PanelCore::kReference: break;
+  }
+  Int8PanelGemmReference(p, x, bias, y, ldy);
+}
+
+// Two panels (p0.rows == 16) through `core`: the AVX-512 VNNI pair kernel
+// shares broadcasts between them; the others run them one after the other.
+void RunPair(Int8PanelCore core, const Int8Panel& p0, const Int8Panel& p1, const Int8PanelActivations& x,
+             const float* bias, float* y, int64_t ldy) {
+  if (core == Int8PanelCore::kAvx512Vnni) {
+    internal::Int8PanelGemmPairAvx512Vnni(p0, p1, x, bias, y, ldy);
+    return;
+  }
+  RunOne(core, p0, x, bias, y, ldy);
+  RunOne(core, p1, x, bias != nullptr ? bias + kPanelRows : nullptr, y + kPanelRows, ldy);
+}
+
+}  // namespace
 
 void Int8PanelGemm(const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y, int64_t ldy) {
-  if (Int8PanelGemmFast()) {
-    internal::Int8PanelGemmAvx512Vnni(p, x, bias, y, ldy);
-  } else {
-    Int8PanelGemmReference(p, x, bias, y, ldy);
-  }
+  RunOne(ActiveInt8PanelCore(), p, x, bias, y, ldy);
 }
 
 void Int8PanelGemmPair(const Int8Panel& p0, const Int8Panel& p1, const Int8PanelActivations& x, const float* bias,
                        float* y, int64_t ldy) {
-  if (Int8PanelGemmFast()) {
-    internal::Int8PanelGemmPairAvx512Vnni(p0, p1, x, bias, y, ldy);
-  } else {
-    Int8PanelGemmReference(p0, x, bias, y, ldy);
-    Int8PanelGemmReference(p1, x, bias != nullptr ? bias + kPanelRows : nullptr, y + kPanelRows, ldy);
-  }
+  RunPair(ActiveInt8PanelCore(), p0, p1, x, bias, y, ldy);
 }
 
 void Int8PanelGemmRun(int64_t rows, const Int8PanelActivations& x, const float* bias, float* y, int64_t ldy,
                       ThreadPool& pool, const Int8PanelFill& fill) {
   const int64_t panels = (rows + kPanelRows - 1) / kPanelRows;
   const int64_t pairs = (panels + 1) / 2;
-  const bool fast = Int8PanelGemmFast();  // read once: every panel runs the same version
+  const Int8PanelCore core = ActiveInt8PanelCore();  // read once: every panel runs the same version
   pool.ParallelFor(pairs, 1, [&](int64_t b, int64_t e) {
     // Per-thread scratch, reused across calls (one panel's codes: 512 bytes
     // per 32 columns, e.g. 64 KiB for 4096 columns).
@@ -87,13 +122,10 @@ void Int8PanelGemmRun(int64_t rows, const Int8PanelActivations& x, const float* 
       fill(r0, &buffers[0], &p0);
       if (two) fill(r0 + kPanelRows, &buffers[1], &p1);
       const float* pb = bias != nullptr ? bias + r0 : nullptr;
-      if (fast && two) {
-        internal::Int8PanelGemmPairAvx512Vnni(p0, p1, x, pb, y + r0, ldy);
-      } else if (fast) {
-        internal::Int8PanelGemmAvx512Vnni(p0, x, pb, y + r0, ldy);
+      if (two) {
+        RunPair(core, p0, p1, x, pb, y + r0, ldy);
       } else {
-        Int8PanelGemmReference(p0, x, pb, y + r0, ldy);
-        if (two) Int8PanelGemmReference(p1, x, pb != nullptr ? pb + kPanelRows : nullptr, y + r0 + kPanelRows, ldy);
+        RunOne(core, p0, x, pb, y + r0, ldy);
       }
     }
   });

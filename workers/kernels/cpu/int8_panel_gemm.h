@@ -28,6 +28,9 @@
 //          or null: zo_const for every row and group.
 //   Lanes l >= rows must hold finite values (the repackers write zeros); they
 //   are computed and never stored.
+//   code_bits 4 or 8: every code u < 2^code_bits (lanes and padding
+//          included). A promise the AVX2 core relies on (4: one int16
+//          maddubs per quad is exact); 8 is always correct.
 //
 // Activations (Int8PanelActivations), for tokens t = 0 .. n - 1, in the SAME
 // column order as the panel's codes:
@@ -56,7 +59,11 @@
 // Versions: Int8PanelGemmReference (plain C++); the AVX-512 VNNI kernel
 // (int8_panel_gemm_avx512vnni.cc: 8 vpdpbusd per chunk, token and panel;
 // tiles of 2 panels x 5 tokens share each loaded code vector and each
-// activation broadcast). Int8PanelGemm dispatches.
+// activation broadcast); for AVX2 CPUs (int8_panel_gemm_avx2.inc: a panel
+// is two halves of 8 rows in the 8 lanes of a ymm) the AVX-VNNI kernel
+// (int8_panel_gemm_avxvnni.cc, VEX vpdpbusd) and the plain AVX2 one
+// (int8_panel_gemm_avx2.cc: vpmaddubsw with int16 chunk sums, 8-bit codes
+// split into nibbles; exact). Int8PanelGemm dispatches (ActiveInt8PanelCore).
 #pragma once
 
 #include <cstdint>
@@ -82,6 +89,7 @@ struct Int8Panel {
   const float* scales = nullptr;    // [groups][16]
   const int32_t* zo = nullptr;      // [groups][16], or null
   int32_t zo_const = 0;             // used when zo is null
+  int code_bits = 8;                // 4: every code <= 15 (see above)
 };
 
 // Quantized activations in the panel's column order; nothing is owned.
@@ -118,8 +126,15 @@ class Int8PanelBuffers {
 void Int8PanelGemmReference(const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y,
                             int64_t ldy);
 
-// True when a SIMD version of the core runs now (AVX-512 VNNI active,
-// cpu_features.h UseAvx512Vnni()); else Int8PanelGemm runs the reference.
+// The version of the core that runs now (cpu_features.h): AVX-512 VNNI when
+// UseAvx512Vnni(); with ActiveIsa() == kAvx2 the AVX-VNNI one when
+// UseAvxVnni(), else the plain AVX2 one; else the reference.
+enum class Int8PanelCore { kReference, kAvx2, kAvxVnni, kAvx512Vnni };
+Int8PanelCore ActiveInt8PanelCore();
+const char* Int8PanelCoreName(Int8PanelCore core);  // "reference" | "avx2" | "avxvnni" | "avx512vnni"
+
+// True when a SIMD version of the core runs now (ActiveInt8PanelCore() is
+// not the reference); the prefill paths use panels only then.
 bool Int8PanelGemmFast();
 
 // The best version (same results as the reference, bit for bit).
@@ -149,6 +164,12 @@ void Int8PanelGemmAvx512Vnni(const Int8Panel& p, const Int8PanelActivations& x, 
                              int64_t ldy);
 void Int8PanelGemmPairAvx512Vnni(const Int8Panel& p0, const Int8Panel& p1, const Int8PanelActivations& x,
                                  const float* bias, float* y, int64_t ldy);
+// The AVX2 cores (int8_panel_gemm_avx2.cc needs avx2 + fma;
+// int8_panel_gemm_avxvnni.cc also avxvnni); a pair runs as two panels.
+void Int8PanelGemmAvx2(const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y,
+                       int64_t ldy);
+void Int8PanelGemmAvxVnni(const Int8Panel& p, const Int8PanelActivations& x, const float* bias, float* y,
+                          int64_t ldy);
 }  // namespace internal
 
 }  // namespace squeeze::kernels

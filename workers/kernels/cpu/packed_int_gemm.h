@@ -31,13 +31,17 @@
 //    version computes the same integers and the same fp32 operations in the
 //    same order, so the results are bit-identical to the reference. The AVX2
 //    version uses _mm256_maddubs_epi16, the AVX-512 one VNNI vpdpbusd when the
-//    CPU has it (else maddubs on 512 bits). On AVX-512, layouts with >= 16
+//    CPU has it (else maddubs on 512 bits). On AVX2, layouts with >= 8
+//    groups whose size is a multiple of 32 decode with the 8-group version
+//    of the kernel below (packed_int_gemm_q8_rows8_avx2.inc). On AVX-512, layouts with >= 16
 //    groups of 32 (or of a multiple of 64) columns run a kernel that reduces
 //    16 group dots into one register and keeps 4 weight rows' fp32 chains in
-//    flight (packed_int_gemm_q8_rows16_avx512.inc): decode, and for group 32
-//    every row of x. The zero point is folded in as d_g = sum_c u * qa -
+//    the lanes of one vector, software-pipelined, prefetching the next 4
+//    rows' codes and scales (packed_int_gemm_q8_rows16_avx512.inc): decode,
+//    and for group 32 every row of x. The zero point is folded in as d_g = sum_c u * qa -
 //    (z + offset) * qsum_g, qsum_g the sum of qa over the group.
-//    Prefill (n >= PackedIntTileRows(w), AVX-512 VNNI): 16-row panels are
+//    Prefill (n >= PackedIntTileRows(w), AVX-512 VNNI, or AVX2 with or
+//    without AVX-VNNI: a panel as two 8-lane halves): 16-row panels are
 //    repacked on the fly and run for every row of x with weight rows in the
 //    lanes (packed_int_panel.h, core in int8_panel_gemm.h); same results.
 //

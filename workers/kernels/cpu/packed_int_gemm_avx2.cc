@@ -7,6 +7,9 @@
 //   int8 path: _mm256_maddubs_epi16 (u8 codes x s8 activations; for 8-bit
 //     codes |q| x sign-adjusted activations, so pair sums stay < 2^15),
 //     exact int32 group dots, then the reference's fp32 fma per group.
+//     Q8Rows serves blocks of 4 x rows; the rest (decode: n = 1) runs R8Rows
+//     (packed_int_gemm_q8_rows8_avx2.inc: 8 group dots per register, 4
+//     weight rows' chains in vector lanes, prefetch of the next 4 rows).
 #include <immintrin.h>
 
 #include "workers/kernels/cpu/packed_int_gemm_simd.h"
@@ -65,6 +68,12 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
     #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) tot[b][t] = acc[b][t][0] = acc[b][t][1] = _mm256_setzero_ps();
   }
+  // Prefetch (as the AVX-512 kernel): the same columns (and the same groups'
+  // scales and zero points) of the next block of RB weight rows, RB rows
+  // ahead; the hardware prefetchers do not follow RB code streams plus RB
+  // strided scale streams. Prefetches never fault, so past the last row is
+  // harmless.
+  const int64_t ahead_bytes = RB * w.words_per_row * 4;
   int64_t units = 0;
   for (int64_t g = 0; g < ng; ++g) {
     const int64_t c0 = g * G, c1 = MinI(c0 + G, cu);
@@ -72,6 +81,14 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
     __m256i zl[RB];
     #pragma GCC unroll 8
     for (int b = 0; b < RB; ++b) {
+      if ((g & 15) == 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(sc[b] + RB * ng + g), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sc[b] + RB * ng + g + 15), _MM_HINT_T0);
+        if (zp[b] != nullptr) {
+          _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g + 15), _MM_HINT_T0);
+        }
+      }
       zl[b] = _mm256_add_epi32(_mm256_set1_epi32(zp[b] != nullptr ? zp[b][g] : zero), _mm256_set1_epi32(kOff));
       sv[b] = _mm256_set1_ps(sc[b][g]);
     }
@@ -80,6 +97,7 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
       for (int b = 0; b < RB; ++b) {
         __m128i q8[4];  // 8 codes each (low 8 bytes), in the x layout's order
         if (BITS == 4) {
+          if ((c & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + ahead_bytes + c / 2), _MM_HINT_T0);
           const __m128i by = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b] + c / 2));
           const __m128i lo = _mm_and_si128(by, m4), hi = _mm_and_si128(_mm_srli_epi16(by, 4), m4);
           q8[0] = lo;
@@ -87,6 +105,7 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
           q8[2] = hi;
           q8[3] = _mm_srli_si128(hi, 8);
         } else {
+          if ((c & 63) == 0) _mm_prefetch(reinterpret_cast<const char*>(row[b] + ahead_bytes + c), _MM_HINT_T0);
           #pragma GCC unroll 4
           for (int q = 0; q < 4; ++q) q8[q] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row[b] + c + 8 * q));
         }
@@ -224,11 +243,13 @@ void Q8Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
   }
 }
 
+#include "workers/kernels/cpu/packed_int_gemm_q8_rows8_avx2.inc"
+
 template <int BITS>
 void Q8AllRows(const PackedIntJob& j, int64_t r0, int64_t r1) {
   int64_t i = 0;
   for (; i + 4 <= j.n; i += 4) Q8Rows<4, BITS>(j, i, r0, r1);
-  for (; i < j.n; ++i) Q8Rows<1, BITS>(j, i, r0, r1);
+  if (i < j.n) R8Rows<BITS>(j, i, j.n, r0, r1);
 }
 
 }  // namespace

@@ -27,6 +27,7 @@ void FillPanelHeader(const PackedIntWeights& w, int64_t r0, Int8PanelBuffers* bu
   panel->chunks = chunks;
   panel->chunks_per_group = ng == 1 ? chunks : w.group_size / kPanelChunkCols;
   panel->groups = ng;
+  panel->code_bits = w.num_bits;  // codes (q - qmin) < 2^bits; padding 0
   const int32_t offset = 1 << (w.num_bits - 1);
   // [row][group] -> [group][lane], reading each row's values in order.
   float* scales = buffers->scales();
@@ -82,7 +83,8 @@ void RepackPackedIntPanelReference(const PackedIntWeights& w, int64_t r0, Int8Pa
 }
 
 void RepackPackedIntPanel(const PackedIntWeights& w, int64_t r0, Int8PanelBuffers* buffers, Int8Panel* panel) {
-  if (ActiveIsa() != KernelIsa::kAvx512) {
+  const KernelIsa isa = ActiveIsa();
+  if (isa == KernelIsa::kReference) {
     RepackPackedIntPanelReference(w, r0, buffers, panel);
     return;
   }
@@ -98,7 +100,11 @@ void RepackPackedIntPanel(const PackedIntWeights& w, int64_t r0, Int8PanelBuffer
       rows[l] = zeros.data();
     }
   }
-  internal::RepackCodesAvx512(rows, w.num_bits, full, buffers->codes());
+  if (isa == KernelIsa::kAvx512) {
+    internal::RepackCodesAvx512(rows, w.num_bits, full, buffers->codes());
+  } else {
+    internal::RepackCodesAvx2(rows, w.num_bits, full, buffers->codes());
+  }
   if (full < panel->chunks) RepackCodesScalar(w, r0, panel->rows, full, panel->chunks, buffers->codes());
 }
 
@@ -106,6 +112,10 @@ void QuantizePanelActivations(const PackedIntWeights& w, const float* x, int64_t
                               float* a, int32_t* qsum) {
   if (ActiveIsa() == KernelIsa::kAvx512) {
     internal::QuantizeGroupsAvx512(w, x, n, qa, qa_stride, a, qsum);
+    return;
+  }
+  if (ActiveIsa() == KernelIsa::kAvx2) {
+    internal::QuantizeGroupsAvx2(w, x, n, qa, qa_stride, a, qsum);
     return;
   }
   std::vector<int8_t> dense(static_cast<size_t>(n * w.cols));

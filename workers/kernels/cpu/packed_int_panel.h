@@ -1,5 +1,6 @@
 // Prefill path of the int8-activation packed-int GEMM (PackedIntGemmQ8 for
-// n >= PackedIntTileRows(w) on AVX-512 VNNI): 16-row panels of PackedIntWeights
+// n >= PackedIntTileRows(w) when Int8PanelGemmFast(): AVX-512 VNNI, AVX-VNNI
+// or AVX2): 16-row panels of PackedIntWeights
 // are repacked on the fly into the int8 panel layout (int8_panel_gemm.h) and
 // every token runs over the panel while it sits in cache. The weights are not
 // stored twice: one panel at a time lives in a per-thread scratch.
@@ -26,8 +27,9 @@
 
 namespace squeeze::kernels {
 
-// Rows of x from which PackedIntGemmQ8 runs the panel path (when the AVX-512
-// VNNI core is available and the layout has a fast path): the repack costs
+// Rows of x from which PackedIntGemmQ8 runs the panel path (when a SIMD
+// panel core is available, Int8PanelGemmFast(), and the layout has a fast
+// path; the AVX2 cores use the same values, not re-measured): the repack costs
 // about as much as a few rows through the row kernels (crossovers measured
 // on 4096x4096): 4 rows for group 32 (whose row kernel handles one row of x
 // at a time), 5 / 6 for int4 / int8 with larger groups, 10 for one group
@@ -36,7 +38,8 @@ int64_t PackedIntTileRows(const PackedIntWeights& w);
 
 // Fills `panel` in `buffers` with weight rows [r0, min(r0 + 16, w.rows)) of
 // w; requires PackedIntFastPathApplies(w). RepackPackedIntPanel picks the
-// SIMD repacker when the CPU has AVX-512; the reference writes the same bytes.
+// SIMD repacker of the active variant (AVX-512 or AVX2); the reference writes
+// the same bytes.
 void RepackPackedIntPanel(const PackedIntWeights& w, int64_t r0, Int8PanelBuffers* buffers, Int8Panel* panel);
 void RepackPackedIntPanelReference(const PackedIntWeights& w, int64_t r0, Int8PanelBuffers* buffers,
                                    Int8Panel* panel);
@@ -52,8 +55,8 @@ void PackedIntGemmQ8Panels(const PackedIntWeights& w, const float* x, int64_t n,
                            ThreadPool& pool);
 
 // QuantizeActivationGroups for contiguous groups (g_idx null) with qa rows
-// qa_stride >= cols apart, columns [cols, qa_stride) zeroed; the AVX-512
-// version when the active variant is AVX-512 (same bytes, tested).
+// qa_stride >= cols apart, columns [cols, qa_stride) zeroed; the AVX-512 /
+// AVX2 version when the active variant is AVX-512 / AVX2 (same bytes, tested).
 void QuantizePanelActivations(const PackedIntWeights& w, const float* x, int64_t n, int8_t* qa, int64_t qa_stride,
                               float* a, int32_t* qsum);
 
@@ -67,6 +70,11 @@ void PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const float* x, int6
 // The AVX-512 (F/BW) code repacker for chunks [0, full_chunks) of 16 rows
 // (row pointers into w.packed, null rows = zeros); needs avx512f/bw.
 void RepackCodesAvx512(const uint8_t* const* rows, int num_bits, int64_t full_chunks, uint8_t* codes);
+// The AVX2 quantizer behind QuantizePanelActivations; needs avx2.
+void QuantizeGroupsAvx2(const PackedIntWeights& w, const float* x, int64_t n, int8_t* qa, int64_t qa_stride,
+                        float* a, int32_t* qsum);
+// The AVX2 code repacker, same contract; needs avx2.
+void RepackCodesAvx2(const uint8_t* const* rows, int num_bits, int64_t full_chunks, uint8_t* codes);
 // The AVX-512 quantizer behind QuantizePanelActivations.
 void QuantizeGroupsAvx512(const PackedIntWeights& w, const float* x, int64_t n, int8_t* qa, int64_t qa_stride,
                           float* a, int32_t* qsum);

@@ -34,9 +34,10 @@
 //
 // Versions: plain reference; row kernels for AVX2 (maddubs, 8 block dots per
 // register) and AVX-512 BW (maddubs) / VNNI (vpdpbusd) (16 block dots of one
-// weight row reduced into one register, 4 rows' chains interleaved, next rows
+// weight row reduced into one register, 4 rows' chains in one vector, next rows
 // prefetched: the decode GEMV), dispatched at runtime (cpu_features.h); from
-// kGgmlBlockPanelRows activation rows on AVX-512 VNNI, the prefill path of
+// kGgmlBlockPanelRows activation rows on AVX-512 VNNI or AVX2 (AVX-VNNI when
+// present; int8_panel_gemm.h), the prefill path of
 // q8_0_gemm_panel.h (16 weight rows in the lanes of the int8 panel core).
 // Work is split over the ThreadPool in fixed blocks of weight rows; results
 // never depend on the pool size or on which path ran.

@@ -23,6 +23,7 @@ void SetUpPanel(const GgmlBlockWeights& w, int64_t r0, Int8PanelBuffers* buffers
   panel->scales = buffers->scales();
   panel->zo = nullptr;
   panel->zo_const = w.kind == GgmlBlockKind::kQ4_0 ? 8 : 128;
+  panel->code_bits = w.kind == GgmlBlockKind::kQ4_0 ? 4 : 8;  // nibbles / qs + 128
 }
 
 }  // namespace
@@ -49,14 +50,15 @@ void RepackGgmlBlockPanelReference(const GgmlBlockWeights& w, int64_t r0, Int8Pa
 }
 
 void RepackGgmlBlockPanel(const GgmlBlockWeights& w, int64_t r0, Int8PanelBuffers* buffers, Int8Panel* panel) {
-  if (ActiveIsa() != KernelIsa::kAvx512) {
+  const KernelIsa isa = ActiveIsa();
+  if (isa == KernelIsa::kReference) {
     RepackGgmlBlockPanelReference(w, r0, buffers, panel);
     return;
   }
   SetUpPanel(w, r0, buffers, panel);
-  internal::GgmlBlockRepackPanelAvx512(w.kind == GgmlBlockKind::kQ4_0, w.data + r0 * w.RowBytes(), w.RowBytes(),
-                                       w.blocks_per_row(), static_cast<int>(panel->rows), buffers->codes(),
-                                       buffers->scales());
+  auto* repack = isa == KernelIsa::kAvx512 ? internal::GgmlBlockRepackPanelAvx512 : internal::GgmlBlockRepackPanelAvx2;
+  repack(w.kind == GgmlBlockKind::kQ4_0, w.data + r0 * w.RowBytes(), w.RowBytes(), w.blocks_per_row(),
+         static_cast<int>(panel->rows), buffers->codes(), buffers->scales());
 }
 
 namespace internal {

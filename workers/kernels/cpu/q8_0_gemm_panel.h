@@ -1,6 +1,6 @@
 // Prefill path of the Q4_0 / Q8_0 block GEMM (GgmlBlockGemmQ8 for n >=
 // kGgmlBlockPanelRows activation rows when the int8 panel core has a SIMD
-// version, int8_panel_gemm.h): 16 weight rows at a time are repacked on the
+// version, int8_panel_gemm.h: AVX-512 VNNI, AVX-VNNI or AVX2): 16 weight rows at a time are repacked on the
 // fly into the int8 panel layout and every token runs over the panel while it
 // sits in cache. One panel at a time lives in a per-thread scratch; the
 // weights are not stored twice.
@@ -31,8 +31,8 @@ namespace squeeze::kernels {
 inline constexpr int64_t kGgmlBlockPanelRows = 4;
 
 // Fills `panel` in `buffers` with weight rows [r0, min(r0 + 16, w.rows)) of
-// w. RepackGgmlBlockPanel runs the AVX-512 repacker when the active variant
-// is AVX-512; the reference writes the same bytes.
+// w. RepackGgmlBlockPanel runs the repacker of the active variant (AVX-512
+// or AVX2); the reference writes the same bytes.
 void RepackGgmlBlockPanel(const GgmlBlockWeights& w, int64_t r0, Int8PanelBuffers* buffers, Int8Panel* panel);
 void RepackGgmlBlockPanelReference(const GgmlBlockWeights& w, int64_t r0, Int8PanelBuffers* buffers,
                                    Int8Panel* panel);
@@ -55,6 +55,9 @@ void GgmlBlockGemmQ8Panels(const GgmlBlockWeights& w, const Q8_0Activations& a, 
 // scales [blocks][16]; needs avx512f/bw.
 void GgmlBlockRepackPanelAvx512(bool q4, const uint8_t* w, int64_t row_bytes, int64_t blocks_per_row, int nrows,
                                 uint8_t* codes, float* scales);
+// The AVX2 (+ F16C) repacker, same contract (q8_0_gemm_panel_avx2.cc).
+void GgmlBlockRepackPanelAvx2(bool q4, const uint8_t* w, int64_t row_bytes, int64_t blocks_per_row, int nrows,
+                              uint8_t* codes, float* scales);
 }  // namespace internal
 
 }  // namespace squeeze::kernels
