@@ -100,7 +100,8 @@ JS
 # By model digest: the anchor is the newest job (the distillation one).
 sq pareto --model "$MODEL" --json >"$T/front2.json" || fail "squeeze pareto --model DIGEST"
 grep -q "\"anchor_job\": \"$J_KD\"" "$T/front2.json" || fail "the newest job is not the anchor"
-sq pareto --model "$MODEL" | grep -q "Pareto front over the store" || fail "pareto table"
+table=$(sq pareto --model "$MODEL") || fail "squeeze pareto --model DIGEST (table)"
+grep -q "Pareto front over the store" <<<"$table" || fail "pareto table"
 out=$(sq pareto --model 0000 2>&1) && fail "a job that does not exist was accepted"
 rc=0
 out=$(sq pareto --model "sha256:$(printf '%064d' 0)" 2>&1) || rc=$?
@@ -120,8 +121,12 @@ if (JSON.stringify(r.quality.evaluation.tasks) !== "[\"copa\"]" || r.quality.eva
 if (!/^[0-9a-f]{64}$/.test(r.quality.task_samples.copa.subset_sha256)) { console.error("subset hash"); process.exit(1); }
 for (const st of r.stages) if (st.gpu_s !== 0 || st.device !== "cpu") { console.error("stage gpu"); process.exit(1); }
 ' "$T/report.json" || fail "report JSON checks"
-sq report "$J_W8" --json | grep -Eq '"packed_activations": ?"int8"' || fail "W8's report does not say int8 activations"
-sq get "$J_W8" | grep -q "agreement off, int8 activations" || fail "get shows no int8 activations for W8"
+# Outputs are captured before grep: `grep -q` stops reading at its first match,
+# and the writer's SIGPIPE would fail the pipeline under pipefail.
+w8_report=$(sq report "$J_W8" --json) || fail "report W8 --json"
+grep -Eq '"packed_activations": ?"int8"' <<<"$w8_report" || fail "W8's report does not say int8 activations"
+w8_get=$(sq get "$J_W8") || fail "get W8"
+grep -q "agreement off, int8 activations" <<<"$w8_get" || fail "get shows no int8 activations for W8"
 out=$(sq submit --recipe "$T/w8.yaml" "${common[@]}" --packed-activations int4 2>&1) && fail "--packed-activations int4 was accepted"
 echo "$out" | grep -q -- "--packed-activations" || fail "a bad --packed-activations does not name the flag: $out"
 sq report "$J_W4" --svg "$T/store.svg" >"$T/report.md" || fail "report --svg"
@@ -130,7 +135,9 @@ grep -q "## Evaluation" "$T/report.md" || fail "report.md lacks the evaluation o
 grep -q "0 (no GPU used)" "$T/report.md" || fail "report.md lacks the GPU seconds"
 n=$(grep -c 'class="point" data-panel="bytes"' "$T/store.svg")
 [ "$n" = 5 ] || fail "the store plot has $n points on the bytes panel (want 5)"
-sq get "$J_W4" | grep -q "eval       tasks copa, limit 20, seed 5, latency on, agreement off" || fail "get shows no eval options"
-sq get "$J_MAG" --json | grep -q '"eval":{"agreement":false,"latency":false,"packed_activations":"fp32","task_limit":20,"task_seed":5,"tasks":\["copa"\]}' \
-  || fail "get --json shows no eval options: $(sq get "$J_MAG" --json)"
+w4_get=$(sq get "$J_W4") || fail "get W4"
+grep -q "eval       tasks copa, limit 20, seed 5, latency on, agreement off" <<<"$w4_get" || fail "get shows no eval options"
+mag_get=$(sq get "$J_MAG" --json) || fail "get MAG --json"
+grep -q '"eval":{"agreement":false,"latency":false,"packed_activations":"fp32","task_limit":20,"task_seed":5,"tasks":\["copa"\]}' \
+  <<<"$mag_get" || fail "get --json shows no eval options: $mag_get"
 log "PASS"

@@ -32,7 +32,8 @@ for f in config.json model.safetensors recipe.yaml report.json; do
   [ -s "$T/art1/$f" ] || fail "artifact lacks $f"
 done
 sq report "$J" --json >"$T/report.out" || fail "report"
-sq report "$J" | grep -q "## Quality" || fail "report (Markdown) has no quality section"
+report_md=$(sq report "$J") || fail "report (Markdown)"  # captured: grep -q would SIGPIPE the writer
+grep -q "## Quality" <<<"$report_md" || fail "report (Markdown) has no quality section"
 grep -q "\"format\"" "$T/report.out" || fail "report has no format field"
 grep -q "\"perplexity\"" "$T/art1/report.json" || fail "report.json has no perplexity (eval text was given)"
 
@@ -85,5 +86,6 @@ start_worker w2
 J4=$(sq submit --recipe "$T/recipe.yaml" --model "$MODEL_DIGEST" --tasks copa --max-attempts 1 --json | json_field job_id)
 sq watch "$J4" >/dev/null 2>&1 && fail "a job asking for tasks succeeded on a worker without --tasks-dir"
 [ "$(job_state "$J4")" = FAILED ] || fail "job $J4 should have FAILED"
-sq get "$J4" --json | grep -q -- "--tasks-dir" || fail "the failure does not name --tasks-dir: $(sq get "$J4" --json)"
+j4_json=$(sq get "$J4" --json) || fail "get J4 --json"
+grep -q -- "--tasks-dir" <<<"$j4_json" || fail "the failure does not name --tasks-dir: $j4_json"
 log "PASS e2e ($J, artifact $A1)"
