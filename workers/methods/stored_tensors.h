@@ -16,8 +16,8 @@
 namespace squeeze {
 
 // A view of `v` as a tensor of `dtype` and `shape`; valid while `v` is unchanged.
-template <typename T>
-TensorView VectorView(const std::vector<T>& v, DType dtype, std::vector<int64_t> shape) {
+template <typename T, typename A>
+TensorView VectorView(const std::vector<T, A>& v, DType dtype, std::vector<int64_t> shape) {
   TensorView t;
   t.dtype = dtype;
   t.shape = std::move(shape);
@@ -29,10 +29,10 @@ TensorView VectorView(const std::vector<T>& v, DType dtype, std::vector<int64_t>
 // Copies tensor `name` of `module` into `out` after checking that it exists and
 // has exactly `dtype`, `shape` and numel * sizeof(T) bytes. Errors name the
 // module, the tensor, what was expected and what was found.
-template <typename T>
+template <typename T, typename A>
 absl::Status CopyStoredTensor(const std::string& module, const std::map<std::string, TensorView>& tensors,
                               const std::string& name, DType dtype, const std::vector<int64_t>& shape,
-                              std::vector<T>* out) {
+                              std::vector<T, A>* out) {
   auto it = tensors.find(name);
   if (it == tensors.end()) return absl::InvalidArgumentError(absl::StrCat(module, ": missing tensor ", name));
   const TensorView& t = it->second;

@@ -182,6 +182,9 @@ TEST(PackedIntGemm, SixteenGroupKernelShapes) {
       // per group), 9 full groups + a 20-column one; exactly 8 groups.
       {4, 6, 96 * 9 + 20, 96, true, Codes::kRandom}, {8, 6, 96 * 9 + 20, 96, true, Codes::kExtreme},
       {4, 5, 256, 32, true, Codes::kExtreme},  {8, 5, 256, 32, false, Codes::kRandom},
+      // 4-bit AVX-512: activations in 128-column chunk order over the full
+      // 16-group blocks (a group of two chunks here), per unit after them.
+      {4, 5, 16 * 256 + 64 + 32 + 7, 256, true, Codes::kExtreme},
   };
   uint64_t seed = 300;
   for (const R16Case& c : cases) {

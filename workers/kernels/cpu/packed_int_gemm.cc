@@ -41,24 +41,40 @@ inline int32_t ZeroPoint(const PackedIntWeights& w, int64_t r, int64_t g) {
   return w.zero_points != nullptr ? w.zero_points[r * w.groups_per_row + g] : 0;
 }
 
-// Copies x [n, cols] into dst with every full 32-column unit permuted (even
-// columns, then odd) when the weights are 4-bit; see packed_int_gemm_simd.h.
+// Copies x [n, cols] into dst in the kernels' activation order when the
+// weights are 4-bit (packed_int_gemm_simd.h): columns [0, chunked) per
+// 128-column chunk, then every full 32-column unit, even columns first, then
+// odd; the last partial unit (and everything for 8-bit weights) as is.
 template <typename T>
-void PermuteUnits(const T* x, int64_t n, int64_t cols, bool permute, T* dst) {
+void PermuteUnits(const T* x, int64_t n, int64_t cols, bool permute, int64_t chunked, T* dst) {
   for (int64_t i = 0; i < n; ++i) {
     const T* src = x + i * cols;
     T* out = dst + i * cols;
     int64_t c = 0;
     if (permute) {
-      for (; c + kUnit <= cols; c += kUnit) {
-        for (int64_t t = 0; t < kUnit / 2; ++t) {
-          out[c + t] = src[c + 2 * t];
-          out[c + kUnit / 2 + t] = src[c + 2 * t + 1];
+      for (const int64_t span : {internal::kChunk, kUnit}) {
+        const int64_t end = span == internal::kChunk ? chunked : cols;
+        for (; c + span <= end; c += span) {
+          for (int64_t t = 0; t < span / 2; ++t) {
+            out[c + t] = src[c + 2 * t];
+            out[c + span / 2 + t] = src[c + 2 * t + 1];
+          }
         }
       }
     }
     for (; c < cols; ++c) out[c] = src[c];
   }
+}
+
+// Columns the AVX-512 4-bit decode kernel reads in 128-column chunks
+// (packed_int_gemm_simd.h): its blocks of 16 full groups of 32, 64 or a
+// multiple of 128 columns; 0 where it does not run (the layouts of
+// R16Applies in packed_int_gemm_q8_rows16_avx512.inc, 4-bit only).
+int64_t R16ChunkedColumns(const PackedIntWeights& w) {
+  if (w.num_bits != 4 || w.groups_per_row < 16) return 0;
+  const int64_t G = w.group_size;
+  if (G != 32 && G != 64 && G % internal::kChunk != 0) return 0;
+  return (w.cols / G) / 16 * 16 * G;
 }
 
 void RunRows(const PackedIntJob& job, ThreadPool& pool,
@@ -254,7 +270,7 @@ void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const f
     return;
   }
   std::vector<float> xp(static_cast<size_t>(n * w.cols));
-  PermuteUnits(x, n, w.cols, w.num_bits == 4, xp.data());
+  PermuteUnits(x, n, w.cols, w.num_bits == 4, 0, xp.data());
   PackedIntJob job;
   job.w = w;
   job.n = n;
@@ -279,21 +295,36 @@ void internal::PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const floa
     return;
   }
   const int64_t ng = w.groups_per_row;
-  std::vector<int8_t> qa(static_cast<size_t>(n * w.cols));
-  std::vector<float> a(static_cast<size_t>(n * ng));
-  std::vector<int32_t> qsum(static_cast<size_t>(n * ng));
-  QuantizeActivationGroups(w, x, n, qa.data(), a.data(), qsum.data());
   const KernelIsa isa = ActiveIsa();
   if (isa == KernelIsa::kReference || !PackedIntFastPathApplies(w)) {
+    std::vector<int8_t> qa(static_cast<size_t>(n * w.cols));
+    std::vector<float> a(static_cast<size_t>(n * ng));
+    std::vector<int32_t> qsum(static_cast<size_t>(n * ng));
+    QuantizeActivationGroups(w, x, n, qa.data(), a.data(), qsum.data());
     const int64_t items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
     pool.ParallelFor(items, 1, [&](int64_t b, int64_t e) {
       Q8ReferenceRows(w, qa.data(), a.data(), n, bias, y, b * kRowsPerItem, std::min(w.rows, e * kRowsPerItem));
     });
     return;
   }
-  std::vector<int8_t> qp(qa.size());
-  PermuteUnits(qa.data(), n, w.cols, w.num_bits == 4, qp.data());
+  // Per calling thread, grow-only: a decode step calls this for every layer
+  // and fresh buffers cost allocations and page faults each time. Every
+  // element used is written below.
+  thread_local std::vector<int8_t> qa, qp;
+  thread_local std::vector<float> a;
+  thread_local std::vector<int32_t> qsum;
+  const auto fit = [](auto& v, int64_t size) {
+    if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
+  };
+  fit(qa, n * w.cols);
+  fit(qp, n * w.cols);
+  fit(a, n * ng);
+  fit(qsum, n * ng);
+  // The SIMD quantizer writes QuantizeActivationGroups' bytes (tested).
+  QuantizePanelActivations(w, x, n, qa.data(), w.cols, a.data(), qsum.data());
   PackedIntJob job;
+  job.qa_chunked_cols = isa == KernelIsa::kAvx512 ? R16ChunkedColumns(w) : 0;
+  PermuteUnits(qa.data(), n, w.cols, w.num_bits == 4, job.qa_chunked_cols, qp.data());
   job.w = w;
   job.n = n;
   job.qa = qp.data();

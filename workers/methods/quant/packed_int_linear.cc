@@ -134,7 +134,7 @@ absl::StatusOr<std::unique_ptr<PackedIntLinear>> PackedIntLinear::FromCodes(
   for (int64_t r = 0; r < out; ++r) {
     PackRow(q.data() + r * in, in, args.num_bits, layer->packed_.data() + r * layer->words_per_row_);
   }
-  layer->scales_ = std::move(scales);
+  layer->scales_.assign(scales.begin(), scales.end());
   layer->zero_points_ = std::move(zero_points);
   layer->bias_ = std::move(bias);
   layer->g_idx_ = std::move(g_idx);

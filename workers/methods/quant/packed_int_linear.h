@@ -45,6 +45,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "workers/engine/core/aligned_vector.h"
 #include "workers/engine/model/linear.h"
 #include "workers/engine/model/model.h"
 #include "workers/methods/quant/quant_args.h"
@@ -126,8 +127,8 @@ class PackedIntLinear final : public LinearLayer {
   WeightQuantArgs args_;
   int64_t out_ = 0, in_ = 0;
   int64_t words_per_row_ = 0, groups_per_row_ = 0, group_size_ = 0;
-  std::vector<uint32_t> packed_;     // [out, words_per_row]
-  std::vector<float> scales_;        // [out, groups_per_row]
+  CacheAlignedVector<uint32_t> packed_;  // [out, words_per_row]; rows start on 64-byte lines when 128 | in
+  CacheAlignedVector<float> scales_;     // [out, groups_per_row]
   std::vector<int32_t> zero_points_; // [out, groups_per_row] or empty
   std::vector<float> bias_;
   std::vector<int32_t> g_idx_;       // [in] or empty
