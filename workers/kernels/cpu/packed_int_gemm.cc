@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -43,17 +44,16 @@ inline int32_t ZeroPoint(const PackedIntWeights& w, int64_t r, int64_t g) {
 
 // Copies x [n, cols] into dst in the kernels' activation order when the
 // weights are 4-bit (packed_int_gemm_simd.h): columns [0, chunked) per
-// 128-column chunk, then every full 32-column unit, even columns first, then
-// odd; the last partial unit (and everything for 8-bit weights) as is.
+// `chunk`-column chunk, then every full 32-column unit, even columns first,
+// then odd; the last partial unit (and everything for 8-bit weights) as is.
 template <typename T>
-void PermuteUnits(const T* x, int64_t n, int64_t cols, bool permute, int64_t chunked, T* dst) {
+void PermuteUnits(const T* x, int64_t n, int64_t cols, bool permute, int64_t chunk, int64_t chunked, T* dst) {
   for (int64_t i = 0; i < n; ++i) {
     const T* src = x + i * cols;
     T* out = dst + i * cols;
     int64_t c = 0;
     if (permute) {
-      for (const int64_t span : {internal::kChunk, kUnit}) {
-        const int64_t end = span == internal::kChunk ? chunked : cols;
+      for (const auto [span, end] : {std::pair{chunk, chunked}, std::pair{kUnit, cols}}) {
         for (; c + span <= end; c += span) {
           for (int64_t t = 0; t < span / 2; ++t) {
             out[c + t] = src[c + 2 * t];
@@ -66,15 +66,18 @@ void PermuteUnits(const T* x, int64_t n, int64_t cols, bool permute, int64_t chu
   }
 }
 
-// Columns the AVX-512 4-bit decode kernel reads in 128-column chunks
-// (packed_int_gemm_simd.h): its blocks of 16 full groups of 32, 64 or a
-// multiple of 128 columns; 0 where it does not run (the layouts of
-// R16Applies in packed_int_gemm_q8_rows16_avx512.inc, 4-bit only).
-int64_t R16ChunkedColumns(const PackedIntWeights& w) {
-  if (w.num_bits != 4 || w.groups_per_row < 16) return 0;
+// Columns the 4-bit decode kernel of `isa` reads in chunks of `chunk`
+// columns (packed_int_gemm_simd.h): its blocks of full groups (AVX-512: 16
+// groups of 32, 64 or a multiple of 128 columns, R16Applies in
+// packed_int_gemm_q8_rows16_avx512.inc; AVX2: 8 groups of 32 or a multiple
+// of 64 columns, R8BlocksApply in packed_int_gemm_q8_rows8_avx2.inc); 0 for
+// other layouts, which keep the per-unit order.
+int64_t ChunkedColumns(const PackedIntWeights& w, KernelIsa isa, int64_t chunk) {
+  const int64_t blocks_of = isa == KernelIsa::kAvx512 ? 16 : 8;
+  if (w.num_bits != 4 || w.groups_per_row < blocks_of) return 0;
   const int64_t G = w.group_size;
-  if (G != 32 && G != 64 && G % internal::kChunk != 0) return 0;
-  return (w.cols / G) / 16 * 16 * G;
+  if (G != 32 && G != chunk / 2 && G % chunk != 0) return 0;
+  return (w.cols / G) / blocks_of * blocks_of * G;
 }
 
 void RunRows(const PackedIntJob& job, ThreadPool& pool,
@@ -270,7 +273,7 @@ void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const f
     return;
   }
   std::vector<float> xp(static_cast<size_t>(n * w.cols));
-  PermuteUnits(x, n, w.cols, w.num_bits == 4, 0, xp.data());
+  PermuteUnits(x, n, w.cols, w.num_bits == 4, kUnit, 0, xp.data());
   PackedIntJob job;
   job.w = w;
   job.n = n;
@@ -323,8 +326,9 @@ void internal::PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const floa
   // The SIMD quantizer writes QuantizeActivationGroups' bytes (tested).
   QuantizePanelActivations(w, x, n, qa.data(), w.cols, a.data(), qsum.data());
   PackedIntJob job;
-  job.qa_chunked_cols = isa == KernelIsa::kAvx512 ? R16ChunkedColumns(w) : 0;
-  PermuteUnits(qa.data(), n, w.cols, w.num_bits == 4, job.qa_chunked_cols, qp.data());
+  const int64_t chunk = isa == KernelIsa::kAvx512 ? internal::kChunk : internal::kChunkAvx2;
+  job.qa_chunked_cols = ChunkedColumns(w, isa, chunk);
+  PermuteUnits(qa.data(), n, w.cols, w.num_bits == 4, chunk, job.qa_chunked_cols, qp.data());
   job.w = w;
   job.n = n;
   job.qa = qp.data();

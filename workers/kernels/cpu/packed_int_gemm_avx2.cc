@@ -248,7 +248,10 @@ void Q8Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
 template <int BITS>
 void Q8AllRows(const PackedIntJob& j, int64_t r0, int64_t r1) {
   int64_t i = 0;
-  for (; i + 4 <= j.n; i += 4) Q8Rows<4, BITS>(j, i, r0, r1);
+  // 4-bit activations in chunk order: R8Rows serves every row of x.
+  if (!(BITS == 4 && j.qa_chunked_cols > 0)) {
+    for (; i + 4 <= j.n; i += 4) Q8Rows<4, BITS>(j, i, r0, r1);
+  }
   if (i < j.n) R8Rows<BITS>(j, i, j.n, r0, r1);
 }
 

@@ -22,22 +22,25 @@ namespace squeeze::kernels::internal {
 // the unit's 16 weight bytes). Columns of the last partial unit keep their
 // natural order. 8-bit weights use the natural order.
 inline constexpr int64_t kUnit = 32;
-// The AVX-512 decode kernel for 4-bit weights (16 groups per register,
-// packed_int_gemm_q8_rows16_avx512.inc) reads 64 code bytes at a time: their
-// low nibbles are the 64 even columns of a 128-column chunk, the high
-// nibbles the 64 odd ones. For it the activations of columns
-// [0, qa_chunked_cols) are permuted per 128-column chunk instead (64 even
-// columns, then 64 odd); columns from qa_chunked_cols on follow the per-unit
-// order above. qa_chunked_cols is a multiple of 128 (whole blocks of 16
-// groups of 32, 64 or a multiple of 128 columns).
+// The decode kernels for 4-bit weights read a chunk of code bytes at a time
+// (AVX-512, packed_int_gemm_q8_rows16_avx512.inc: 64 bytes = kChunk = 128
+// columns; AVX2, packed_int_gemm_q8_rows8_avx2.inc: 32 bytes = kChunkAvx2 =
+// 64 columns): their low nibbles are the chunk's even columns, the high
+// nibbles the odd ones. For them the activations of columns
+// [0, qa_chunked_cols) are permuted per chunk instead (all even columns of
+// the chunk, then all odd); columns from qa_chunked_cols on follow the
+// per-unit order above. qa_chunked_cols is a multiple of the chunk (whole
+// blocks of full groups, see ChunkedColumns in packed_int_gemm.cc), 0 when
+// the kernel does not use chunks.
 inline constexpr int64_t kChunk = 128;
+inline constexpr int64_t kChunkAvx2 = 64;
 
 struct PackedIntJob {
   PackedIntWeights w;
   int64_t n = 0;                 // rows of x
   const float* xp = nullptr;     // fp32 path: [n, cols], permuted as above
   const int8_t* qa = nullptr;    // int8 path: [n, cols], permuted as above
-  int64_t qa_chunked_cols = 0;   // int8 path: leading columns of qa in 128-column chunk order
+  int64_t qa_chunked_cols = 0;   // int8 path: leading columns of qa in chunk order (see above)
   const float* a = nullptr;      // int8 path: [n, groups_per_row] activation scales
   const int32_t* qsum = nullptr; // int8 path: [n, groups_per_row] sums of qa per group
   const float* bias = nullptr;   // [rows] or null
