@@ -23,6 +23,11 @@
 //     (THREADS threads, 2 x 256 MiB arrays, bytes read + written / time, best
 //     of 5) measured in the same process:
 //       RESULT prefill_tps X decode_tps Y weight_bytes B copy_gbs C
+//
+//   llamacpp_bench_models layers MODEL LOADER THREADS TRIALS
+//     Where a decode token's time goes: every linear alone on one row of x,
+//     in model order; per kind (q_proj .. lm_head) ms per token and GB/s,
+//     their sum and the copy bandwidth (see Layers below).
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -201,28 +206,84 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-int Run(const std::string& path, const std::string& loader, int threads, const std::string& prompt_json, int trials) {
+// Loads MODEL with LOADER (see the top of this file).
+absl::StatusOr<Model> LoadForBench(const std::string& path, const std::string& loader) {
   RegisterMethodLinearLoaders();
   Model model;
   const auto t0 = Clock::now();
   if (loader == "gguf" || loader == "gguf-blocks") {
     auto m = loader == "gguf" ? LoadGgufModel(path) : LoadGgufModelWithBlocks(path);
-    if (!m.ok()) return Fail(m.status(), path);
+    if (!m.ok()) return m.status();
     model = std::move(m->model);
   } else if (loader == "ours" || loader == "ours-a8") {
     auto m = LoadModel(path);
-    if (!m.ok()) return Fail(m.status(), path);
+    if (!m.ok()) return m.status();
     model = std::move(*m);
     if (loader == "ours-a8") {
       const int64_t n = SetPackedActivations(model, PackedActivations::kInt8);
-      if (n == 0) return Fail(absl::InvalidArgumentError("no packed int layer takes int8 activations"), path);
+      if (n == 0) return absl::InvalidArgumentError("no packed int layer takes int8 activations");
       std::fprintf(stderr, "%lld packed layers on int8 activations\n", static_cast<long long>(n));
     }
   } else {
-    return Fail(absl::InvalidArgumentError("loader must be gguf, gguf-blocks, ours or ours-a8"), loader);
+    return absl::InvalidArgumentError("loader must be gguf, gguf-blocks, ours or ours-a8: " + loader);
   }
   std::fprintf(stderr, "loaded %s (%s, first layer %s) in %.1f s\n", path.c_str(), loader.c_str(),
                model.blocks[0].q_proj->kind().c_str(), Seconds(t0, Clock::now()));
+  return model;
+}
+
+// Where a decode token's time goes: every linear's Forward on one row, in
+// the model's order (as a decode step reads them), TRIALS passes; prints per
+// linear name suffix (q_proj, ..., lm_head) the median time per pass and its
+// weight GB/s, and the sum, next to the copy bandwidth:
+//   LAYER <name> ms <t> gbs <g>
+//   LAYERS_TOTAL ms <t> gbs <g> copy_gbs <c>
+int Layers(const std::string& path, const std::string& loader, int threads, int trials) {
+  absl::StatusOr<Model> loaded = LoadForBench(path, loader);
+  if (!loaded.ok()) return Fail(loaded.status(), path);
+  Model& model = *loaded;
+  ThreadPool pool(threads);
+  const double copy_gbs = CopyBandwidthGBs(pool);
+  std::vector<LinearSlot> slots = model.AllLinears();
+  std::vector<std::string> kinds;  // the name after the last '.'
+  for (const LinearSlot& s : slots) {
+    const std::string k = s.name.substr(s.name.rfind('.') + 1);
+    if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+  }
+  std::vector<std::vector<double>> ms(kinds.size());
+  std::vector<int64_t> bytes(kinds.size(), 0);
+  std::vector<float> x, y;
+  for (int trial = 0; trial < trials; ++trial) {
+    std::vector<double> pass(kinds.size(), 0.0);
+    for (const LinearSlot& s : slots) {
+      const LinearLayer& layer = **s.slot;
+      const size_t k = std::find(kinds.begin(), kinds.end(), s.name.substr(s.name.rfind('.') + 1)) - kinds.begin();
+      x.assign(static_cast<size_t>(layer.in_features()), 0.5f);
+      for (size_t c = 0; c < x.size(); c += 7) x[c] = -1.25f;
+      y.resize(static_cast<size_t>(layer.out_features()));
+      const auto t = Clock::now();
+      layer.Forward(x.data(), 1, y.data(), pool);
+      pass[k] += Seconds(t, Clock::now()) * 1e3;
+      if (trial == 0) bytes[k] += layer.StorageBytes();
+    }
+    for (size_t k = 0; k < kinds.size(); ++k) ms[k].push_back(pass[k]);
+  }
+  double total_ms = 0;
+  int64_t total_bytes = 0;
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    const double t = Median(ms[k]);
+    total_ms += t;
+    total_bytes += bytes[k];
+    std::printf("LAYER %s ms %.3f gbs %.2f\n", kinds[k].c_str(), t, bytes[k] / (t * 1e6));
+  }
+  std::printf("LAYERS_TOTAL ms %.3f gbs %.2f copy_gbs %.3f\n", total_ms, total_bytes / (total_ms * 1e6), copy_gbs);
+  return 0;
+}
+
+int Run(const std::string& path, const std::string& loader, int threads, const std::string& prompt_json, int trials) {
+  absl::StatusOr<Model> loaded = LoadForBench(path, loader);
+  if (!loaded.ok()) return Fail(loaded.status(), path);
+  Model model = std::move(*loaded);
   std::ifstream in(prompt_json);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -264,9 +325,11 @@ int main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "gen" && (argc == 4 || argc == 5)) return squeeze::Gen(argv[2], argv[3], argc == 5 ? std::atoi(argv[4]) : 2);
   if (cmd == "run" && argc == 7) return squeeze::Run(argv[2], argv[3], std::atoi(argv[4]), argv[5], std::atoi(argv[6]));
+  if (cmd == "layers" && argc == 6) return squeeze::Layers(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
   std::fprintf(stderr,
                "usage: llamacpp_bench_models gen OUT_DIR TOKENIZER [LAYERS]\n"
                "       llamacpp_bench_models run MODEL gguf|gguf-blocks|ours|ours-a8 THREADS PROMPT_JSON TRIALS\n"
+               "       llamacpp_bench_models layers MODEL LOADER THREADS TRIALS  (per-linear decode time)\n"
                "  ours-a8: our packed int4/int8 layers with int8 activations (--packed-activations int8)\n");
   return 2;
 }

@@ -185,6 +185,11 @@ TEST(PackedIntGemm, SixteenGroupKernelShapes) {
       // 4-bit AVX-512: activations in 128-column chunk order over the full
       // 16-group blocks (a group of two chunks here), per unit after them.
       {4, 5, 16 * 256 + 64 + 32 + 7, 256, true, Codes::kExtreme},
+      // AVX-512: a block of 8 groups after the blocks of 16 (Llama's
+      // 11008-column rows: 21 * 16 + 8 groups of 32), with more groups and a
+      // short one after it; group 64 (4-bit) and 8-bit codes too.
+      {4, 5, 11008, 32, false, Codes::kRandom},  {4, 6, 32 * 26 + 12, 32, true, Codes::kExtreme},
+      {8, 6, 32 * 26 + 12, 32, true, Codes::kRandom}, {4, 5, 64 * 25 + 40, 64, true, Codes::kRandom},
   };
   uint64_t seed = 300;
   for (const R16Case& c : cases) {

@@ -77,7 +77,10 @@ int64_t ChunkedColumns(const PackedIntWeights& w, KernelIsa isa, int64_t chunk) 
   if (w.num_bits != 4 || w.groups_per_row < blocks_of) return 0;
   const int64_t G = w.group_size;
   if (G != 32 && G != chunk / 2 && G % chunk != 0) return 0;
-  return (w.cols / G) / blocks_of * blocks_of * G;
+  const int64_t full_groups = w.cols / G, blocked = full_groups / blocks_of * blocks_of;
+  // AVX-512 then runs one block of 8 groups of 32 or 64 when 8 are left.
+  const bool half = isa == KernelIsa::kAvx512 && full_groups - blocked >= 8 && (G == 32 || G == 64);
+  return (blocked + (half ? 8 : 0)) * G;
 }
 
 void RunRows(const PackedIntJob& job, ThreadPool& pool,
