@@ -21,7 +21,8 @@
 //     tokens/s, the weight bytes a decode token reads (every linear's
 //     StorageBytes plus one embedding row) and a STREAM-like copy bandwidth
 //     (THREADS threads, 2 x 256 MiB arrays, bytes read + written / time, best
-//     of 5) measured in the same process:
+//     of 5; measured in the same process before and after every trial, the
+//     highest kept):
 //       RESULT prefill_tps X decode_tps Y weight_bytes B copy_gbs C
 //
 //   llamacpp_bench_models layers MODEL LOADER THREADS TRIALS
@@ -293,7 +294,10 @@ int Run(const std::string& path, const std::string& loader, int threads, const s
   ThreadPool pool(threads);
   int64_t weight_bytes = model.config.dim * int64_t{sizeof(float)};  // one embedding row
   for (LinearSlot& s : model.AllLinears()) weight_bytes += (*s.slot)->StorageBytes();
-  const double copy_gbs = CopyBandwidthGBs(pool);
+  // The best of copies before and after every trial: on a shared machine
+  // the bandwidth drifts, and one measurement at a quiet moment next to
+  // decode at a busy one (or the reverse) skews the decode bandwidth fraction.
+  double copy_gbs = CopyBandwidthGBs(pool);
 
   std::vector<double> prefill_tps, decode_tps;
   for (int trial = 0; trial < trials; ++trial) {
@@ -309,6 +313,7 @@ int Run(const std::string& path, const std::string& loader, int threads, const s
       if (!s.ok()) return Fail(s, "decode");
     }
     decode_tps.push_back(decode.size() / Seconds(t, Clock::now()));
+    copy_gbs = std::max(copy_gbs, CopyBandwidthGBs(pool));
     std::fprintf(stderr, "  trial %d: prefill %.2f tok/s, decode %.2f tok/s\n", trial, prefill_tps.back(),
                  decode_tps.back());
   }
