@@ -60,6 +60,11 @@ TEST(Int8PanelAvx2, DispatchFollowsTheVariant) {
     EXPECT_EQ(ActiveInt8PanelCore(), Int8PanelCore::kAvx512Vnni);
     EXPECT_FALSE(UseAvxVnni());  // AVX-512 kernels use their own VNNI
   }
+  if (CpuHasAvx512()) {  // AVX-512 without VNNI: the plain AVX2 core
+    ScopedKernelIsa isa(KernelIsa::kAvx512, /*allow_vnni=*/false);
+    EXPECT_EQ(ActiveInt8PanelCore(), Int8PanelCore::kAvx2);
+    EXPECT_TRUE(Int8PanelGemmFast());
+  }
 }
 
 struct CorePanel {

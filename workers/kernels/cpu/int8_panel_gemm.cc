@@ -54,6 +54,10 @@ void Int8PanelGemmReference(const Int8Panel& p, const Int8PanelActivations& x, c
 Int8PanelCore ActiveInt8PanelCore() {
   if (UseAvx512Vnni()) return Int8PanelCore::kAvx512Vnni;
   if (ActiveIsa() == KernelIsa::kAvx2) return UseAvxVnni() ? Int8PanelCore::kAvxVnni : Int8PanelCore::kAvx2;
+  // AVX-512 without VNNI (Skylake-SP, or SQUEEZE_KERNELS=avx512novnni): the
+  // AVX2 maddubs core (same panel layout; the AVX-512 repackers and
+  // quantizer write the same bytes) rather than the row kernels.
+  if (ActiveIsa() == KernelIsa::kAvx512) return Int8PanelCore::kAvx2;
   return Int8PanelCore::kReference;
 }
 

@@ -128,7 +128,8 @@ void Int8PanelGemmReference(const Int8Panel& p, const Int8PanelActivations& x, c
 
 // The version of the core that runs now (cpu_features.h): AVX-512 VNNI when
 // UseAvx512Vnni(); with ActiveIsa() == kAvx2 the AVX-VNNI one when
-// UseAvxVnni(), else the plain AVX2 one; else the reference.
+// UseAvxVnni(), else the plain AVX2 one; the plain AVX2 one on AVX-512
+// without VNNI; else (the reference dispatch) the reference.
 enum class Int8PanelCore { kReference, kAvx2, kAvxVnni, kAvx512Vnni };
 Int8PanelCore ActiveInt8PanelCore();
 const char* Int8PanelCoreName(Int8PanelCore core);  // "reference" | "avx2" | "avxvnni" | "avx512vnni"
