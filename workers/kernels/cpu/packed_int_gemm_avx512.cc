@@ -25,8 +25,11 @@ inline int32_t U4(const uint8_t* row, int64_t c) { return (row[c >> 1] >> ((c & 
 // point and the scale are broadcast from memory (load-port operations).
 constexpr int64_t kF32BlockUnits = 8;
 
-// NT rows of x (from i0) against weight rows [r, r + RB).
-template <int NT, int RB, int BITS>
+// NT rows of x (from i0) against weight rows [r, r + RB). ZP: the weights
+// have zero points (without, a 4-bit group's table is one multiply of the
+// constant float(u - 8) lanes by the broadcast scale: the same values, and
+// the table no longer costs as much as the group's 32 products at group 32).
+template <int NT, int RB, int BITS, bool ZP>
 inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
   const PackedIntWeights& w = j.w;
   const int64_t cols = w.cols, ng = w.groups_per_row, G = ng == 1 ? cols : w.group_size;
@@ -38,6 +41,7 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
   // u - kOff for the table lanes u = 0..15 (4-bit), or -kOff (8-bit).
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i lanes = _mm512_sub_epi32(iota, _mm512_set1_epi32(kOff));
+  const __m512 lanes_f = _mm512_cvtepi32_ps(lanes);  // float(u - kOff), exact
   const int32_t zero = 0;
   const int32_t* zp[RB];
   const float* sc[RB];
@@ -75,9 +79,12 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
           _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g + 15), _MM_HINT_T0);
         }
       }
-      zv[b] = _mm512_set1_epi32(zp[b] != nullptr ? zp[b][g] : zero);
+      zv[b] = ZP ? _mm512_set1_epi32(zp[b][g]) : _mm512_set1_epi32(zero);
       sv[b] = _mm512_set1_ps(sc[b][g]);
-      if (BITS == 4) table[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lanes, zv[b])), sv[b]);
+      if (BITS == 4) {
+        table[b] = ZP ? _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lanes, zv[b])), sv[b])
+                      : _mm512_mul_ps(lanes_f, sv[b]);
+      }
     }
     for (int64_t c = c0; c < c1; c += kUnit) {
       __m512 w0[RB], w1[RB];
@@ -147,11 +154,20 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
 }
 
 // x rows [i0, i0 + NT) against weight rows [r0, r1), RB rows at a time.
+template <int NT, int RB, int BITS, bool ZP>
+void F32RowsZ(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + RB <= r1; r += RB) F32Tile<NT, RB, BITS, ZP>(j, i0, r);
+  for (; r < r1; ++r) F32Tile<NT, 1, BITS, ZP>(j, i0, r);
+}
+
 template <int NT, int RB, int BITS>
 void F32Rows(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
-  int64_t r = r0;
-  for (; r + RB <= r1; r += RB) F32Tile<NT, RB, BITS>(j, i0, r);
-  for (; r < r1; ++r) F32Tile<NT, 1, BITS>(j, i0, r);
+  if (j.w.zero_points != nullptr) {
+    F32RowsZ<NT, RB, BITS, true>(j, i0, r0, r1);
+  } else {
+    F32RowsZ<NT, RB, BITS, false>(j, i0, r0, r1);
+  }
 }
 
 template <int BITS>
