@@ -124,6 +124,27 @@ int64_t WeightCopiesFor(int64_t bytes_per_copy, int64_t at_least) {
   return std::max<int64_t>(at_least, ((int64_t{256} << 20) + bytes_per_copy - 1) / bytes_per_copy);
 }
 
+// make(0), make(1), ...: WeightCopiesFor(make(0).Bytes(), at_least) copies.
+template <typename Make>
+auto MakeWeightCopies(int64_t at_least, Make make) {
+  std::vector<decltype(make(0))> copies;
+  copies.push_back(make(0));
+  const int64_t n = WeightCopiesFor(copies[0].Bytes(), at_least);
+  for (int64_t c = 1; c < n; ++c) copies.push_back(make(c));
+  return copies;
+}
+
+// One pass of gemv(copy) over every weight copy in turn, y kept alive.
+template <typename Copies, typename Gemv>
+auto EachCopy(const Copies& copies, const std::vector<float>& y, Gemv gemv) {
+  return [&copies, &y, gemv] {
+    for (const auto& c : copies) {
+      gemv(c);
+      benchmark::DoNotOptimize(y.data());
+    }
+  };
+}
+
 std::vector<float> Random(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> d(lo, hi);
@@ -146,6 +167,38 @@ void EigenGemm(const float* x, int64_t n, int64_t k, const float* w, int64_t m, 
     }
   });
 }
+
+// Seconds per call of EigenGemm, `reps` calls after a warm-up.
+double EigenGemmSeconds(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y, ThreadPool& pool,
+                        int reps) {
+  return SecondsPerCall([&] { EigenGemm(x, n, k, w, m, y, pool); }, reps);
+}
+
+// Calls of a baseline timed after the benchmark's own loop: as many as the
+// loop ran, within [lo, hi].
+int BaselineReps(const benchmark::State& state, int lo, int hi) {
+  return std::max<int>(lo, std::min<int>(hi, state.iterations()));
+}
+
+// "<rows>x<cols><key><value>", the shape part of RATIO names (key "_n" for
+// tokens, "_t" for threads).
+std::string ShapeTag(int64_t rows, int64_t cols, const char* key, int64_t value) {
+  return std::to_string(rows) + "x" + std::to_string(cols) + key + std::to_string(value);
+}
+
+// The label of a run: the kernel variant, a note (e.g. VnniNote()), the tag.
+void LabelRun(benchmark::State& state, const std::string& tag, const char* note = "") {
+  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + note + " " + tag);
+}
+const char* VnniNote() { return UseAvx512Vnni() ? " (vnni)" : ""; }
+
+// The Llama-7B linear shapes, rows x cols: q/k/v/o, gate/up, down.
+constexpr int64_t kLlamaShapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
+
+// Registration tails: wall-clock time in milliseconds; OneRunMs for the
+// benchmarks that run their own alternating rounds in a single iteration.
+void RealTimeMs(benchmark::internal::Benchmark* b) { b->UseRealTime()->Unit(benchmark::kMillisecond); }
+void OneRunMs(benchmark::internal::Benchmark* b) { RealTimeMs(b->Iterations(1)); }
 
 // ---------------------------------------------------------------- copy
 
@@ -234,54 +287,62 @@ void ReportGemv(benchmark::State& state, const std::string& tag, int64_t bytes, 
   AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
 }
 
+// The GEMV protocol on the default pool, n tokens of x: gemm(copy, x, y,
+// pool) on each weight copy in turn (the benchmark's loop), Eigen's fp32 GEMM
+// on dequant(copies[0], dense) and, for n = 1, reference(copies[0], x, y);
+// then ReportGemv.
+template <typename Copy, typename Gemm, typename Dequant, typename Reference>
+void RunGemv(benchmark::State& state, const std::vector<Copy>& copies, int64_t rows, int64_t cols, int64_t n,
+             const std::string& tag, Gemm gemm, Dequant dequant, Reference reference) {
+  const auto x = Random(n * cols, 6);
+  std::vector<float> y(n * rows);
+  ThreadPool& pool = ThreadPool::Default();
+  size_t next = 0;
+  const double ours_s = SecondsPerIteration(state, [&] {
+    gemm(copies[next], x.data(), y.data(), pool);
+    next = (next + 1) % copies.size();
+    benchmark::DoNotOptimize(y.data());
+  });
+  // Eigen fp32 on the dequantized matrix (what an fp32 model reads).
+  std::vector<float> dense(rows * cols);
+  dequant(copies[0], dense.data());
+  const double eigen_s =
+      EigenGemmSeconds(x.data(), n, cols, dense.data(), rows, y.data(), pool, BaselineReps(state, 3, 20));
+  dense = {};
+  double ref_s = 0;
+  if (n == 1) {
+    std::vector<float> yr(n * rows);
+    ref_s = SecondsPerCall([&] { reference(copies[0], x.data(), yr.data()); }, 1);
+  }
+  ReportGemv(state, tag, copies[0].Bytes(), n, ours_s, eigen_s, ref_s);
+}
+
 // args: bits, rows, cols, n, path (0 fp32 activations, 1 int8 activations)
 void BM_PackedIntGemv(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
   const bool q8 = state.range(4) == 1;
-  std::vector<Packed> copies;
-  copies.push_back(MakePackedGroup(bits, rows, cols, 128, 5));
-  const int64_t n_copies = WeightCopiesFor(copies[0].Bytes(), 1);
-  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedGroup(bits, rows, cols, 128, 5 + 2 * c));
-  const Packed& p = copies[0];
-  size_t next = 0;
-  const auto x = Random(n * cols, 6);
-  std::vector<float> y(n * rows);
-  ThreadPool& pool = ThreadPool::Default();
-  auto ours = [&] {
-    const PackedIntWeights& view = copies[next].view;
-    next = (next + 1) % copies.size();
-    if (q8) {
-      PackedIntGemmQ8(view, x.data(), n, nullptr, y.data(), pool);
-    } else {
-      PackedIntGemm(view, x.data(), n, nullptr, y.data(), pool);
-    }
-    benchmark::DoNotOptimize(y.data());
-  };
-  const double ours_s = SecondsPerIteration(state, ours);
-  // Eigen fp32 on the dequantized matrix (what an fp32 model reads).
-  std::vector<float> dense(rows * cols);
-  PackedIntDequantizeRows(p.view, 0, rows, dense.data());
-  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); },
-                                        std::max<int>(3, std::min<int>(20, state.iterations())));
-  dense = {};
-  const std::string tag = "int" + std::to_string(bits) + (q8 ? "_q8act" : "_f32act") + "_" + std::to_string(rows) +
-                          "x" + std::to_string(cols) + "_n" + std::to_string(n);
-  double ref_s = 0;
-  if (n == 1) {
-    std::vector<float> yr(n * rows);
-    ref_s = SecondsPerCall(
-        [&] {
-          if (q8) {
-            PackedIntGemmQ8Reference(p.view, x.data(), n, nullptr, yr.data());
-          } else {
-            PackedIntGemmReference(p.view, x.data(), n, nullptr, yr.data());
-          }
-        },
-        1);
-  }
-  ReportGemv(state, tag, p.Bytes(), n, ours_s, eigen_s, ref_s);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+  const auto copies = MakeWeightCopies(1, [&](int64_t c) { return MakePackedGroup(bits, rows, cols, 128, 5 + 2 * c); });
+  const std::string tag =
+      "int" + std::to_string(bits) + (q8 ? "_q8act" : "_f32act") + "_" + ShapeTag(rows, cols, "_n", n);
+  RunGemv(
+      state, copies, rows, cols, n, tag,
+      [&](const Packed& p, const float* x, float* y, ThreadPool& pool) {
+        if (q8) {
+          PackedIntGemmQ8(p.view, x, n, nullptr, y, pool);
+        } else {
+          PackedIntGemm(p.view, x, n, nullptr, y, pool);
+        }
+      },
+      [&](const Packed& p, float* dense) { PackedIntDequantizeRows(p.view, 0, rows, dense); },
+      [&](const Packed& p, const float* x, float* y) {
+        if (q8) {
+          PackedIntGemmQ8Reference(p.view, x, n, nullptr, y);
+        } else {
+          PackedIntGemmReference(p.view, x, n, nullptr, y);
+        }
+      });
+  LabelRun(state, tag);
 }
 BENCHMARK(BM_PackedIntGemv)
     ->ArgNames({"bits", "rows", "cols", "n", "q8"})
@@ -289,8 +350,7 @@ BENCHMARK(BM_PackedIntGemv)
     ->ArgsProduct({{4, 8}, {11008}, {4096}, {1, 16}, {0, 1}})
     ->Args({4, 4096, 11008, 1, 1})
     ->Args({4, 4096, 11008, 1, 0})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(RealTimeMs);
 
 // ---------------------------------------------------------------- decode bandwidth (int8 activations)
 
@@ -330,40 +390,51 @@ void ReportDecodeBw(benchmark::State& state, const std::string& tag, int64_t byt
   AddRatio(tag + "_cpu", cpu_gbps / copy_cpu_gbps);
 }
 
+// What the decode-bandwidth benchmarks share: a pool of `threads`, the copy
+// on it, one token x (cols, in [-2, 2)) and its output y (rows), the fastest
+// copy and GEMV rounds.
+struct DecodeBwRun {
+  DecodeBwRun(int threads, int64_t rows, int64_t cols)
+      : threads(threads), pool(threads), copy(pool, kDecodeCopyBytes), x(Random(cols, 6, -2.0f, 2.0f)), y(rows) {}
+
+  // kDecodeBwReps rounds of the copy, then one pass of `gemv`.
+  void Alternate(absl::FunctionRef<void()> gemv) { AlternateBestOf(kDecodeBwReps, {{&copy_t, copy}, {&gemv_t, gemv}}); }
+  // ReportDecodeBw of the kept rounds; `calls` GEMV calls of `bytes` each per pass.
+  void Report(benchmark::State& state, const std::string& tag, int64_t bytes, int64_t calls) const {
+    ReportDecodeBw(state, tag, bytes, copy, copy_t, gemv_t, calls, threads);
+  }
+
+  const int threads;
+  ThreadPool pool;
+  CopyPass copy;
+  const std::vector<float> x;
+  std::vector<float> y;
+  BestTime copy_t, gemv_t;
+};
+
 // args: bits, rows, cols, group, threads
 void BM_PackedIntDecodeBw(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t rows = state.range(1), cols = state.range(2), group = state.range(3);
   const int threads = static_cast<int>(state.range(4));
-  ThreadPool pool(threads);
-  std::vector<Packed> copies;
-  copies.push_back(MakePackedGroup(bits, rows, cols, group, 31));
-  const int64_t per_copy = copies[0].Bytes();
-  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
-  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedGroup(bits, rows, cols, group, 31 + 2 * c));
-  CopyPass copy(pool, kDecodeCopyBytes);
-  const auto x = Random(cols, 6, -2.0f, 2.0f);
-  std::vector<float> y(rows);
-  BestTime copy_t, gemv_t;
+  DecodeBwRun run(threads, rows, cols);
+  const auto copies =
+      MakeWeightCopies(2, [&](int64_t c) { return MakePackedGroup(bits, rows, cols, group, 31 + 2 * c); });
   for (auto _ : state) {
-    AlternateBestOf(kDecodeBwReps, {{&copy_t, copy}, {&gemv_t, [&] {
-                                                        for (const Packed& p : copies) {
-                                                          PackedIntGemmQ8(p.view, x.data(), 1, nullptr, y.data(), pool);
-                                                          benchmark::DoNotOptimize(y.data());
-                                                        }
-                                                      }}});
+    run.Alternate(EachCopy(copies, run.y, [&](const Packed& p) {
+      PackedIntGemmQ8(p.view, run.x.data(), 1, nullptr, run.y.data(), run.pool);
+    }));
   }
   const std::string tag = "int" + std::to_string(bits) + "_a8_g" + std::to_string(group) + "_decode_bw_" +
-                          std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
-  ReportDecodeBw(state, tag, per_copy, copy, copy_t, gemv_t, n_copies, threads);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+                          ShapeTag(rows, cols, "_t", threads);
+  run.Report(state, tag, copies[0].Bytes(), static_cast<int64_t>(copies.size()));
+  LabelRun(state, tag, VnniNote());
 }
 void DecodeBwShapes(benchmark::internal::Benchmark* b) {
-  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (int64_t threads : {1, 2}) {
     for (int64_t bits : {4, 8}) {
       for (int64_t group : {32, 128}) {
-        for (const auto& rc : shapes) b->Args({bits, rc[0], rc[1], group, threads});
+        for (const auto& rc : kLlamaShapes) b->Args({bits, rc[0], rc[1], group, threads});
       }
     }
   }
@@ -371,9 +442,7 @@ void DecodeBwShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_PackedIntDecodeBw)
     ->ArgNames({"bits", "rows", "cols", "group", "threads"})
     ->Apply(DecodeBwShapes)
-    ->Iterations(1)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(OneRunMs);
 
 // ---------------------------------------------------------------- fp32 activations (f32act)
 
@@ -385,14 +454,19 @@ struct PackedZ {
   int64_t Bytes() const { return p.Bytes() + static_cast<int64_t>(zero_points.size() * 4); }
 };
 
+// `count` zero points uniform in the code range of `bits`, mt19937_64(seed).
+std::vector<int32_t> RandomZeroPoints(int bits, int64_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> d(-(1 << (bits - 1)), (1 << (bits - 1)) - 1);
+  std::vector<int32_t> z(count);
+  for (int32_t& v : z) v = d(rng);
+  return z;
+}
+
 PackedZ MakePackedZ(int bits, int64_t rows, int64_t cols, int64_t group, uint64_t seed) {
   PackedZ z;
   z.p = MakePackedGroup(bits, rows, cols, group, seed);
-  std::mt19937_64 rng(seed + 7);
-  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
-  std::uniform_int_distribution<int> d(qmin, qmax);
-  z.zero_points.resize(rows * z.p.view.groups_per_row);
-  for (int32_t& v : z.zero_points) v = d(rng);
+  z.zero_points = RandomZeroPoints(bits, rows * z.p.view.groups_per_row, seed + 7);
   z.p.view.zero_points = z.zero_points.data();
   return z;
 }
@@ -443,20 +517,20 @@ void BM_PackedIntF32Prefill(benchmark::State& state) {
   state.counters["old_GFLOPs"] = flop / old.wall / 1e9;
   state.counters["vs_f32gemm"] = f32.wall / ours.wall;
   state.counters["vs_old"] = old.wall / ours.wall;
-  const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_prefill_" +
-                          std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  const std::string tag =
+      "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_prefill_" + ShapeTag(rows, cols, "_n", n);
   state.counters["vs_f32gemm_cpu"] = f32.cpu / ours.cpu;
   state.counters["vs_old_cpu"] = old.cpu / ours.cpu;
   AddRatio(tag + "_vs_f32gemm", f32.wall / ours.wall);
   AddRatio(tag + "_vs_f32gemm_cpu", f32.cpu / ours.cpu);
   AddRatio(tag + "_vs_old", old.wall / ours.wall);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+  LabelRun(state, tag);
 }
+// The packed layouts of the f32act benchmarks: bits, group.
+constexpr int64_t kF32ActLayouts[][2] = {{4, 32}, {8, 32}, {4, 128}};
 void F32ActPrefillShapes(benchmark::internal::Benchmark* b) {
-  const int64_t layouts[][2] = {{4, 32}, {8, 32}, {4, 128}};
-  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
-  for (const auto& bg : layouts) {
-    for (const auto& rc : shapes) {
+  for (const auto& bg : kF32ActLayouts) {
+    for (const auto& rc : kLlamaShapes) {
       for (int64_t n : {32, 64, 128}) b->Args({bg[0], bg[1], rc[0], rc[1], n});
     }
   }
@@ -464,9 +538,7 @@ void F32ActPrefillShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_PackedIntF32Prefill)
     ->ArgNames({"bits", "group", "rows", "cols", "n"})
     ->Apply(F32ActPrefillShapes)
-    ->Iterations(1)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(OneRunMs);
 
 // BM_PackedIntF32DecodeBw: one token (GEMV, PackedIntGemm with fp32
 // activations) through packed weights with zero points, calls cycling
@@ -482,114 +554,99 @@ void BM_PackedIntF32DecodeBw(benchmark::State& state) {
   const int bits = static_cast<int>(state.range(0));
   const int64_t group = state.range(1), rows = state.range(2), cols = state.range(3);
   const int threads = static_cast<int>(state.range(4));
-  ThreadPool pool(threads);
-  std::vector<PackedZ> copies;
-  copies.push_back(MakePackedZ(bits, rows, cols, group, 51));
-  const int64_t per_copy = copies[0].Bytes();
-  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
-  for (int64_t c = 1; c < n_copies; ++c) copies.push_back(MakePackedZ(bits, rows, cols, group, 51 + 2 * c));
+  DecodeBwRun run(threads, rows, cols);
+  const auto copies = MakeWeightCopies(2, [&](int64_t c) { return MakePackedZ(bits, rows, cols, group, 51 + 2 * c); });
+  const int64_t n_copies = static_cast<int64_t>(copies.size());
   std::vector<float> dense(rows * cols);
   PackedIntDequantizeRows(copies[0].p.view, 0, rows, dense.data());
-  CopyPass copy(pool, kDecodeCopyBytes);
-  const auto x = Random(cols, 6, -2.0f, 2.0f);
-  std::vector<float> y(rows);
-  BestTime copy_t, gemv_t, f32_t;
+  const float* x = run.x.data();
+  float* y = run.y.data();
+  BestTime f32_t;
   for (auto _ : state) {
-    AlternateBestOf(kDecodeBwReps, {{&copy_t, copy},
-                                    {&gemv_t, [&] {
-                                       for (const PackedZ& p : copies) {
-                                         PackedIntGemm(p.p.view, x.data(), 1, nullptr, y.data(), pool);
-                                         benchmark::DoNotOptimize(y.data());
-                                       }
-                                     }},
-                                    {&f32_t, [&] {
-                                       GemmF32NT(x.data(), 1, cols, dense.data(), rows, y.data(), pool);
-                                       benchmark::DoNotOptimize(y.data());
-                                     }}});
+    AlternateBestOf(
+        kDecodeBwReps,
+        {{&run.copy_t, run.copy},
+         {&run.gemv_t,
+          EachCopy(copies, run.y, [&](const PackedZ& p) { PackedIntGemm(p.p.view, x, 1, nullptr, y, run.pool); })},
+         {&f32_t, [&] {
+            GemmF32NT(x, 1, cols, dense.data(), rows, y, run.pool);
+            benchmark::DoNotOptimize(y);
+          }}});
   }
   const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + "z_f32act_decode_bw_" +
-                          std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
-  ReportDecodeBw(state, tag, per_copy, copy, copy_t, gemv_t, n_copies, threads);
-  const double gemv_s = gemv_t.wall / static_cast<double>(n_copies);
+                          ShapeTag(rows, cols, "_t", threads);
+  run.Report(state, tag, copies[0].Bytes(), n_copies);
+  const double gemv_s = run.gemv_t.wall / static_cast<double>(n_copies);
   state.counters["f32_GBps"] = rows * cols * 4.0 / f32_t.wall / 1e9;
   state.counters["vs_f32gemv"] = f32_t.wall / gemv_s;
   AddRatio(tag + "_vs_f32gemv", f32_t.wall / gemv_s);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+  LabelRun(state, tag);
 }
 void F32ActDecodeShapes(benchmark::internal::Benchmark* b) {
-  const int64_t layouts[][2] = {{4, 32}, {8, 32}, {4, 128}};
-  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (int64_t threads : {1, 2}) {
-    for (const auto& bg : layouts) {
-      for (const auto& rc : shapes) b->Args({bg[0], bg[1], rc[0], rc[1], threads});
+    for (const auto& bg : kF32ActLayouts) {
+      for (const auto& rc : kLlamaShapes) b->Args({bg[0], bg[1], rc[0], rc[1], threads});
     }
   }
 }
 BENCHMARK(BM_PackedIntF32DecodeBw)
     ->ArgNames({"bits", "group", "rows", "cols", "threads"})
     ->Apply(F32ActDecodeShapes)
-    ->Iterations(1)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(OneRunMs);
 
 // ---------------------------------------------------------------- Q4_0 / Q8_0 blocks
 
-// ggml block weights (random codes, fp16 scales ~0.01) as llama.cpp stores them.
-std::vector<uint8_t> MakeGgmlBlocks(GgmlBlockKind kind, int64_t rows, int64_t cols, uint64_t seed) {
+// ggml block weights (random codes, fp16 scales ~0.01) as llama.cpp stores
+// them, and the view of them. Moving keeps the view valid.
+struct GgmlBlocks {
+  std::vector<uint8_t> bytes;
+  GgmlBlockWeights view;
+  int64_t Bytes() const { return static_cast<int64_t>(bytes.size()); }
+};
+
+GgmlBlocks MakeGgmlBlocks(GgmlBlockKind kind, int64_t rows, int64_t cols, uint64_t seed) {
   const int64_t bb = GgmlBlockBytes(kind), nb = rows * cols / kGgmlBlockCols;
   std::mt19937_64 rng(seed);
-  std::vector<uint8_t> b(static_cast<size_t>(nb * bb));
+  GgmlBlocks g;
+  std::vector<uint8_t>& b = g.bytes;
+  b.resize(static_cast<size_t>(nb * bb));
   for (uint8_t& v : b) v = static_cast<uint8_t>(rng());
   for (int64_t i = 0; i < nb; ++i) {
     b[i * bb] = static_cast<uint8_t>(rng());
     b[i * bb + 1] = 0x20;  // fp16 exponent of ~0.01: finite scales
   }
-  return b;
+  g.view = GgmlBlockWeights{kind, rows, cols, b.data()};
+  return g;
 }
+
+// Argument 0 of the block benchmarks: 0 Q4_0, 1 Q8_0; and the RATIO prefix.
+GgmlBlockKind GgmlKindArg(const benchmark::State& state) {
+  return state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+}
+std::string GgmlKindTag(GgmlBlockKind kind) { return kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0"; }
 
 // args: kind (0 Q4_0, 1 Q8_0), rows, cols, n. Same protocol as
 // BM_PackedIntGemv: calls cycle through >= 256 MiB of weight copies; GB/s
 // counts the block bytes read per call.
 void BM_GgmlBlockGemv(benchmark::State& state) {
-  const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+  const GgmlBlockKind kind = GgmlKindArg(state);
   const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
-  const int64_t bytes = rows * cols / kGgmlBlockCols * GgmlBlockBytes(kind);
-  const int64_t n_copies = WeightCopiesFor(bytes, 1);
-  std::vector<std::vector<uint8_t>> copies;
-  for (int64_t c = 0; c < n_copies; ++c) copies.push_back(MakeGgmlBlocks(kind, rows, cols, 21 + c));
-  size_t next = 0;
-  const auto x = Random(n * cols, 6);
-  std::vector<float> y(n * rows);
-  ThreadPool& pool = ThreadPool::Default();
-  auto ours = [&] {
-    const GgmlBlockWeights w{kind, rows, cols, copies[next].data()};
-    next = (next + 1) % copies.size();
-    GgmlBlockGemm(w, x.data(), n, nullptr, y.data(), pool);
-    benchmark::DoNotOptimize(y.data());
-  };
-  const double ours_s = SecondsPerIteration(state, ours);
-  const GgmlBlockWeights w0{kind, rows, cols, copies[0].data()};
-  std::vector<float> dense(rows * cols);
-  GgmlBlockDequantizeRows(w0, 0, rows, dense.data());
-  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); },
-                                        std::max<int>(3, std::min<int>(20, state.iterations())));
-  dense = {};
-  const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_" +
-                          std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
-  double ref_s = 0;
-  if (n == 1) {
-    std::vector<float> yr(n * rows);
-    ref_s = SecondsPerCall([&] { GgmlBlockGemmReference(w0, x.data(), n, nullptr, yr.data()); }, 1);
-  }
-  ReportGemv(state, tag, bytes, n, ours_s, eigen_s, ref_s);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+  const auto copies = MakeWeightCopies(1, [&](int64_t c) { return MakeGgmlBlocks(kind, rows, cols, 21 + c); });
+  const std::string tag = GgmlKindTag(kind) + "_blocks_" + ShapeTag(rows, cols, "_n", n);
+  RunGemv(
+      state, copies, rows, cols, n, tag,
+      [&](const GgmlBlocks& b, const float* x, float* y, ThreadPool& pool) {
+        GgmlBlockGemm(b.view, x, n, nullptr, y, pool);
+      },
+      [&](const GgmlBlocks& b, float* dense) { GgmlBlockDequantizeRows(b.view, 0, rows, dense); },
+      [&](const GgmlBlocks& b, const float* x, float* y) { GgmlBlockGemmReference(b.view, x, n, nullptr, y); });
+  LabelRun(state, tag, VnniNote());
 }
 BENCHMARK(BM_GgmlBlockGemv)
     ->ArgNames({"q8", "rows", "cols", "n"})
     ->ArgsProduct({{0, 1}, {4096, 11008}, {4096}, {1, 16}})
     ->Args({0, 4096, 11008, 1})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(RealTimeMs);
 
 // One token through Q4_0 / Q8_0 blocks (the decode GEMV), 1 and 2 threads,
 // as a fraction of a STREAM-like copy on the same pool measured in
@@ -597,40 +654,26 @@ BENCHMARK(BM_GgmlBlockGemv)
 // the block bytes (codes + fp16 scales) read per call.
 // RATIO q<4|8>_0_blocks_decode_bw_<rows>x<cols>_t<threads> (and _cpu).
 void BM_GgmlBlockDecodeBw(benchmark::State& state) {
-  const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+  const GgmlBlockKind kind = GgmlKindArg(state);
   const int64_t rows = state.range(1), cols = state.range(2);
   const int threads = static_cast<int>(state.range(3));
-  ThreadPool pool(threads);
-  const int64_t per_copy = rows * cols / kGgmlBlockCols * GgmlBlockBytes(kind);
-  const int64_t n_copies = WeightCopiesFor(per_copy, 2);
-  std::vector<std::vector<uint8_t>> copies;
-  for (int64_t c = 0; c < n_copies; ++c) copies.push_back(MakeGgmlBlocks(kind, rows, cols, 41 + c));
-  CopyPass copy(pool, kDecodeCopyBytes);
-  const auto x = Random(cols, 6, -2.0f, 2.0f);
-  std::vector<float> y(rows);
-  BestTime copy_t, gemv_t;
+  DecodeBwRun run(threads, rows, cols);
+  const auto copies = MakeWeightCopies(2, [&](int64_t c) { return MakeGgmlBlocks(kind, rows, cols, 41 + c); });
   for (auto _ : state) {
-    AlternateBestOf(kDecodeBwReps, {{&copy_t, copy}, {&gemv_t, [&] {
-                                                        for (const auto& blocks : copies) {
-                                                          GgmlBlockGemm(GgmlBlockWeights{kind, rows, cols, blocks.data()},
-                                                                        x.data(), 1, nullptr, y.data(), pool);
-                                                          benchmark::DoNotOptimize(y.data());
-                                                        }
-                                                      }}});
+    run.Alternate(EachCopy(copies, run.y, [&](const GgmlBlocks& b) {
+      GgmlBlockGemm(b.view, run.x.data(), 1, nullptr, run.y.data(), run.pool);
+    }));
   }
-  const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_decode_bw_" +
-                          std::to_string(rows) + "x" + std::to_string(cols) + "_t" + std::to_string(threads);
-  ReportDecodeBw(state, tag, per_copy, copy, copy_t, gemv_t, n_copies, threads);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+  const std::string tag = GgmlKindTag(kind) + "_blocks_decode_bw_" + ShapeTag(rows, cols, "_t", threads);
+  run.Report(state, tag, copies[0].Bytes(), static_cast<int64_t>(copies.size()));
+  LabelRun(state, tag, VnniNote());
 }
 BENCHMARK(BM_GgmlBlockDecodeBw)
     ->ArgNames({"q8", "rows", "cols", "threads"})
     ->ArgsProduct({{0, 1}, {4096, 11008}, {4096}, {1, 2}})
     ->Args({0, 4096, 11008, 1})
     ->Args({1, 4096, 11008, 1})
-    ->Iterations(1)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(OneRunMs);
 
 // Prefill through Q4_0 / Q8_0 blocks (n = 16 / 64 / 128 tokens, weights
 // cached after the first call), best of 5: GOPS (2 * n * rows * cols per
@@ -638,10 +681,10 @@ BENCHMARK(BM_GgmlBlockDecodeBw)
 // prefill_<rows>x<cols>_n<n>_vs_eigen_f32 compares with Eigen's fp32 GEMM
 // on the dequantized matrix over the same pool.
 void BM_GgmlBlockPrefill(benchmark::State& state) {
-  const GgmlBlockKind kind = state.range(0) == 0 ? GgmlBlockKind::kQ4_0 : GgmlBlockKind::kQ8_0;
+  const GgmlBlockKind kind = GgmlKindArg(state);
   const int64_t rows = state.range(1), cols = state.range(2), n = state.range(3);
-  const std::vector<uint8_t> blocks = MakeGgmlBlocks(kind, rows, cols, 77);
-  const GgmlBlockWeights w{kind, rows, cols, blocks.data()};
+  const GgmlBlocks blocks = MakeGgmlBlocks(kind, rows, cols, 77);
+  const GgmlBlockWeights& w = blocks.view;
   const auto x = Random(n * cols, 6);
   std::vector<float> y(n * rows);
   ThreadPool& pool = ThreadPool::Default();
@@ -654,16 +697,15 @@ void BM_GgmlBlockPrefill(benchmark::State& state) {
   for (auto _ : state) best.Time(ours);
   std::vector<float> dense(rows * cols);
   GgmlBlockDequantizeRows(w, 0, rows, dense.data());
-  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, cols, dense.data(), rows, y.data(), pool); }, 3);
+  const double eigen_s = EigenGemmSeconds(x.data(), n, cols, dense.data(), rows, y.data(), pool, 3);
   const double ops = 2.0 * n * rows * cols;
   state.counters["GOPS"] = ops / best.wall / 1e9;
   state.counters["GOPS_cpu"] = ops / best.cpu / 1e9;
   state.counters["tok_per_s"] = n / best.wall;
   state.counters["vs_eigen"] = eigen_s / best.wall;
-  const std::string tag = std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + "_blocks_prefill_" +
-                          std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+  const std::string tag = GgmlKindTag(kind) + "_blocks_prefill_" + ShapeTag(rows, cols, "_n", n);
   AddRatio(tag + "_vs_eigen_f32", eigen_s / best.wall);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+  LabelRun(state, tag, VnniNote());
 }
 BENCHMARK(BM_GgmlBlockPrefill)
     ->ArgNames({"q8", "rows", "cols", "n"})
@@ -671,8 +713,7 @@ BENCHMARK(BM_GgmlBlockPrefill)
     ->Args({0, 11008, 4096, 128})
     ->Args({1, 11008, 4096, 128})
     ->Iterations(5)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(RealTimeMs);
 
 // ---------------------------------------------------------------- W8A8
 
@@ -691,9 +732,8 @@ void BM_Int8Gemm(benchmark::State& state) {
   };
   const double ours_s = SecondsPerIteration(state, ours);
   const auto xf = Random(m * k, 10), wf = Random(n * k, 11);
-  const double eigen_s = SecondsPerCall([&] { EigenGemm(xf.data(), m, k, wf.data(), n, y.data(), pool); },
-                                        std::max<int>(2, std::min<int>(10, state.iterations())));
-  const std::string tag = "w8a8_" + std::to_string(n) + "x" + std::to_string(k) + "_m" + std::to_string(m);
+  const double eigen_s = EigenGemmSeconds(xf.data(), m, k, wf.data(), n, y.data(), pool, BaselineReps(state, 2, 10));
+  const std::string tag = "w8a8_" + ShapeTag(n, k, "_m", m);
   state.counters["GOPs"] = 2.0 * m * n * k / ours_s / 1e9;
   state.counters["vs_eigen"] = eigen_s / ours_s;
   AddRatio(tag + "_vs_eigen_f32", eigen_s / ours_s);
@@ -704,15 +744,14 @@ void BM_Int8Gemm(benchmark::State& state) {
     state.counters["vs_ref"] = ref_s / ours_s;
     AddRatio(tag + "_vs_reference", ref_s / ours_s);
   }
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (UseAvx512Vnni() ? " (vnni)" : "") + " " + tag);
+  LabelRun(state, tag, VnniNote());
 }
 BENCHMARK(BM_Int8Gemm)
     ->ArgNames({"m", "k", "n"})
     ->Args({1, 4096, 11008})
     ->Args({16, 4096, 11008})
     ->Args({128, 4096, 4096})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(RealTimeMs);
 
 // ---------------------------------------------------------------- fp32 GEMM
 
@@ -726,29 +765,26 @@ void BM_GemmF32(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   };
   const double ours_s = SecondsPerIteration(state, ours);
-  const double eigen_s = SecondsPerCall([&] { EigenGemm(x.data(), n, k, w.data(), m, y.data(), pool); },
-                                        std::max<int>(2, std::min<int>(10, state.iterations())));
+  const double eigen_s = EigenGemmSeconds(x.data(), n, k, w.data(), m, y.data(), pool, BaselineReps(state, 2, 10));
   state.counters["GFLOPs"] = 2.0 * n * m * k / ours_s / 1e9;
   state.counters["eigen_GFLOPs"] = 2.0 * n * m * k / eigen_s / 1e9;
   state.counters["vs_eigen"] = eigen_s / ours_s;
-  const std::string tag = "fp32_gemm_" + std::to_string(m) + "x" + std::to_string(k) + "_n" + std::to_string(n);
+  const std::string tag = "fp32_gemm_" + ShapeTag(m, k, "_n", n);
   AddRatio(tag + "_vs_eigen", eigen_s / ours_s);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + tag);
+  LabelRun(state, tag);
 }
 // n = 1 (decode), 8 and 16 (batched decode: the pack-free path), 128 and
 // 512 (prefill: the packed path) on the three Llama-7B linear shapes
 // (m x k = q/k/v/o 4096x4096, gate/up 11008x4096, down 4096x11008).
 void GemmF32Shapes(benchmark::internal::Benchmark* b) {
-  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (int64_t n : {1, 8, 16, 128, 512}) {
-    for (const auto& mk : shapes) b->Args({n, mk[1], mk[0]});
+    for (const auto& mk : kLlamaShapes) b->Args({n, mk[1], mk[0]});
   }
 }
 BENCHMARK(BM_GemmF32)
     ->ArgNames({"n", "k", "m"})
     ->Apply(GemmF32Shapes)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(RealTimeMs);
 
 // ---------------------------------------------------------------- F16 / BF16 weights
 
@@ -812,14 +848,7 @@ void BM_HalfDecodeBw(benchmark::State& state) {
   const auto x = Random(n * k, 7, -2.0f, 2.0f);
   std::vector<float> y(n * m);
   // One pass: fn on every weight copy in turn.
-  auto pass = [&](auto&& fn) {
-    return [&, fn] {
-      for (const auto& w : copies) {
-        fn(w.data());
-        benchmark::DoNotOptimize(y.data());
-      }
-    };
-  };
+  auto pass = [&](auto&& fn) { return EachCopy(copies, y, [fn](const std::vector<uint16_t>& w) { fn(w.data()); }); };
   BestTime copy_t, direct_t, widen_t, widen_simd_t;
   for (auto _ : state) {
     AlternateBestOf(kDecodeBwReps,
@@ -843,8 +872,8 @@ void BM_HalfDecodeBw(benchmark::State& state) {
   state.counters["bw_frac"] = gbps / copy_gbps;
   state.counters["vs_widen"] = best_widen / best_direct;
   state.counters["vs_widen_simd"] = best_widen_simd / best_direct;
-  const std::string tag = std::string(HalfTypeName(type)) + "_%s_" + std::to_string(m) + "x" + std::to_string(k) +
-                          "_n" + std::to_string(n) + "_t" + std::to_string(threads);
+  const std::string tag =
+      std::string(HalfTypeName(type)) + "_%s_" + ShapeTag(m, k, "_n", n) + "_t" + std::to_string(threads);
   auto named = [&](const char* what) {
     std::string t = tag;
     t.replace(t.find("%s"), 2, what);
@@ -853,13 +882,12 @@ void BM_HalfDecodeBw(benchmark::State& state) {
   if (n == 1) AddRatio(named("decode_bw"), gbps / copy_gbps);
   AddRatio(named("direct_vs_widen"), best_widen / best_direct);
   AddRatio(named("direct_vs_simdwiden"), best_widen_simd / best_direct);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + " " + named("direct_vs_widen"));
+  LabelRun(state, named("direct_vs_widen"));
 }
 void HalfDecodeShapes(benchmark::internal::Benchmark* b) {
-  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (int64_t threads : {1, 2}) {
     for (int64_t type : {0, 1}) {
-      for (const auto& mk : shapes) b->Args({type, mk[0], mk[1], 1, threads});
+      for (const auto& mk : kLlamaShapes) b->Args({type, mk[0], mk[1], 1, threads});
     }
   }
   // The crossover against the widen path (DenseLinear::kHalfDirectMaxRows).
@@ -870,9 +898,7 @@ void HalfDecodeShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_HalfDecodeBw)
     ->ArgNames({"type", "rows", "cols", "n", "threads"})
     ->Apply(HalfDecodeShapes)
-    ->Iterations(1)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(OneRunMs);
 
 // ---------------------------------------------------------------- int8 activations, prefill (tile)
 
@@ -896,10 +922,7 @@ void BM_PackedIntQ8Prefill(benchmark::State& state) {
   Packed p = MakePackedGroup(bits, rows, cols, group, 51);
   std::vector<int32_t> zero_points;
   if (zp) {
-    std::mt19937_64 rng(52);
-    std::uniform_int_distribution<int> d(-(1 << (bits - 1)), (1 << (bits - 1)) - 1);
-    zero_points.resize(rows * p.view.groups_per_row);
-    for (int32_t& v : zero_points) v = d(rng);
+    zero_points = RandomZeroPoints(bits, rows * p.view.groups_per_row, 52);
     p.view.zero_points = zero_points.data();
   }
   const PackedIntWeights& w = p.view;
@@ -930,16 +953,14 @@ void BM_PackedIntQ8Prefill(benchmark::State& state) {
   state.counters["rows_GOPS"] = ops / old / 1e9;
   state.counters["vs_rows"] = old / ours;
   const std::string tag = "int" + std::to_string(bits) + "_g" + std::to_string(group) + (zp ? "z" : "") +
-                          "_a8_prefill_" + std::to_string(rows) + "x" + std::to_string(cols) + "_n" + std::to_string(n);
+                          "_a8_prefill_" + ShapeTag(rows, cols, "_n", n);
   AddRatio(tag + "_vs_rows", old / ours);
-  state.SetLabel(std::string(KernelIsaName(ActiveIsa())) + (Int8PanelGemmFast() ? " (panels)" : " (rows)") + " " +
-                 tag);
+  LabelRun(state, tag, Int8PanelGemmFast() ? " (panels)" : " (rows)");
 }
 void Q8PrefillShapes(benchmark::internal::Benchmark* b) {
   const int64_t layouts[][3] = {{4, 32, 0}, {8, 32, 0}, {4, 128, 1}};
-  const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (const auto& l : layouts) {
-    for (const auto& rc : shapes) {
+    for (const auto& rc : kLlamaShapes) {
       for (int64_t n : {16, 64, 128}) b->Args({l[0], l[1], l[2], rc[0], rc[1], n});
     }
   }
@@ -947,9 +968,7 @@ void Q8PrefillShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_PackedIntQ8Prefill)
     ->ArgNames({"bits", "group", "zp", "rows", "cols", "n"})
     ->Apply(Q8PrefillShapes)
-    ->Iterations(1)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->Apply(OneRunMs);
 
 }  // namespace
 }  // namespace squeeze::kernels

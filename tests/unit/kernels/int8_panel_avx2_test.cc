@@ -12,7 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/kernels/int8_panel_test_util.h"
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/packed_test_weights.h"
 #include "workers/engine/core/half.h"
 #include "workers/kernels/cpu/cpu_features.h"
 #include "workers/kernels/cpu/int8_panel_gemm.h"
@@ -67,37 +69,21 @@ TEST(Int8PanelAvx2, DispatchFollowsTheVariant) {
   }
 }
 
-struct CorePanel {
-  Int8PanelBuffers buffers;
-  Int8Panel panel;
-};
+using CorePanel = testing::TestPanel;
 
 // Random panel with codes < 2^bits (lanes past rows too, as the contract
 // asks), offsets up to 255 (or a constant), some zero scales.
 void MakePanel(int bits, int64_t rows, int64_t chunks, int64_t cpg, bool with_zo, bool extreme, uint64_t seed,
                CorePanel* p) {
-  std::mt19937_64 rng(seed);
-  const int umax = (1 << bits) - 1;
-  std::uniform_int_distribution<int> code(0, umax), u8(0, 255);
-  const int64_t groups = (chunks + cpg - 1) / cpg;
-  p->buffers.Reserve(chunks, groups);
-  for (int64_t i = 0; i < chunks * kPanelChunkBytes; ++i) {
-    p->buffers.codes()[i] = static_cast<uint8_t>(extreme ? (rng() % 2 ? umax : 0) : code(rng));
-  }
-  const auto s = RandomFloats(groups * kPanelRows, seed + 1, -0.1f, 0.1f);
-  for (int64_t i = 0; i < groups * kPanelRows; ++i) {
-    p->buffers.scales()[i] = i % 5 == 2 ? 0.0f : s[i];
-    p->buffers.zo()[i] = u8(rng);
-  }
-  p->panel.rows = rows;
-  p->panel.chunks = chunks;
-  p->panel.chunks_per_group = cpg;
-  p->panel.groups = groups;
-  p->panel.codes = p->buffers.codes();
-  p->panel.scales = p->buffers.scales();
-  p->panel.zo = with_zo ? p->buffers.zo() : nullptr;
-  p->panel.zo_const = with_zo ? 0 : (bits == 4 ? 8 : 128);
-  p->panel.code_bits = bits;
+  testing::MakeTestPanel({.bits = bits,
+                          .rows = rows,
+                          .chunks = chunks,
+                          .chunks_per_group = cpg,
+                          .with_zo = with_zo,
+                          .extreme_codes = extreme,
+                          .zero_scale_period = 5,
+                          .zero_scale_phase = 2},
+                         seed, p);
 }
 
 TEST(Int8PanelAvx2, CoresEqualTheReferenceOn4And8BitCodes) {
@@ -162,26 +148,14 @@ TEST(Int8PanelAvx2, CoresEqualTheReferenceOn4And8BitCodes) {
 
 // ------------------------------------------------------------- repackers
 
+// Random codes, scales in [0.001, 0.1), random zero points when zp.
 testing::PackedTestWeights MakePacked(int bits, int64_t rows, int64_t cols, int64_t group, bool zp, uint64_t seed) {
-  testing::PackedTestWeights t;
-  std::mt19937_64 rng(seed);
-  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
-  std::uniform_int_distribution<int> code(qmin, qmax);
-  const int64_t groups = (cols + group - 1) / group, per_word = 32 / bits;
-  const int64_t wpr = (cols + per_word - 1) / per_word;
-  t.packed.resize(rows * wpr);
-  std::vector<int32_t> q(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) q[c] = code(rng);
-    PackRow(q.data(), cols, bits, t.packed.data() + r * wpr);
-  }
-  t.scales = RandomFloats(rows * groups, seed + 1, 0.001f, 0.1f);
-  if (zp) {
-    t.zero_points.resize(rows * groups);
-    for (int32_t& z : t.zero_points) z = code(rng);
-  }
-  t.PointView(bits, rows, cols, group);
-  return t;
+  return testing::MakePackedTestWeights({.bits = bits,
+                                         .rows = rows,
+                                         .cols = cols,
+                                         .group = group,
+                                         .zeros = zp ? testing::ZeroPoints::kRandom : testing::ZeroPoints::kNone},
+                                        seed);
 }
 
 TEST(Int8PanelAvx2, PackedIntRepackerWritesTheReferenceBytes) {
@@ -192,19 +166,12 @@ TEST(Int8PanelAvx2, PackedIntRepackerWritesTheReferenceBytes) {
       const int64_t group = cols % 32 == 0 ? 32 : cols;
       const auto t = MakePacked(bits, 37, cols, group, true, seed++);
       for (int64_t r0 : {0, 16, 32}) {  // the last panel has 5 rows
-        Int8PanelBuffers fb, rb;
-        Int8Panel fp, rp;
-        RepackPackedIntPanelReference(t.view, r0, &rb, &rp);
-        ScopedKernelIsa isa(KernelIsa::kAvx2);
-        RepackPackedIntPanel(t.view, r0, &fb, &fp);
+        testing::RepackedPanels p;
+        testing::RepackPanels(t.view, r0, KernelIsa::kAvx2, &p);
+        const Int8Panel& rp = p.ref;
         SCOPED_TRACE("bits=" + std::to_string(bits) + " cols=" + std::to_string(cols) + " r0=" + std::to_string(r0));
-        ASSERT_EQ(fp.rows, rp.rows);
-        ASSERT_EQ(fp.chunks, rp.chunks);
-        EXPECT_EQ(fp.code_bits, bits);
+        ASSERT_TRUE(testing::SamePanelBytes(p.simd, rp, /*with_zo=*/true));
         EXPECT_EQ(rp.code_bits, bits);
-        EXPECT_EQ(0, std::memcmp(fp.codes, rp.codes, fp.chunks * kPanelChunkBytes));
-        EXPECT_EQ(0, std::memcmp(fp.scales, rp.scales, fp.groups * kPanelRows * sizeof(float)));
-        EXPECT_EQ(0, std::memcmp(fp.zo, rp.zo, fp.groups * kPanelRows * sizeof(int32_t)));
         // code_bits is a promise: every code byte is below 2^bits.
         for (int64_t i = 0; i < rp.chunks * kPanelChunkBytes; ++i) ASSERT_LT(rp.codes[i], 1 << bits) << i;
       }
@@ -236,17 +203,12 @@ TEST(Int8PanelAvx2, GgmlRepackerWritesTheReferenceBytes) {
       const auto blocks = MakeGgml(kind, 37, cols, seed++);
       const GgmlBlockWeights w{kind, 37, cols, blocks.data()};
       for (int64_t r0 : {0, 16, 32}) {
-        Int8PanelBuffers fb, rb;
-        Int8Panel fp, rp;
-        RepackGgmlBlockPanelReference(w, r0, &rb, &rp);
-        ScopedKernelIsa isa(KernelIsa::kAvx2);
-        RepackGgmlBlockPanel(w, r0, &fb, &fp);
+        testing::RepackedPanels p;
+        testing::RepackPanels(w, r0, KernelIsa::kAvx2, &p);
         SCOPED_TRACE(std::string(kind == GgmlBlockKind::kQ4_0 ? "q4_0" : "q8_0") + " cols=" + std::to_string(cols) +
                      " r0=" + std::to_string(r0));
-        ASSERT_EQ(fp.rows, rp.rows);
-        EXPECT_EQ(fp.code_bits, kind == GgmlBlockKind::kQ4_0 ? 4 : 8);
-        EXPECT_EQ(0, std::memcmp(fp.codes, rp.codes, fp.chunks * kPanelChunkBytes));
-        EXPECT_EQ(0, std::memcmp(fp.scales, rp.scales, fp.groups * kPanelRows * sizeof(float)));
+        EXPECT_TRUE(testing::SamePanelBytes(p.simd, p.ref, /*with_zo=*/false));
+        EXPECT_EQ(p.simd.code_bits, kind == GgmlBlockKind::kQ4_0 ? 4 : 8);
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/packed_test_weights.h"
 #include "workers/kernels/cpu/int8_gemm.h"
 #include "workers/methods/quant/int8_matmul.h"
 #include "workers/methods/quant/packed_int_linear.h"
@@ -20,38 +21,10 @@ using testing::RandomFloats;
 using testing::Variant;
 using testing::VariantScope;
 
-std::unique_ptr<PackedIntLinear> RandomLayer(const WeightQuantArgs& args, int64_t out, int64_t in, bool bias,
-                                             bool g_idx, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> code(args.qmin(), args.qmax());
-  std::vector<int32_t> q(out * in);
-  for (int32_t& v : q) v = code(rng);
-  const int64_t groups = args.GroupsPerRow(in);
-  std::vector<float> scales = RandomFloats(out * groups, seed + 1, 0.001f, 0.05f);
-  std::vector<int32_t> zp;
-  if (!args.symmetric) {
-    zp.resize(out * groups);
-    for (int32_t& z : zp) z = code(rng);
-  }
-  std::vector<int32_t> gi;
-  if (g_idx) {
-    gi.resize(in);
-    for (int64_t c = 0; c < in; ++c) gi[c] = static_cast<int32_t>(c % groups);
-  }
-  auto layer = PackedIntLinear::FromCodes(args, out, in, q, std::move(scales), std::move(zp),
-                                          bias ? RandomFloats(out, seed + 2) : std::vector<float>{}, gi);
-  EXPECT_TRUE(layer.ok()) << layer.status();
-  return std::move(*layer);
-}
+using testing::RandomPackedLayer;
 
 TEST(LayerDispatch, PackedIntLinearForwardMatchesItsDenseWeight) {
-  struct Case {
-    int bits;
-    bool sym;
-    QuantStrategy strategy;
-    int group;
-    bool g_idx;
-  };
+  using Case = testing::PackedLayerCase;
   const Case cases[] = {{4, true, QuantStrategy::kGroup, 128, false},  {4, false, QuantStrategy::kGroup, 64, false},
                         {8, true, QuantStrategy::kChannel, 0, false},  {8, false, QuantStrategy::kGroup, 32, false},
                         {4, true, QuantStrategy::kGroup, 128, true},   {3, true, QuantStrategy::kGroup, 64, false},
@@ -60,12 +33,8 @@ TEST(LayerDispatch, PackedIntLinearForwardMatchesItsDenseWeight) {
   uint64_t seed = 1;
   ThreadPool pool(2);
   for (const Case& c : cases) {
-    WeightQuantArgs args;
-    args.num_bits = c.bits;
-    args.symmetric = c.sym;
-    args.strategy = c.strategy;
-    if (c.group > 0) args.group_size = c.group;
-    auto layer = RandomLayer(args, out, in, true, c.g_idx, seed++);
+    auto layer = RandomPackedLayer(c.Args(), out, in, seed++, {.g_idx_stride = c.g_idx ? 1 : 0});
+    ASSERT_NE(layer, nullptr);
     const MatrixRM w = layer->DenseWeight();
     for (int64_t n : {1, 5, 40}) {
       const auto x = RandomFloats(n * in, seed++);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/packed_test_weights.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/forward.h"
 #include "workers/kernels/cpu/packed_int_gemm.h"
@@ -27,30 +28,7 @@ using testing::RandomFloats;
 using testing::Variant;
 using testing::VariantScope;
 
-std::unique_ptr<PackedIntLinear> RandomLayer(const WeightQuantArgs& args, int64_t out, int64_t in, bool g_idx,
-                                             uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> code(args.qmin(), args.qmax());
-  std::vector<int32_t> q(out * in);
-  for (int32_t& v : q) v = code(rng);
-  const int64_t groups = args.GroupsPerRow(in);
-  std::vector<float> scales = RandomFloats(out * groups, seed + 1, 0.001f, 0.05f);
-  scales[0] = 0.0f;  // a zero scale
-  std::vector<int32_t> zp;
-  if (!args.symmetric) {
-    zp.resize(out * groups);
-    for (int32_t& z : zp) z = code(rng);
-  }
-  std::vector<int32_t> gi;
-  if (g_idx) {
-    gi.resize(in);
-    for (int64_t c = 0; c < in; ++c) gi[c] = static_cast<int32_t>((c * 7) % groups);
-  }
-  auto layer = PackedIntLinear::FromCodes(args, out, in, q, std::move(scales), std::move(zp),
-                                          RandomFloats(out, seed + 2), gi);
-  EXPECT_TRUE(layer.ok()) << layer.status();
-  return std::move(*layer);
-}
+using testing::RandomPackedLayer;
 
 kernels::PackedIntWeights ViewOf(const PackedIntLinear& l, std::vector<uint32_t>& packed,
                                  std::vector<float>& scales, std::vector<int32_t>& zp) {
@@ -99,14 +77,7 @@ TEST(PackedActivations, ParsesNamesAndRefusesOthers) {
 }
 
 TEST(PackedActivations, Int8LayerForwardEqualsTheInt8ReferenceBitForBit) {
-  struct Case {
-    int bits;
-    bool sym;
-    QuantStrategy strategy;
-    int group;
-    bool g_idx;
-    int64_t in;
-  };
+  using Case = testing::PackedLayerCase;
   const Case cases[] = {
       {4, true, QuantStrategy::kGroup, 32, false, 320},    {4, false, QuantStrategy::kGroup, 64, false, 320},
       {4, true, QuantStrategy::kGroup, 128, false, 300},   {8, true, QuantStrategy::kGroup, 32, false, 320},
@@ -118,12 +89,9 @@ TEST(PackedActivations, Int8LayerForwardEqualsTheInt8ReferenceBitForBit) {
   uint64_t seed = 40;
   ThreadPool pool(3);
   for (const Case& c : cases) {
-    WeightQuantArgs args;
-    args.num_bits = c.bits;
-    args.symmetric = c.sym;
-    args.strategy = c.strategy;
-    if (c.group > 0) args.group_size = c.group;
-    auto layer = RandomLayer(args, out, c.in, c.g_idx, seed++);
+    auto layer =
+        RandomPackedLayer(c.Args(), out, c.in, seed++, {.zero_first_scale = true, .g_idx_stride = c.g_idx ? 7 : 0});
+    ASSERT_NE(layer, nullptr);
     EXPECT_EQ(layer->activations(), PackedActivations::kFp32);  // the default
     std::vector<uint32_t> packed;
     std::vector<float> scales;

@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/packed_test_weights.h"
 #include "workers/kernels/cpu/gemm_f32.h"
 #include "workers/kernels/cpu/packed_int_gemm.h"
 #include "workers/methods/quant/packed_int_linear.h"
@@ -35,48 +36,30 @@ using testing::RandomFloats;
 using testing::Variant;
 using testing::VariantScope;
 
-enum class Codes { kRandom, kExtreme, kMin, kMax };
-enum class Zeros { kNone, kInRange, kFar };  // kFar: |z| far outside the code range
-
+using testing::Codes;
 using Weights = testing::PackedTestWeights;
 
+enum class Zeros { kNone, kInRange, kFar };  // kFar: |z| far outside the code range
+
+// Scales in [-0.1, 0.1) with scales[0] = 0 and scales[1] the smallest
+// subnormal; in-range zero points at the extremes when the codes are.
 Weights Make(int bits, int64_t rows, int64_t cols, int64_t group, Zeros zeros, Codes codes, uint64_t seed,
              bool with_g_idx = false) {
-  Weights t;
-  std::mt19937_64 rng(seed);
-  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
-  std::uniform_int_distribution<int> code(qmin, qmax), coin(0, 1), far(-100000, 100000);
-  const int64_t groups = (cols + group - 1) / group;
-  const int per_word = 32 / bits;
-  const int64_t wpr = (cols + per_word - 1) / per_word;
-  t.packed.resize(rows * wpr);
-  std::vector<int32_t> q(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      switch (codes) {
-        case Codes::kRandom: q[c] = code(rng); break;
-        case Codes::kExtreme: q[c] = coin(rng) ? qmin : qmax; break;
-        case Codes::kMin: q[c] = qmin; break;
-        case Codes::kMax: q[c] = qmax; break;
-      }
-    }
-    PackRow(q.data(), cols, bits, t.packed.data() + r * wpr);
-  }
-  t.scales = RandomFloats(rows * groups, seed + 1, -0.1f, 0.1f);
+  using testing::ZeroPoints;
+  Weights t = testing::MakePackedTestWeights(
+      {.bits = bits,
+       .rows = rows,
+       .cols = cols,
+       .group = group,
+       .codes = codes,
+       .zeros = zeros == Zeros::kNone ? ZeroPoints::kNone
+                                      : (zeros == Zeros::kFar ? ZeroPoints::kFar : testing::InRangeZerosLike(codes)),
+       .scale_lo = -0.1f,
+       .scale_hi = 0.1f,
+       .g_idx = with_g_idx},
+      seed);
   t.scales[0] = 0.0f;
   if (t.scales.size() > 1) t.scales[1] = std::numeric_limits<float>::denorm_min();
-  if (zeros != Zeros::kNone) {
-    t.zero_points.resize(rows * groups);
-    for (int32_t& z : t.zero_points) {
-      z = zeros == Zeros::kFar ? far(rng) : (codes == Codes::kExtreme ? (coin(rng) ? qmin : qmax) : code(rng));
-    }
-  }
-  if (with_g_idx) {
-    t.g_idx.resize(cols);
-    for (int64_t c = 0; c < cols; ++c) t.g_idx[c] = static_cast<int32_t>(c / group);
-    std::shuffle(t.g_idx.begin(), t.g_idx.end(), rng);
-  }
-  t.PointView(bits, rows, cols, group);
   return t;
 }
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/packed_test_weights.h"
 #include "workers/methods/quant/packed_int_linear.h"
 
 namespace squeeze::kernels {
@@ -21,49 +22,22 @@ using testing::BitEqual;
 using testing::Near;
 using testing::RandomFloats;
 
-enum class Codes { kRandom, kExtreme, kMin, kMax };
-
-// Packed weights built with PackedIntLinear's own PackRow.
+using testing::Codes;
 using TestWeights = testing::PackedTestWeights;
 
-TestWeights MakeWeights(int bits, int64_t rows, int64_t cols, int64_t group, bool asym, Codes codes,
-                        uint64_t seed, bool zero_scales = false, bool with_g_idx = false) {
-  TestWeights t;
-  std::mt19937_64 rng(seed);
-  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
-  std::uniform_int_distribution<int> code(qmin, qmax);
-  std::uniform_int_distribution<int> coin(0, 1);
-  const int64_t groups = (cols + group - 1) / group;
-  const int per_word = 32 / bits;
-  const int64_t wpr = (cols + per_word - 1) / per_word;
-  t.packed.resize(rows * wpr);
-  std::vector<int32_t> q(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      switch (codes) {
-        case Codes::kRandom: q[c] = code(rng); break;
-        case Codes::kExtreme: q[c] = coin(rng) ? qmin : qmax; break;
-        case Codes::kMin: q[c] = qmin; break;
-        case Codes::kMax: q[c] = qmax; break;
-      }
-    }
-    PackRow(q.data(), cols, bits, t.packed.data() + r * wpr);
-  }
-  t.scales = RandomFloats(rows * groups, seed + 1, 0.001f, 0.1f);
-  if (zero_scales) {
-    for (size_t i = 0; i < t.scales.size(); i += 3) t.scales[i] = 0.0f;
-  }
-  if (asym) {
-    t.zero_points.resize(rows * groups);
-    for (int32_t& z : t.zero_points) z = codes == Codes::kExtreme ? (coin(rng) ? qmin : qmax) : code(rng);
-  }
-  if (with_g_idx) {
-    t.g_idx.resize(cols);
-    for (int64_t c = 0; c < cols; ++c) t.g_idx[c] = static_cast<int32_t>(c / group);
-    std::shuffle(t.g_idx.begin(), t.g_idx.end(), rng);
-  }
-  t.PointView(bits, rows, cols, group);
-  return t;
+// Scales in [0.001, 0.1) (every third one 0 with zero_scales); asymmetric:
+// zero points at the extremes when the codes are, else random.
+TestWeights MakeWeights(int bits, int64_t rows, int64_t cols, int64_t group, bool asym, Codes codes, uint64_t seed,
+                        bool zero_scales = false, bool with_g_idx = false) {
+  return testing::MakePackedTestWeights({.bits = bits,
+                                         .rows = rows,
+                                         .cols = cols,
+                                         .group = group,
+                                         .codes = codes,
+                                         .zeros = asym ? testing::InRangeZerosLike(codes) : testing::ZeroPoints::kNone,
+                                         .zero_scale_every = zero_scales ? 3 : 0,
+                                         .g_idx = with_g_idx},
+                                        seed);
 }
 
 std::vector<double> Magnitudes(const PackedIntWeights& w, const std::vector<float>& x, int64_t n,

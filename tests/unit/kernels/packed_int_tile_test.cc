@@ -11,7 +11,9 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/kernels/int8_panel_test_util.h"
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/packed_test_weights.h"
 #include "workers/kernels/cpu/packed_int_gemm.h"
 #include "workers/kernels/cpu/packed_int_panel.h"
 #include "workers/methods/quant/packed_int_linear.h"
@@ -28,32 +30,34 @@ using testing::VariantScope;
 
 // ------------------------------------------------------------------ the core
 
-struct CorePanel {
-  Int8PanelBuffers buffers;
-  Int8Panel panel;
-};
+using CorePanel = testing::TestPanel;
 
 // A random panel: codes over the whole u8 range, scales with some zeros,
 // offsets (or a constant) up to 255.
 void MakeCorePanel(int64_t rows, int64_t chunks, int64_t cpg, bool with_zo, uint64_t seed, CorePanel* p) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> u8(0, 255);
-  const int64_t groups = (chunks + cpg - 1) / cpg;
-  p->buffers.Reserve(chunks, groups);
-  for (int64_t i = 0; i < chunks * kPanelChunkBytes; ++i) p->buffers.codes()[i] = static_cast<uint8_t>(u8(rng));
-  const auto s = RandomFloats(groups * kPanelRows, seed + 1, -0.1f, 0.1f);
-  for (int64_t i = 0; i < groups * kPanelRows; ++i) {
-    p->buffers.scales()[i] = i % 7 == 3 ? 0.0f : s[i];
-    p->buffers.zo()[i] = u8(rng);
-  }
-  p->panel.rows = rows;
-  p->panel.chunks = chunks;
-  p->panel.chunks_per_group = cpg;
-  p->panel.groups = groups;
-  p->panel.codes = p->buffers.codes();
-  p->panel.scales = p->buffers.scales();
-  p->panel.zo = with_zo ? p->buffers.zo() : nullptr;
-  p->panel.zo_const = with_zo ? 0 : 128;
+  testing::MakeTestPanel({.rows = rows, .chunks = chunks, .chunks_per_group = cpg, .with_zo = with_zo}, seed, p);
+}
+
+// n tokens of random panel activations (x points into the vectors; moving
+// keeps it valid): qa in [-127, 127] with row stride `stride`, a in
+// [0, 0.05) and qsum in [-10000, 10000] with group stride gs; three seeds
+// from `seed` on.
+struct Activations {
+  std::vector<int8_t> qa;
+  std::vector<float> a;
+  std::vector<int32_t> qsum;
+  Int8PanelActivations x;
+};
+
+Activations RandomActivations(int64_t n, int64_t stride, int64_t gs, uint64_t& seed) {
+  Activations t;
+  t.qa = RandomInt8(n * stride, seed++, -127, 127);
+  t.a = RandomFloats(n * gs, seed++, 0.0f, 0.05f);
+  t.qsum.resize(n * gs);
+  std::mt19937_64 rng(seed++);
+  for (int32_t& q : t.qsum) q = static_cast<int32_t>(rng() % 20001) - 10000;
+  t.x = Int8PanelActivations{n, t.qa.data(), stride, t.a.data(), t.qsum.data(), gs};
+  return t;
 }
 
 TEST(Int8PanelCore, EveryVariantEqualsTheReferenceBitForBit) {
@@ -67,12 +71,9 @@ TEST(Int8PanelCore, EveryVariantEqualsTheReferenceBitForBit) {
           for (int64_t n : {1, 2, 3, 5, 7, 8, 9, 16, 17}) {
             const int64_t stride = chunks * kPanelChunkCols + 4 * (n % 3);  // stride past the codes
             const int64_t gs = p.panel.groups + n % 2;
-            const auto qa = RandomInt8(n * stride, seed++, -127, 127);
-            const auto a = RandomFloats(n * gs, seed++, 0.0f, 0.05f);
-            std::vector<int32_t> qsum(n * gs);
-            std::mt19937_64 rng(seed++);
-            for (int32_t& q : qsum) q = static_cast<int32_t>(rng() % 20001) - 10000;
-            Int8PanelActivations x{n, qa.data(), stride, a.data(), qsum.data(), gs};
+            const Activations act = RandomActivations(n, stride, gs, seed);
+            const std::vector<int32_t>& qsum = act.qsum;
+            Int8PanelActivations x = act.x;
             // The optional -zo_const * qsum: right for the constant panels
             // (n % 3 == 1), or garbage meant for another offset (n % 3 == 2,
             // must be ignored).
@@ -115,12 +116,9 @@ TEST(Int8PanelCore, PairEqualsTheReferenceOnEachPanel) {
           for (int64_t n : {1, 4, 5, 6, 7, 12, 13, 19}) {
             const int64_t stride = chunks * kPanelChunkCols;
             const int64_t gs = p0.panel.groups;
-            const auto qa = RandomInt8(n * stride, seed++, -127, 127);
-            const auto a = RandomFloats(n * gs, seed++, 0.0f, 0.05f);
-            std::vector<int32_t> qsum(n * gs);
-            std::mt19937_64 rng(seed++);
-            for (int32_t& q : qsum) q = static_cast<int32_t>(rng() % 20001) - 10000;
-            Int8PanelActivations x{n, qa.data(), stride, a.data(), qsum.data(), gs};
+            const Activations act = RandomActivations(n, stride, gs, seed);
+            const std::vector<int32_t>& qsum = act.qsum;
+            Int8PanelActivations x = act.x;
             std::vector<int32_t> nzq(n * gs);
             for (size_t i = 0; i < nzq.size(); ++i) nzq[i] = -128 * qsum[i];
             if (n % 2 == 1) {
@@ -178,34 +176,21 @@ TEST(Int8PanelCore, ReferenceComputesTheDocumentedChain) {
 
 using TestWeights = testing::PackedTestWeights;
 
-enum class Zp { kNone, kRandom, kExtreme };
+using Zp = testing::ZeroPoints;  // kNone, kRandom, kExtreme here
 
 // group = cols for one group per row. Codes random or at the extremes,
-// every fifth scale zero.
+// every fifth scale zero; zero points in q units, the extremes make the
+// code offset 0 and 2^bits - 1.
 TestWeights MakeWeights(int bits, int64_t rows, int64_t cols, int64_t group, Zp zp, bool extreme_codes,
                         uint64_t seed) {
-  TestWeights t;
-  std::mt19937_64 rng(seed);
-  const int qmin = -(1 << (bits - 1)), qmax = (1 << (bits - 1)) - 1;
-  std::uniform_int_distribution<int> code(qmin, qmax);
-  const int64_t groups = (cols + group - 1) / group;
-  const int per_word = 32 / bits;
-  const int64_t wpr = (cols + per_word - 1) / per_word;
-  t.packed.resize(rows * wpr);
-  std::vector<int32_t> q(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) q[c] = extreme_codes ? (rng() % 2 ? qmin : qmax) : code(rng);
-    PackRow(q.data(), cols, bits, t.packed.data() + r * wpr);
-  }
-  t.scales = RandomFloats(rows * groups, seed + 1, 0.001f, 0.1f);
-  for (size_t i = 0; i < t.scales.size(); i += 5) t.scales[i] = 0.0f;
-  if (zp != Zp::kNone) {
-    // Zero points in q units; the extremes make the code offset 0 and 2^bits - 1.
-    t.zero_points.resize(rows * groups);
-    for (int32_t& z : t.zero_points) z = zp == Zp::kExtreme ? (rng() % 2 ? qmin : qmax) : code(rng);
-  }
-  t.PointView(bits, rows, cols, group);
-  return t;
+  return testing::MakePackedTestWeights({.bits = bits,
+                                         .rows = rows,
+                                         .cols = cols,
+                                         .group = group,
+                                         .codes = extreme_codes ? testing::Codes::kExtreme : testing::Codes::kRandom,
+                                         .zeros = zp,
+                                         .zero_scale_every = 5},
+                                        seed);
 }
 
 // x with an all-zero row (token 1) and, in token 2, one group much larger
@@ -315,19 +300,11 @@ TEST(PackedIntTile, SimdRepackWritesTheReferenceBytes) {
       const int64_t group = cols % 32 == 0 ? 32 : cols;
       const TestWeights t = MakeWeights(bits, 37, cols, group, Zp::kRandom, false, seed++);
       for (int64_t r0 : {0, 16, 32}) {  // the last panel has 5 rows
-        Int8PanelBuffers fb, rb;
-        Int8Panel fp, rp;
-        RepackPackedIntPanelReference(t.view, r0, &rb, &rp);
-        ScopedKernelIsa isa(KernelIsa::kAvx512);
-        RepackPackedIntPanel(t.view, r0, &fb, &fp);
+        testing::RepackedPanels p;
+        testing::RepackPanels(t.view, r0, KernelIsa::kAvx512, &p);
+        const Int8Panel& rp = p.ref;
         SCOPED_TRACE(Name(bits, 37, cols, group, Zp::kRandom) + " r0=" + std::to_string(r0));
-        ASSERT_EQ(fp.rows, rp.rows);
-        ASSERT_EQ(fp.chunks, rp.chunks);
-        ASSERT_EQ(fp.groups, rp.groups);
-        ASSERT_EQ(fp.chunks_per_group, rp.chunks_per_group);
-        EXPECT_EQ(0, std::memcmp(fp.codes, rp.codes, fp.chunks * kPanelChunkBytes));
-        EXPECT_EQ(0, std::memcmp(fp.scales, rp.scales, fp.groups * kPanelRows * sizeof(float)));
-        EXPECT_EQ(0, std::memcmp(fp.zo, rp.zo, fp.groups * kPanelRows * sizeof(int32_t)));
+        ASSERT_TRUE(testing::SamePanelBytes(p.simd, rp, /*with_zo=*/true));
         // Spot-check the documented layout on the reference bytes.
         const int64_t l = rp.rows - 1, c = cols - 1;
         const int per_word = 32 / bits;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/sparse_test_util.h"
 #include "workers/kernels/cpu/sparse_gemm.h"
 
 namespace squeeze::kernels {
@@ -26,41 +27,17 @@ using testing::RandomFloats;
 using testing::Variant;
 using testing::VariantScope;
 
-// A random bitmask layout keeping each weight with probability `density`.
-struct Mask {
-  std::vector<uint8_t> bitmask;
-  std::vector<int64_t> offsets;
-  std::vector<float> values;
-  std::vector<float> dense;
-  SparseBitmaskWeights view;
-};
+using Mask = testing::BitmaskTestWeights;
 
+// A random bitmask layout keeping each weight with probability `density`.
 Mask MakeMask(int64_t rows, int64_t cols, double density, uint64_t seed) {
-  Mask m;
-  m.dense = RandomFloats(rows * cols, seed);
+  std::vector<float> dense = RandomFloats(rows * cols, seed);
   std::mt19937_64 rng(seed + 1);
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  SparseBitmaskWeights& v = m.view;
-  v.rows = rows;
-  v.cols = cols;
-  m.bitmask.assign(rows * v.mask_row_bytes(), 0);
-  for (int64_t r = 0; r < rows; ++r) {
-    m.offsets.push_back(static_cast<int64_t>(m.values.size()));
-    for (int64_t c = 0; c < cols; ++c) {
-      float& w = m.dense[r * cols + c];
-      if (u(rng) >= density || w == 0.0f) {
-        w = 0.0f;
-        continue;
-      }
-      m.bitmask[r * v.mask_row_bytes() + c / 8] |= static_cast<uint8_t>(1u << (c % 8));
-      m.values.push_back(w);
-    }
+  for (float& w : dense) {
+    if (u(rng) >= density) w = 0.0f;
   }
-  m.values.shrink_to_fit();
-  v.bitmask = m.bitmask.data();
-  v.row_offsets = m.offsets.data();
-  v.values = m.values.data();
-  return m;
+  return testing::BitmaskFromDense(std::move(dense), rows, cols);
 }
 
 // x with some -0.0 and exact zeros mixed in (the products of zero weights
@@ -111,14 +88,7 @@ TEST(SparseGemmBatch, BatchesTwoToSeventeenMatchTheReferenceRowByRowAndPoolSizes
       const std::vector<float> x = BatchX(n, s.cols, 900 + n);
       std::vector<float> want(n * s.rows);
       SparseBitmaskGemmReference(w.view, x.data(), n, bias.data(), want.data());
-      std::vector<double> mag(n * s.rows);
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t r = 0; r < s.rows; ++r) {
-          double a = std::fabs(bias[r]);
-          for (int64_t c = 0; c < s.cols; ++c) a += std::fabs(double{x[i * s.cols + c]} * w.dense[r * s.cols + c]);
-          mag[i * s.rows + r] = a;
-        }
-      }
+      const std::vector<double> mag = testing::DenseMagnitudes(w.dense, s.rows, s.cols, x.data(), n, bias);
       for (const Variant& var : AllVariants()) {
         VariantScope scope(var);
         const std::string what = std::to_string(s.rows) + "x" + std::to_string(s.cols) + " " + var.Name() +

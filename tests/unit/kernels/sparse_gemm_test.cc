@@ -19,12 +19,14 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/kernels/kernel_test_util.h"
+#include "tests/unit/kernels/sparse_test_util.h"
 
 namespace squeeze::kernels {
 namespace {
 
 using testing::AllVariants;
 using testing::BitEqual;
+using testing::DenseMagnitudes;
 using testing::Near;
 using testing::RandomFloats;
 using testing::Variant;
@@ -94,50 +96,10 @@ NMOwned MakeNM(int64_t rows, int64_t cols, int keep, int group, Pattern p, uint6
   return o;
 }
 
-struct MaskOwned {
-  std::vector<uint8_t> bitmask;
-  std::vector<int64_t> row_offsets;
-  std::vector<float> values;
-  std::vector<float> dense;
-  SparseBitmaskWeights view;
-};
+using MaskOwned = testing::BitmaskTestWeights;
 
 MaskOwned MakeMask(int64_t rows, int64_t cols, double density, Pattern p, uint64_t seed) {
-  MaskOwned o;
-  o.dense = DenseWeight(rows, cols, density, p, seed);
-  SparseBitmaskWeights& v = o.view;
-  v.rows = rows;
-  v.cols = cols;
-  o.bitmask.assign(rows * v.mask_row_bytes(), 0);
-  for (int64_t r = 0; r < rows; ++r) {
-    o.row_offsets.push_back(static_cast<int64_t>(o.values.size()));
-    for (int64_t c = 0; c < cols; ++c) {
-      if (o.dense[r * cols + c] == 0.0f) continue;
-      o.bitmask[r * v.mask_row_bytes() + c / 8] |= static_cast<uint8_t>(1u << (c % 8));
-      o.values.push_back(o.dense[r * cols + c]);
-    }
-  }
-  // The values array ends exactly at nnz, so a kernel reading past it is
-  // caught by ASan builds; keep it tight (no reserve slack).
-  o.values.shrink_to_fit();
-  v.bitmask = o.bitmask.data();
-  v.row_offsets = o.row_offsets.data();
-  v.values = o.values.data();
-  return o;
-}
-
-// sum_c |x_c w_c| (+ |b|) per output, for the tolerance.
-std::vector<double> Magnitudes(const std::vector<float>& dense, int64_t rows, int64_t cols, const float* x, int64_t n,
-                               const std::vector<float>& bias) {
-  std::vector<double> mag(n * rows);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t r = 0; r < rows; ++r) {
-      double m = std::fabs(bias[r]);
-      for (int64_t c = 0; c < cols; ++c) m += std::fabs(double{x[i * cols + c]} * dense[r * cols + c]);
-      mag[i * rows + r] = m;
-    }
-  }
-  return mag;
+  return testing::BitmaskFromDense(DenseWeight(rows, cols, density, p, seed), rows, cols);
 }
 
 // Dense reference from the dense weight (checks the references themselves).
@@ -164,7 +126,7 @@ void CheckAllVariants(const std::string& what, const std::vector<float>& dense, 
     const std::vector<float> x = RandomFloats(n * cols, 1000 + n * 7 + cols);
     std::vector<float> want(n * rows);
     ref(x.data(), n, want.data());
-    const std::vector<double> mag = Magnitudes(dense, rows, cols, x.data(), n, bias);
+    const std::vector<double> mag = DenseMagnitudes(dense, rows, cols, x.data(), n, bias);
     // The format references equal the dense product (double sums both).
     ASSERT_TRUE(Near(want, DenseGemm(dense, rows, cols, x.data(), n, bias), mag, 1e-6)) << what << " n=" << n;
     for (const Variant& var : AllVariants()) {
@@ -335,10 +297,10 @@ TEST(SparseGemm, NoBiasAndLargeShapes) {
       std::vector<float> y(n * rows), want(n * rows);
       SparseNMGemm(nm.view, x.data(), n, nullptr, y.data(), pool);
       SparseNMGemmReference(nm.view, x.data(), n, nullptr, want.data());
-      EXPECT_TRUE(Near(y, want, Magnitudes(nm.dense, rows, cols, x.data(), n, zero_bias), 1e-5)) << var.Name();
+      EXPECT_TRUE(Near(y, want, DenseMagnitudes(nm.dense, rows, cols, x.data(), n, zero_bias), 1e-5)) << var.Name();
       SparseBitmaskGemm(mask.view, x.data(), n, nullptr, y.data(), pool);
       SparseBitmaskGemmReference(mask.view, x.data(), n, nullptr, want.data());
-      EXPECT_TRUE(Near(y, want, Magnitudes(mask.dense, rows, cols, x.data(), n, zero_bias), 1e-5)) << var.Name();
+      EXPECT_TRUE(Near(y, want, DenseMagnitudes(mask.dense, rows, cols, x.data(), n, zero_bias), 1e-5)) << var.Name();
     }
   }
 }

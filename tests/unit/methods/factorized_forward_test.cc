@@ -13,7 +13,9 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/chunked_logits.h"
 #include "tests/common/run_helpers.h"
+#include "tests/unit/methods/method_test_util.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/engine/formats/model_io.h"
 #include "workers/engine/model/dense_linear.h"
@@ -26,13 +28,8 @@
 namespace squeeze {
 namespace {
 
-MatrixRM Random(int64_t rows, int64_t cols, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  MatrixRM m(rows, cols);
-  for (int64_t i = 0; i < m.size(); ++i) m.data()[i] = d(rng);
-  return m;
-}
+using test_inputs::ChunkedLogits;
+using test_util::RandomMatrix;
 
 TEST(FactorizedForward, EveryVariantMatchesThePlainForward) {
   ThreadPool one(1), three(3);
@@ -42,11 +39,11 @@ TEST(FactorizedForward, EveryVariantMatchesThePlainForward) {
   for (const Shape s : {Shape{70, 50, 9}, Shape{1, 33, 1}, Shape{129, 257, 31}, Shape{64, 172, 37}}) {
     std::vector<float> bias(s.out);
     for (int64_t i = 0; i < s.out; ++i) bias[i] = 0.01f * static_cast<float>(i) - 0.3f;
-    auto layer = FactorizedLinear::Create(Random(s.out, s.r, 1), Random(s.r, s.in, 2), bias);
+    auto layer = FactorizedLinear::Create(RandomMatrix(s.out, s.r, 1), RandomMatrix(s.r, s.in, 2), bias);
     ASSERT_TRUE(layer.ok()) << layer.status();
     const MatrixRM w = (*layer)->DenseWeight();
     for (int64_t n : {1, 5, 16, 40}) {
-      const MatrixRM x = Random(n, s.in, 3 + n);
+      const MatrixRM x = RandomMatrix(n, s.in, 3 + n);
       // Plain forward in double: x (U V)^T computed as (x V^T) U^T exactly
       // as associativity allows; the bound is |x||V|^T |U|^T (fp32 sums).
       const Eigen::MatrixXd xd = x.cast<double>(), ud = (*layer)->u().cast<double>(),
@@ -67,21 +64,6 @@ TEST(FactorizedForward, EveryVariantMatchesThePlainForward) {
       }
     }
   }
-}
-
-MatrixRM Logits(const Model& m, const std::vector<int>& tokens, int chunk, ThreadPool& pool) {
-  KVCache cache(m, static_cast<int>(tokens.size()));
-  MatrixRM all(static_cast<int64_t>(tokens.size()), m.config.vocab_size);
-  for (size_t p = 0; p < tokens.size(); p += chunk) {
-    const size_t n = std::min<size_t>(chunk, tokens.size() - p);
-    MatrixRM logits;
-    const absl::Status st = Forward(m, absl::MakeConstSpan(tokens).subspan(p, n), static_cast<int>(p), cache, logits,
-                                    true, pool);
-    EXPECT_TRUE(st.ok()) << st;
-    if (!st.ok()) return all;
-    all.middleRows(static_cast<int64_t>(p), static_cast<int64_t>(n)) = logits;
-  }
-  return all;
 }
 
 TEST(FactorizedForward, Stories260KLogitsEqualTheDenseHeldProduct) {
@@ -111,12 +93,12 @@ TEST(FactorizedForward, Stories260KLogitsEqualTheDenseHeldProduct) {
   std::vector<int> tokens;
   for (int i = 0; i < 40; ++i) tokens.push_back(1 + (i * 53 + i * i * 7) % 500);
   ThreadPool pool(2);
-  const MatrixRM want = Logits(*dense, tokens, 40, pool);
+  const MatrixRM want = ChunkedLogits(*dense, tokens, 40, pool);
   const double scale = 1.0 + want.cwiseAbs().maxCoeff();
   for (kernels::KernelIsa isa : kernels::SupportedIsas()) {
     kernels::ScopedKernelIsa scoped(isa);
     for (int chunk : {40, 8, 1}) {
-      const MatrixRM got = Logits(*lr, tokens, chunk, pool);
+      const MatrixRM got = ChunkedLogits(*lr, tokens, chunk, pool);
       EXPECT_LT((got - want).cwiseAbs().maxCoeff(), 2e-4 * scale)
           << kernels::KernelIsaName(isa) << " chunk " << chunk;
     }
@@ -124,7 +106,7 @@ TEST(FactorizedForward, Stories260KLogitsEqualTheDenseHeldProduct) {
   // The factorized model is not the original one (rank 29 of 64 loses detail).
   auto orig = LoadModel(st.model);
   ASSERT_TRUE(orig.ok());
-  EXPECT_GT((Logits(*orig, tokens, 40, pool) - want).cwiseAbs().maxCoeff(), 1e-2);
+  EXPECT_GT((ChunkedLogits(*orig, tokens, 40, pool) - want).cwiseAbs().maxCoeff(), 1e-2);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/common/chunked_logits.h"
 #include "tests/common/run_helpers.h"
 #include "workers/engine/core/thread_pool.h"
 #include "workers/engine/formats/model_io.h"
@@ -63,21 +64,7 @@ absl::Status BuildPair(const std::string& path, const Setting& s, Model* sparse,
   return absl::OkStatus();
 }
 
-// Logits of `tokens` run through the model in chunks of `chunk` tokens.
-MatrixRM Logits(const Model& m, const std::vector<int>& tokens, int chunk, ThreadPool& pool) {
-  KVCache cache(m, static_cast<int>(tokens.size()));
-  MatrixRM all(static_cast<int64_t>(tokens.size()), m.config.vocab_size);
-  for (size_t p = 0; p < tokens.size(); p += chunk) {
-    const size_t n = std::min<size_t>(chunk, tokens.size() - p);
-    MatrixRM logits;
-    const absl::Status st = Forward(m, absl::MakeConstSpan(tokens).subspan(p, n), static_cast<int>(p), cache, logits,
-                                    true, pool);
-    EXPECT_TRUE(st.ok()) << st;
-    if (!st.ok()) return all;
-    all.middleRows(static_cast<int64_t>(p), static_cast<int64_t>(n)) = logits;
-  }
-  return all;
-}
+using test_inputs::ChunkedLogits;
 
 class SparseForwardOnStories : public ::testing::TestWithParam<Setting> {};
 
@@ -95,12 +82,12 @@ TEST_P(SparseForwardOnStories, LogitsEqualTheDenseHeldPrunedModel) {
   std::vector<int> tokens;
   for (int i = 0; i < 48; ++i) tokens.push_back(1 + (i * 37 + i * i * 11) % 500);
   ThreadPool pool(2);
-  const MatrixRM want = Logits(dense, tokens, 48, pool);
+  const MatrixRM want = ChunkedLogits(dense, tokens, 48, pool);
   const double scale = 1.0 + want.cwiseAbs().maxCoeff();
   for (kernels::KernelIsa isa : kernels::SupportedIsas()) {
     kernels::ScopedKernelIsa scoped(isa);
     for (int chunk : {48, 8, 1}) {
-      const MatrixRM got = Logits(sparse, tokens, chunk, pool);
+      const MatrixRM got = ChunkedLogits(sparse, tokens, chunk, pool);
       const double err = (got - want).cwiseAbs().maxCoeff();
       EXPECT_LT(err, 2e-4 * scale) << s.name << " " << kernels::KernelIsaName(isa) << " chunk " << chunk;
     }
@@ -109,7 +96,7 @@ TEST_P(SparseForwardOnStories, LogitsEqualTheDenseHeldPrunedModel) {
   // above is not between two copies of the dense model).
   auto orig = LoadModel(st.model);
   ASSERT_TRUE(orig.ok());
-  const MatrixRM unpruned = Logits(*orig, tokens, 48, pool);
+  const MatrixRM unpruned = ChunkedLogits(*orig, tokens, 48, pool);
   EXPECT_GT((unpruned - want).cwiseAbs().maxCoeff(), 1e-2);
 }
 
