@@ -177,6 +177,28 @@ TEST(PackedIntGemm, SixteenGroupKernelShapes) {
   }
 }
 
+TEST(PackedIntGemm, F32Group32IterationEdges) {
+  // The fp32-activation group-32 decode kernels run 4 groups (128 columns)
+  // per iteration and the leftover groups one at a time: 1..3 groups only
+  // (no full iteration), 4 (exactly one), 5..7 and 13 (one to three left
+  // over); weight rows not a multiple of the 4- and 2-row tiles; x row counts
+  // 1..5 (each x tile width), extreme codes, zero points and zero scales.
+  uint64_t seed = 700;
+  for (int bits : {4, 8}) {
+    for (int64_t groups : {1, 2, 3, 4, 5, 6, 7, 13}) {
+      for (bool asym : {false, true}) {
+        const Codes codes = (groups + asym) % 3 == 0 ? Codes::kExtreme : (groups % 3 == 1 ? Codes::kMin : Codes::kRandom);
+        const bool zero_scales = seed % 4 == 0;
+        const TestWeights t = MakeWeights(bits, 7, 32 * groups, 32, asym, codes, seed++, zero_scales);
+        const std::string what = "bits=" + std::to_string(bits) + " groups=" + std::to_string(groups) +
+                                 (asym ? " asym" : " sym");
+        ASSERT_TRUE(PackedIntFastPathApplies(t.view)) << what;
+        for (int64_t n : {1, 2, 3, 5}) CheckCase(t, n, n % 2 == 1, seed++, what);
+      }
+    }
+  }
+}
+
 TEST(PackedIntGemm, PrefillRowsUseDequantizedGemm) {
   // n >= kPackedIntDequantRows: tiles dequantized to fp32 and the fp32 GEMM.
   const TestWeights t = MakeWeights(4, 70, 256, 128, true, Codes::kRandom, 7);

@@ -153,10 +153,133 @@ inline void F32Tile(const PackedIntJob& j, int64_t i0, int64_t r) {
   }
 }
 
+// Group 32 with cols a multiple of 32 (the common decode case): the same
+// products as F32Tile (w exactly as PackedIntDequant, per-group table for
+// 4-bit), but the loop runs over groups directly, kG32Iter groups (128
+// columns) per iteration with no inner unit loop and no block-flush branch:
+// each iteration's two FMA chains per (weight row, x row) are added into the
+// row total at its end (summation blocks of 128 columns instead of 256), the
+// odd groups after the last full iteration form one last block. One prefetch
+// per 64 code bytes of each of the next RB rows, scales every 16 groups.
+constexpr int64_t kG32Iter = 4;
+
+template <int NT, int RB, int BITS, bool ZP>
+inline void F32TileG32(const PackedIntJob& j, int64_t i0, int64_t r) {
+  const PackedIntWeights& w = j.w;
+  const int64_t cols = w.cols, ng = w.groups_per_row;
+  constexpr int32_t kOff = 1 << (BITS - 1);
+  constexpr int64_t kGroupBytes = 32 * BITS / 8;  // code bytes per group
+  constexpr int kChains = RB * NT >= 8 ? 1 : 2;
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lanes = _mm512_sub_epi32(iota, _mm512_set1_epi32(kOff));
+  const __m512 lanes_f = _mm512_cvtepi32_ps(lanes);
+  const int32_t* zp[RB];
+  const float* sc[RB];
+  const uint8_t* row[RB];
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    row[b] = reinterpret_cast<const uint8_t*>(w.packed + (r + b) * w.words_per_row);
+    zp[b] = ZP ? w.zero_points + (r + b) * ng : nullptr;
+    sc[b] = w.scales + (r + b) * ng;
+  }
+  const float* xr[NT];
+  #pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) xr[t] = j.xp + (i0 + t) * cols;
+  __m512 tot[RB][NT], acc[RB][NT][2];
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) tot[b][t] = acc[b][t][0] = acc[b][t][1] = _mm512_setzero_ps();
+  }
+  const int64_t ahead_bytes = RB * w.words_per_row * 4;
+  auto group = [&](int64_t g) __attribute__((always_inline)) {
+    __m512 w0[RB], w1[RB];
+    #pragma GCC unroll 8
+    for (int b = 0; b < RB; ++b) {
+      const uint8_t* cp = row[b] + g * kGroupBytes;
+      if (BITS == 4) {
+        const __m512 sv = _mm512_set1_ps(sc[b][g]);
+        const __m512 table =
+            ZP ? _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(lanes, _mm512_set1_epi32(zp[b][g]))), sv)
+               : _mm512_mul_ps(lanes_f, sv);
+        const __m512i u = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cp)));
+        w0[b] = _mm512_permutexvar_ps(u, table);                         // even columns
+        w1[b] = _mm512_permutexvar_ps(_mm512_srli_epi32(u, 4), table);  // odd columns
+      } else {
+        const __m512 sv = _mm512_set1_ps(sc[b][g]);
+        const __m512i zl = _mm512_set1_epi32((ZP ? zp[b][g] : 0) + kOff);
+        const __m512i u0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cp)));
+        const __m512i u1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cp + 16)));
+        w0[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u0, zl)), sv);
+        w1[b] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(u1, zl)), sv);
+      }
+    }
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m512 x0 = _mm512_loadu_ps(xr[t] + g * 32), x1 = _mm512_loadu_ps(xr[t] + g * 32 + 16);
+      #pragma GCC unroll 8
+      for (int b = 0; b < RB; ++b) {
+        acc[b][t][0] = _mm512_fmadd_ps(w0[b], x0, acc[b][t][0]);
+        acc[b][t][kChains - 1] = _mm512_fmadd_ps(w1[b], x1, acc[b][t][kChains - 1]);
+      }
+    }
+  };
+  auto flush = [&]() __attribute__((always_inline)) {
+    #pragma GCC unroll 8
+    for (int b = 0; b < RB; ++b) {
+      #pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        tot[b][t] = _mm512_add_ps(tot[b][t], _mm512_add_ps(acc[b][t][0], acc[b][t][1]));
+        acc[b][t][0] = acc[b][t][1] = _mm512_setzero_ps();
+      }
+    }
+  };
+  int64_t g = 0;
+  for (; g + kG32Iter <= ng; g += kG32Iter) {
+    #pragma GCC unroll 8
+    for (int b = 0; b < RB; ++b) {
+      // Prefetches never fault, so past the last row is harmless.
+      #pragma GCC unroll 2
+      for (int64_t off = 0; off < kG32Iter * kGroupBytes; off += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(row[b] + ahead_bytes + g * kGroupBytes + off), _MM_HINT_T0);
+      }
+    }
+    if ((g & 15) == 0) {
+      #pragma GCC unroll 8
+      for (int b = 0; b < RB; ++b) {
+        _mm_prefetch(reinterpret_cast<const char*>(sc[b] + RB * ng + g), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sc[b] + RB * ng + g + 15), _MM_HINT_T0);
+        if (ZP) {
+          _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(zp[b] + RB * ng + g + 15), _MM_HINT_T0);
+        }
+      }
+    }
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < kG32Iter; ++k) group(g + k);
+    flush();
+  }
+  for (; g < ng; ++g) group(g);
+  #pragma GCC unroll 8
+  for (int b = 0; b < RB; ++b) {
+    const float bias = j.bias != nullptr ? j.bias[r + b] : 0.0f;
+    #pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m512 sum = _mm512_add_ps(tot[b][t], _mm512_add_ps(acc[b][t][0], acc[b][t][1]));
+      j.y[(i0 + t) * w.rows + r + b] = _mm512_reduce_add_ps(sum) + bias;
+    }
+  }
+}
+
 // x rows [i0, i0 + NT) against weight rows [r0, r1), RB rows at a time.
 template <int NT, int RB, int BITS, bool ZP>
 void F32RowsZ(const PackedIntJob& j, int64_t i0, int64_t r0, int64_t r1) {
   int64_t r = r0;
+  if (j.w.group_size == kUnit && j.w.groups_per_row * kUnit == j.w.cols) {
+    for (; r + RB <= r1; r += RB) F32TileG32<NT, RB, BITS, ZP>(j, i0, r);
+    for (; r < r1; ++r) F32TileG32<NT, 1, BITS, ZP>(j, i0, r);
+    return;
+  }
   for (; r + RB <= r1; r += RB) F32Tile<NT, RB, BITS, ZP>(j, i0, r);
   for (; r < r1; ++r) F32Tile<NT, 1, BITS, ZP>(j, i0, r);
 }
