@@ -585,6 +585,13 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f, const Gguf
   };
   SQ_RETURN_IF_ERROR(get_int(p + "embedding_length", &c.dim, std::nullopt));
   SQ_RETURN_IF_ERROR(get_int(p + "block_count", &c.n_layers, std::nullopt));
+  // Each block has 9 tensors at least; per-layer width tables and the name
+  // table below are sized by block_count, so it must be plausible for this
+  // file before anything is built from it (10^9 blocks would allocate GBs).
+  if (static_cast<uint64_t>(c.n_layers) > f.tensors.size()) {
+    return bad(absl::StrCat("metadata ", p, "block_count = ", c.n_layers, " but the file has only ", f.tensors.size(),
+                            " tensors"));
+  }
   // Widths: one integer, or (llama.cpp's get_key_or_arr) an int32 / uint32
   // array of block_count entries. The config takes the largest; per-layer
   // entries go to ModelConfig::layer_* when they differ.
@@ -676,12 +683,6 @@ absl::StatusOr<CheckpointTensors> GgufToCheckpoint(const GgufFile& f, const Gguf
   c.bos_token_id = static_cast<int>(bos);
   c.eos_token_id = static_cast<int>(eos);
   SQ_RETURN_IF_ERROR(c.Validate());
-  // Each block has 9 tensors at least; the name table below is sized by
-  // block_count, so it must be plausible for this file first.
-  if (static_cast<uint64_t>(c.n_layers) > f.tensors.size()) {
-    return bad(absl::StrCat("metadata ", p, "block_count = ", c.n_layers, " but the file has only ", f.tensors.size(),
-                            " tensors"));
-  }
 
   // name -> HF name, and whether q/k rows need un-permuting.
   std::map<std::string, std::pair<std::string, bool>> names;
