@@ -287,56 +287,44 @@ void PackedIntGemm(const PackedIntWeights& w, const float* x, int64_t n, const f
                                                : internal::PackedIntRowsF32Avx2);
 }
 
-void PackedIntGemmQ8(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
-                     ThreadPool& pool) {
-  internal::PackedIntGemmQ8WithTileRows(w, x, n, bias, y, pool, PackedIntTileRows(w));
+namespace {
+
+// Grow-only resize of a scratch vector (its contents are overwritten).
+template <typename V>
+void GrowTo(V& v, int64_t size) {
+  if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
 }
 
-void internal::PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const float* x, int64_t n,
-                                           const float* bias, float* y, ThreadPool& pool, int64_t min_tile_rows) {
-  // Prefill: 16-row panels repacked on the fly, every token over each panel
-  // (packed_int_panel.h); the row kernels below stay for decode.
-  if (n >= min_tile_rows && Int8PanelGemmFast() && PackedIntFastPathApplies(w)) {
-    PackedIntGemmQ8Panels(w, x, n, bias, y, pool);
-    return;
-  }
-  const int64_t ng = w.groups_per_row;
-  const KernelIsa isa = ActiveIsa();
+// The row kernels' part of the int8-activation path, shared by both
+// quantizers (PackedIntGemmQ8's per-group one and a caller's, e.g.
+// QuantizeActivationsQ8_0 for the Q4_0 GGUF layers): activations already
+// quantized, natural column order, rows cols apart. Layouts without a
+// version under `isa` run the reference rows; the others get the
+// activations permuted into their kernels' order and the rows split over
+// the pool.
+void Q8RowsOnQuantized(const PackedIntWeights& w, KernelIsa isa, const int8_t* qa, const float* a,
+                       const int32_t* qsum, int64_t n, const float* bias, float* y, ThreadPool& pool) {
   if (isa == KernelIsa::kReference || !PackedIntFastPathApplies(w)) {
-    std::vector<int8_t> qa(static_cast<size_t>(n * w.cols));
-    std::vector<float> a(static_cast<size_t>(n * ng));
-    std::vector<int32_t> qsum(static_cast<size_t>(n * ng));
-    QuantizeActivationGroups(w, x, n, qa.data(), a.data(), qsum.data());
     const int64_t items = (w.rows + kRowsPerItem - 1) / kRowsPerItem;
     pool.ParallelFor(items, 1, [&](int64_t b, int64_t e) {
-      Q8ReferenceRows(w, qa.data(), a.data(), n, bias, y, b * kRowsPerItem, std::min(w.rows, e * kRowsPerItem));
+      Q8ReferenceRows(w, qa, a, n, bias, y, b * kRowsPerItem, std::min(w.rows, e * kRowsPerItem));
     });
     return;
   }
   // Per calling thread, grow-only: a decode step calls this for every layer
   // and fresh buffers cost allocations and page faults each time. Every
   // element used is written below.
-  thread_local std::vector<int8_t> qa, qp;
-  thread_local std::vector<float> a;
-  thread_local std::vector<int32_t> qsum;
-  const auto fit = [](auto& v, int64_t size) {
-    if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
-  };
-  fit(qa, n * w.cols);
-  fit(qp, n * w.cols);
-  fit(a, n * ng);
-  fit(qsum, n * ng);
-  // The SIMD quantizer writes QuantizeActivationGroups' bytes (tested).
-  QuantizePanelActivations(w, x, n, qa.data(), w.cols, a.data(), qsum.data());
+  thread_local std::vector<int8_t> qp;
+  GrowTo(qp, n * w.cols);
   PackedIntJob job;
   const int64_t chunk = isa == KernelIsa::kAvx512 ? internal::kChunk : internal::kChunkAvx2;
   job.qa_chunked_cols = ChunkedColumns(w, isa, chunk);
-  PermuteUnits(qa.data(), n, w.cols, w.num_bits == 4, chunk, job.qa_chunked_cols, qp.data());
+  PermuteUnits(qa, n, w.cols, w.num_bits == 4, chunk, job.qa_chunked_cols, qp.data());
   job.w = w;
   job.n = n;
   job.qa = qp.data();
-  job.a = a.data();
-  job.qsum = qsum.data();
+  job.a = a;
+  job.qsum = qsum;
   job.bias = bias;
   job.y = y;
   if (isa == KernelIsa::kAvx512) {
@@ -348,6 +336,65 @@ void internal::PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const floa
   } else {
     RunRows(job, pool, internal::PackedIntRowsQ8Avx2);
   }
+}
+
+}  // namespace
+
+void PackedIntGemmQ8(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
+                     ThreadPool& pool) {
+  internal::PackedIntGemmQ8WithTileRows(w, x, n, bias, y, pool, PackedIntTileRows(w));
+}
+
+void internal::PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const float* x, int64_t n,
+                                           const float* bias, float* y, ThreadPool& pool, int64_t min_tile_rows) {
+  // Prefill: 16-row panels repacked on the fly, every token over each panel
+  // (packed_int_panel.h); the row kernels stay for decode.
+  if (n >= min_tile_rows && Int8PanelGemmFast() && PackedIntFastPathApplies(w)) {
+    PackedIntGemmQ8Panels(w, x, n, bias, y, pool);
+    return;
+  }
+  const int64_t ng = w.groups_per_row;
+  const KernelIsa isa = ActiveIsa();
+  if (isa == KernelIsa::kReference || !PackedIntFastPathApplies(w)) {
+    std::vector<int8_t> qa(static_cast<size_t>(n * w.cols));
+    std::vector<float> a(static_cast<size_t>(n * ng));
+    std::vector<int32_t> qsum(static_cast<size_t>(n * ng));
+    QuantizeActivationGroups(w, x, n, qa.data(), a.data(), qsum.data());
+    Q8RowsOnQuantized(w, isa, qa.data(), a.data(), qsum.data(), n, bias, y, pool);
+    return;
+  }
+  // Per calling thread, grow-only (see Q8RowsOnQuantized).
+  thread_local std::vector<int8_t> qa;
+  thread_local std::vector<float> a;
+  thread_local std::vector<int32_t> qsum;
+  GrowTo(qa, n * w.cols);
+  GrowTo(a, n * ng);
+  GrowTo(qsum, n * ng);
+  // The SIMD quantizer writes QuantizeActivationGroups' bytes (tested).
+  QuantizePanelActivations(w, x, n, qa.data(), w.cols, a.data(), qsum.data());
+  Q8RowsOnQuantized(w, isa, qa.data(), a.data(), qsum.data(), n, bias, y, pool);
+}
+
+void PackedIntGemmQ8Quantized(const PackedIntWeights& w, const int8_t* qa, const float* a, const int32_t* qsum,
+                              int64_t n, const float* bias, float* y, ThreadPool& pool) {
+  internal::PackedIntGemmQ8QuantizedWithTileRows(w, qa, a, qsum, n, bias, y, pool, PackedIntTileRows(w));
+}
+
+void internal::PackedIntGemmQ8QuantizedWithTileRows(const PackedIntWeights& w, const int8_t* qa, const float* a,
+                                                    const int32_t* qsum, int64_t n, const float* bias, float* y,
+                                                    ThreadPool& pool, int64_t min_tile_rows) {
+  // The panels read rows padded to whole 32-column chunks: qa's own rows
+  // when cols is a multiple of 32.
+  if (n >= min_tile_rows && w.cols % kPanelChunkCols == 0 && Int8PanelGemmFast() && PackedIntFastPathApplies(w)) {
+    PackedIntGemmQ8PanelsQuantized(w, qa, w.cols, a, qsum, n, bias, y, pool);
+    return;
+  }
+  Q8RowsOnQuantized(w, ActiveIsa(), qa, a, qsum, n, bias, y, pool);
+}
+
+void PackedIntGemmQ8QuantizedReference(const PackedIntWeights& w, const int8_t* qa, const float* a, int64_t n,
+                                       const float* bias, float* y) {
+  Q8ReferenceRows(w, qa, a, n, bias, y, 0, w.rows);
 }
 
 }  // namespace squeeze::kernels

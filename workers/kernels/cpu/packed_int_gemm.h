@@ -125,4 +125,20 @@ void PackedIntGemmQ8Reference(const PackedIntWeights& w, const float* x, int64_t
 void QuantizeActivationGroups(const PackedIntWeights& w, const float* x, int64_t n, int8_t* qa, float* a,
                               int32_t* qsum);
 
+// The int8-activation path on activations quantized by the caller, in
+// natural column order: qa [n, cols] (rows cols apart, |qa| <= 127), a and
+// qsum [n, groups_per_row] (a[i, g] the group's fp32 activation scale, qsum
+// the sum of its qa). Each output is exactly PackedIntGemmQ8's chain with
+// these values in place of QuantizeActivationGroups': d_g = sum (q - z) * qa
+// exact int32, tot = fma(float(d_g), s_g * a[i, g], tot) group after group
+// (+ bias); the same row kernels (decode) and panel path (n >=
+// PackedIntTileRows(w), cols % 32 == 0) run, so every variant and thread
+// count is bit-identical to PackedIntGemmQ8QuantizedReference. Any weights
+// (layouts without a SIMD version run the reference rows). Serves the Q4_0
+// GGUF layers (ggml_block_linear.h), fed by QuantizeActivationsQ8_0.
+void PackedIntGemmQ8Quantized(const PackedIntWeights& w, const int8_t* qa, const float* a, const int32_t* qsum,
+                              int64_t n, const float* bias, float* y, ThreadPool& pool);
+void PackedIntGemmQ8QuantizedReference(const PackedIntWeights& w, const int8_t* qa, const float* a, int64_t n,
+                                       const float* bias, float* y);
+
 }  // namespace squeeze::kernels

@@ -67,6 +67,12 @@ void RepackCodesScalar(const PackedIntWeights& w, int64_t r0, int64_t rows, int6
   }
 }
 
+// Grow-only resize of a scratch vector (its contents are overwritten).
+template <typename V>
+void GrowTo(V& v, int64_t size) {
+  if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
+}
+
 }  // namespace
 
 int64_t PackedIntTileRows(const PackedIntWeights& w) {
@@ -135,24 +141,28 @@ void PackedIntGemmQ8Panels(const PackedIntWeights& w, const float* x, int64_t n,
   // on every call); every byte used is written by the quantizer below.
   thread_local std::vector<int8_t> qa;
   thread_local std::vector<float> a;
-  thread_local std::vector<int32_t> qsum, nzq;
-  const auto grow = [](auto& v, int64_t size) {
-    if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
-  };
-  grow(qa, n * stride);
-  grow(a, n * ng);
-  grow(qsum, n * ng);
+  thread_local std::vector<int32_t> qsum;
+  GrowTo(qa, n * stride);
+  GrowTo(a, n * ng);
+  GrowTo(qsum, n * ng);
   QuantizePanelActivations(w, x, n, qa.data(), stride, a.data(), qsum.data());
+  PackedIntGemmQ8PanelsQuantized(w, qa.data(), stride, a.data(), qsum.data(), n, bias, y, pool);
+}
+
+void PackedIntGemmQ8PanelsQuantized(const PackedIntWeights& w, const int8_t* qa, int64_t qa_stride, const float* a,
+                                    const int32_t* qsum, int64_t n, const float* bias, float* y, ThreadPool& pool) {
+  const int64_t ng = w.groups_per_row;
+  thread_local std::vector<int32_t> nzq;
   Int8PanelActivations xa;
   xa.n = n;
-  xa.qa = qa.data();
-  xa.qa_stride = stride;
-  xa.a = a.data();
-  xa.qsum = qsum.data();
+  xa.qa = qa;
+  xa.qa_stride = qa_stride;
+  xa.a = a;
+  xa.qsum = qsum;
   xa.group_stride = ng;
   if (w.zero_points == nullptr) {  // every panel's zo_const is 2^(bits-1)
     const int32_t offset = 1 << (w.num_bits - 1);
-    grow(nzq, n * ng);
+    GrowTo(nzq, n * ng);
     for (int64_t i = 0; i < n * ng; ++i) nzq[i] = -offset * qsum[i];  // |qsum| <= 127 * 2^16: no overflow
     xa.nzq = nzq.data();
     xa.nzq_for = offset;

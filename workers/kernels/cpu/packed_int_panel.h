@@ -53,6 +53,12 @@ void RepackPackedIntPanelReference(const PackedIntWeights& w, int64_t r0, Int8Pa
 // panels in per-pool-thread ones (2 x 512 bytes per 32 columns).
 void PackedIntGemmQ8Panels(const PackedIntWeights& w, const float* x, int64_t n, const float* bias, float* y,
                            ThreadPool& pool);
+// The same panels on activations quantized by the caller (PackedIntGemmQ8Quantized):
+// qa rows qa_stride apart, qa_stride a multiple of 32 >= cols, columns
+// [cols, qa_stride) zero; a and qsum [n, groups_per_row]. Requires
+// PackedIntFastPathApplies(w).
+void PackedIntGemmQ8PanelsQuantized(const PackedIntWeights& w, const int8_t* qa, int64_t qa_stride, const float* a,
+                                    const int32_t* qsum, int64_t n, const float* bias, float* y, ThreadPool& pool);
 
 // QuantizeActivationGroups for contiguous groups (g_idx null) with qa rows
 // qa_stride >= cols apart, columns [cols, qa_stride) zeroed; the AVX-512 /
@@ -66,6 +72,11 @@ namespace internal {
 // kernels, the path before the panels existed): for tests and benchmarks.
 void PackedIntGemmQ8WithTileRows(const PackedIntWeights& w, const float* x, int64_t n, const float* bias,
                                  float* y, ThreadPool& pool, int64_t min_tile_rows);
+// PackedIntGemmQ8Quantized with the panel path taken from min_tile_rows
+// rows of x (same use).
+void PackedIntGemmQ8QuantizedWithTileRows(const PackedIntWeights& w, const int8_t* qa, const float* a,
+                                          const int32_t* qsum, int64_t n, const float* bias, float* y,
+                                          ThreadPool& pool, int64_t min_tile_rows);
 
 // The AVX-512 (F/BW) code repacker for chunks [0, full_chunks) of 16 rows
 // (row pointers into w.packed, null rows = zeros); needs avx512f/bw.

@@ -7,7 +7,9 @@
 // reader's dense layers. The embedding stays fp32 (it is only gathered).
 // LoadGgufModelWithBlocks never dequantizes the Q4_0 / Q8_0 linears (the
 // blocks go from the file mapping to the layers, unpermuted ones without a
-// copy); the older dequantize-then-replace path is kept as
+// copy, and each layer converts them once into its packed-int form,
+// releasing the mapped pages as it goes: ggml_block_linear.h); the older
+// dequantize-then-replace path is kept as
 // LoadGgufModelWithBlocksReference and UseGgufBlockLayers.
 #pragma once
 
