@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/eval/byte_tokenizer.h"
+#include "tests/unit/eval/eval_test_models.h"
 #include "workers/engine/eval/loaded_model.h"
 #include "workers/engine/model/synthetic_model.h"
 
@@ -18,19 +19,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-ModelConfig Config() {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 48;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.vocab_size = 259;
-  c.max_seq_len = 40;
-  c.tie_word_embeddings = false;
-  return c;
-}
+ModelConfig Config() { return testing::ByteGenerateConfig(false); }
 
 // Every prompt's batched result equals Generate's on that prompt alone.
 void ExpectSameAsGenerate(const Model& m, const Tokenizer& tok, const std::vector<std::vector<int>>& prompts,

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/unit/eval/byte_tokenizer.h"
+#include "tests/unit/eval/eval_test_models.h"
 #include "workers/engine/model/dense_linear.h"
 #include "workers/engine/model/forward.h"
 #include "workers/engine/model/synthetic_model.h"
@@ -15,19 +16,7 @@
 namespace squeeze {
 namespace {
 
-ModelConfig Config(bool tied) {
-  ModelConfig c;
-  c.dim = 32;
-  c.hidden_dim = 48;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.vocab_size = 259;
-  c.max_seq_len = 40;
-  c.tie_word_embeddings = tied;
-  return c;
-}
+ModelConfig Config(bool tied) { return testing::ByteGenerateConfig(tied); }
 
 TEST(SampleTokenTest, GreedyTemperatureAndTopP) {
   std::mt19937_64 rng(1);

@@ -4,25 +4,14 @@
 // checked in tests/unit/runner/report_eval_test.cc). No wall-clock asserts.
 #include <gtest/gtest.h>
 
+#include "tests/unit/eval/eval_test_models.h"
 #include "workers/engine/eval/latency.h"
 #include "workers/engine/model/synthetic_model.h"
 
 namespace squeeze {
 namespace {
 
-Model Small() {
-  ModelConfig c;
-  c.dim = 16;
-  c.hidden_dim = 32;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.vocab_size = 24;
-  c.max_seq_len = 32;
-  c.tie_word_embeddings = true;
-  return MakeRandomModel(c, 4);
-}
+Model Small() { return MakeRandomModel(testing::TinyLatencyConfig(), 4); }
 
 TEST(LatencyBatchedTest, BothProtocolsCountTheSameStepsAndSayWhichRan) {
   const Model m = Small();

@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/unit/eval/eval_test_models.h"
 #include "workers/engine/eval/cost.h"
 #include "workers/engine/model/kv_cache.h"
 #include "workers/engine/model/synthetic_model.h"
@@ -16,19 +17,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-Model Small() {
-  ModelConfig c;
-  c.dim = 16;
-  c.hidden_dim = 32;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.vocab_size = 24;
-  c.max_seq_len = 32;
-  c.tie_word_embeddings = true;
-  return MakeRandomModel(c, 3);
-}
+Model Small() { return MakeRandomModel(testing::TinyLatencyConfig(), 3); }
 
 TEST(LatencyTest, RejectsBadOptionsNamingThem) {
   const Model m = Small();

@@ -34,21 +34,7 @@ using testing::HasSubstr;
 using testing_util::FreshTestDir;
 namespace fs = std::filesystem;
 
-ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.dim = 64;
-  c.hidden_dim = 96;
-  c.n_layers = 1;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 48;
-  c.max_seq_len = 32;
-  c.norm_eps = 1e-5f;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = false;
-  return c;
-}
+ModelConfig TinyConfig() { return testing_util::QuantExportTinyConfig(); }
 
 std::unique_ptr<PackedIntLinear> FixtureLayer(bool zero_point_zero = false) {
   WeightQuantArgs a;

@@ -43,21 +43,7 @@ namespace fs = std::filesystem;
 const std::string kShared = SQUEEZE_SHARED_DIR;
 const std::string kStories = kShared + "/models/stories260K";
 
-ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.dim = 64;
-  c.hidden_dim = 96;
-  c.n_layers = 1;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 48;
-  c.max_seq_len = 32;
-  c.norm_eps = 1e-5f;
-  c.rope_theta = 10000.0f;
-  c.tie_word_embeddings = false;
-  return c;
-}
+ModelConfig TinyConfig() { return testing_util::QuantExportTinyConfig(); }
 
 WeightQuantArgs Args(int bits, bool sym, int group) {
   WeightQuantArgs a;

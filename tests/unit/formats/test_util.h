@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "workers/engine/model/model_config.h"
 
 namespace squeeze::testing_util {
 
@@ -35,6 +36,26 @@ inline std::string FreshTestDir() {
   std::filesystem::create_directories(dir);
   test_dir_cleaner.dirs.push_back(dir);
   return dir;
+}
+
+// The one-layer untied model the quantized-format export tests
+// (quantized_format_bytes_test, quantized_format_roundtrip_test) quantize:
+// dim 64, 4 query heads of 16 dims sharing 2 KV heads, hidden 96, vocab 48,
+// context 32.
+inline ModelConfig QuantExportTinyConfig() {
+  ModelConfig c;
+  c.dim = 64;
+  c.hidden_dim = 96;
+  c.n_layers = 1;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = 48;
+  c.max_seq_len = 32;
+  c.norm_eps = 1e-5f;
+  c.rope_theta = 10000.0f;
+  c.tie_word_embeddings = false;
+  return c;
 }
 
 inline std::string ReadBytes(const std::string& path) {

@@ -69,11 +69,7 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
         return absl::InvalidArgumentError(absl::StrCat("awq: ", m, " (", layer->kind(), "): ", s, "; nothing was written"));
       }
       unfit = AwqShapeUnfit(*iw);
-      if (!unfit.empty() && !options.unfit_as_dense) {
-        return absl::InvalidArgumentError(absl::StrCat("awq: ", m, " (", layer->kind(), "): ", unfit,
-                                                       "; pass --unfit-dense to write such layers unquantized; "
-                                                       "nothing was written"));
-      }
+      if (!unfit.empty() && !options.unfit_as_dense) return UnfitLayerError("awq", m, layer->kind(), unfit);
     }
     if (!iw.has_value() || !unfit.empty()) {
       dense.Add(m, *layer, reference, unfit, options.dense_dtype, std::move(rep), entries, result.layers);
@@ -96,10 +92,7 @@ absl::StatusOr<QuantizedExportResult> ExportAwq(const Model& model, const std::s
     entries.push_back(StoredAs(m + ".qweight", OwnedI32(std::move(qweight), {w.in, w.out / 8})));
     entries.push_back(StoredAs(m + ".qzeros", OwnedI32(std::move(qzeros), {ng, w.out / 8})));
     entries.push_back(StoredAs(m + ".scales", OwnedF32(std::move(scales), {ng, w.out}), options.scale_dtype));
-    if (!w.bias.empty()) entries.push_back(StoredAs(m + ".bias", OwnedF32(w.bias, {w.out}), options.dense_dtype));
-    rep.rel_error = PackedWrittenRelativeError(w, options.scale_dtype, reference);
-    rep.how = rep.rel_error == 0.0 ? "exact" : absl::StrCat("scales rounded to ", DTypeName(options.scale_dtype));
-    result.layers.push_back(std::move(rep));
+    FinishPackedLayer(m, w, options.scale_dtype, options.dense_dtype, reference, std::move(rep), entries, result.layers);
     ++quantized;
   }
   if (quantized == 0) {

@@ -54,9 +54,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
     SQ_ASSIGN_OR_RETURN(std::optional<IntWeight> iw, IntWeightFromLayer(*layer, m));
     std::string unfit = iw.has_value() ? GptqUnfit(*iw) : "";
     if (iw.has_value() && !unfit.empty() && !options.unfit_as_dense) {
-      return absl::InvalidArgumentError(absl::StrCat("gptq: ", m, " (", layer->kind(), "): ", unfit,
-                                                     "; pass --unfit-dense to write such layers unquantized; "
-                                                     "nothing was written"));
+      return UnfitLayerError("gptq", m, layer->kind(), unfit);
     }
     if (!iw.has_value() || !unfit.empty()) {
       dense.Add(m, *layer, reference, unfit, options.dense_dtype, std::move(rep), entries, result.layers);
@@ -117,10 +115,7 @@ absl::StatusOr<QuantizedExportResult> ExportGptq(const Model& model, const std::
     entries.push_back(StoredAs(m + ".qzeros", OwnedI32(std::move(qzeros), {ng, w.out / p})));
     entries.push_back(StoredAs(m + ".scales", OwnedF32(std::move(scales), {ng, w.out}), options.scale_dtype));
     entries.push_back(StoredAs(m + ".g_idx", OwnedI32(std::move(g_idx), {w.in})));
-    if (!w.bias.empty()) entries.push_back(StoredAs(m + ".bias", OwnedF32(w.bias, {w.out}), options.dense_dtype));
-    rep.rel_error = PackedWrittenRelativeError(w, options.scale_dtype, reference);
-    rep.how = rep.rel_error == 0.0 ? "exact" : absl::StrCat("scales rounded to ", DTypeName(options.scale_dtype));
-    result.layers.push_back(std::move(rep));
+    FinishPackedLayer(m, w, options.scale_dtype, options.dense_dtype, reference, std::move(rep), entries, result.layers);
     ++quantized;
   }
   if (quantized == 0) {

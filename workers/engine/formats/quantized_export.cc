@@ -143,6 +143,22 @@ void DenseFallback::Add(const std::string& module, const LinearLayer& layer, con
   layers.push_back(std::move(report));
 }
 
+void FinishPackedLayer(const std::string& module, const IntWeight& w, DType scale_dtype, DType dense_dtype,
+                       const MatrixRM& reference, QuantizedLayerReport report,
+                       std::vector<SafetensorsEntry>& entries, std::vector<QuantizedLayerReport>& layers) {
+  if (!w.bias.empty()) entries.push_back(StoredAs(module + ".bias", OwnedF32(w.bias, {w.out}), dense_dtype));
+  report.rel_error = PackedWrittenRelativeError(w, scale_dtype, reference);
+  report.how = report.rel_error == 0.0 ? "exact" : absl::StrCat("scales rounded to ", DTypeName(scale_dtype));
+  layers.push_back(std::move(report));
+}
+
+absl::Status UnfitLayerError(const std::string& format, const std::string& module, const std::string& kind,
+                             const std::string& unfit) {
+  return absl::InvalidArgumentError(absl::StrCat(format, ": ", module, " (", kind, "): ", unfit,
+                                                 "; pass --unfit-dense to write such layers unquantized; "
+                                                 "nothing was written"));
+}
+
 absl::Status DenseFallback::NothingPacked(const std::string& format) const {
   return absl::InvalidArgumentError(absl::StrCat(
       format, ": the model has no packed-int layer to write",

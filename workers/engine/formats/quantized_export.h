@@ -77,6 +77,20 @@ struct IntWeight;  // int_weight.h
 // dequantized, against `reference` (the layer's DenseWeight()).
 double PackedWrittenRelativeError(const IntWeight& w, DType scale_dtype, const MatrixRM& reference);
 
+// The tail GPTQ and AWQ share once a packed layer's own tensors are in
+// `entries`: appends "<module>.bias" (in `dense_dtype`) when `w` has a bias,
+// fills `report` (rel_error from PackedWrittenRelativeError; how "exact" or
+// "scales rounded to <scale_dtype>") and appends it to `layers`.
+void FinishPackedLayer(const std::string& module, const IntWeight& w, DType scale_dtype, DType dense_dtype,
+                       const MatrixRM& reference, QuantizedLayerReport report,
+                       std::vector<SafetensorsEntry>& entries, std::vector<QuantizedLayerReport>& layers);
+
+// The error for a packed-int layer `format` cannot pack (`unfit` says why)
+// when dense fallback is off: "<format>: <module> (<kind>): <unfit>; pass
+// --unfit-dense to write such layers unquantized; nothing was written".
+absl::Status UnfitLayerError(const std::string& format, const std::string& module, const std::string& kind,
+                             const std::string& unfit);
+
 // w's scales laid out [groups, out] (row g holds group g of every output),
 // the "<module>.scales" tensor of GPTQ and AWQ checkpoints.
 std::vector<float> ScalesGroupMajor(const IntWeight& w);
